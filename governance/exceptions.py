@@ -1,0 +1,44 @@
+"""Named errors raised by the governance core; each message names the value and what was expected."""
+
+
+class GovernanceError(Exception):
+    """Base class for every error the core raises on purpose."""
+
+
+class UnknownModelVersion(GovernanceError, KeyError):
+    """Raised when a model name or version is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class ArtifactHashMismatch(GovernanceError, ValueError):
+    """Raised when a model artifact's bytes differ from the sha256 registered in its manifest."""
+
+
+class UntrustedArtifact(GovernanceError, ValueError):
+    """Raised when a skops artifact holds types outside the registry's allow-list."""
+
+
+class InvalidName(GovernanceError, ValueError):
+    """Raised when a model name or version could escape the registry folder or is malformed."""
+
+
+class ManifestError(GovernanceError, ValueError):
+    """Raised when a model manifest is missing, malformed or inconsistent."""
+
+
+class DecisionLogError(GovernanceError, ValueError):
+    """Raised when a decision log cannot be read as a whole (missing columns, corrupt file)."""
+
+
+class DatasetUnavailable(GovernanceError, FileNotFoundError):
+    """Raised when a real data set is not present on this machine."""
+
+
+class ActionSetError(GovernanceError, ValueError):
+    """Raised when an action set is malformed or inconsistent with the data."""
+
+
+class StoreError(GovernanceError, RuntimeError):
+    """Raised when the SQL store cannot be reached or is not at the expected schema revision."""
