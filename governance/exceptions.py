@@ -42,3 +42,7 @@ class ActionSetError(GovernanceError, ValueError):
 
 class StoreError(GovernanceError, RuntimeError):
     """Raised when the SQL store cannot be reached or is not at the expected schema revision."""
+
+
+class FragilityError(GovernanceError, ValueError):
+    """Raised when a deletion-fragility search gets inputs it cannot work with."""
