@@ -1,4 +1,4 @@
-"""Named errors raised by the governance core; each message names the value and what was expected."""
+"""Named errors of the governance core; each message names the value and what was expected."""
 
 
 class GovernanceError(Exception):
@@ -46,3 +46,7 @@ class StoreError(GovernanceError, RuntimeError):
 
 class FragilityError(GovernanceError, ValueError):
     """Raised when a deletion-fragility search gets inputs it cannot work with."""
+
+
+class CostError(GovernanceError, ValueError):
+    """Raised when a recourse cost is malformed or does not match the model's features."""

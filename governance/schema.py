@@ -43,7 +43,8 @@ class FeatureSpec:
     def __post_init__(self) -> None:
         if self.dtype not in _DTYPES:
             raise ManifestError(
-                f"feature {self.name!r} has dtype {self.dtype!r}; expected one of {', '.join(_DTYPES)}"
+                f"feature {self.name!r} has dtype {self.dtype!r}; "
+                f"expected one of {', '.join(_DTYPES)}"
             )
         if self.dtype == "category" and not self.categories:
             raise ManifestError(f"category feature {self.name!r} needs a non-empty 'categories'")

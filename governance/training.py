@@ -88,6 +88,8 @@ class TrainingRecipe:
             if key in accepted and key not in params:
                 params[key] = self.seed
                 break
+        if self.estimator == "lightgbm":
+            params.setdefault("verbose", -1)  # LightGBM logs every tree at INFO otherwise
         scale = self.scale_numeric if self.scale_numeric is not None else self.estimator in _SCALED
         transformers = []
         if schema.numeric:
