@@ -1,0 +1,329 @@
+"""Feature responsiveness scores (Cheon, Wernerfelt, Friedler and Ustun, ICLR 2025).
+
+``mu_j(x)`` is the share of the single-feature interventions ``A_j(x)`` on feature ``j``
+whose prediction is the favourable class (``model.score >= model.threshold``); 0 when
+``A_j(x)`` is empty (``j`` immutable, or no feasible change). ``A_j(x)`` follows reachml's
+``EnumeratingScorer``: for each non-zero value ``a_j`` on ``j``'s own reachable grid, the
+joint actions of ``j``'s constraint neighbourhood (the features sharing a constraint with
+``j``; all others stay put) whose total change on ``j`` is ``a_j``:
+
+- only ``a_j e_j`` when changing ``j`` alone is feasible (plus any joint action of strictly
+  smaller L1 norm, which reachml's solver meets first; this only happens when ``j`` is a
+  linkage target with ``|scale| > 1``);
+- otherwise every feasible joint action with that change (say, a thermometer dummy turned on
+  together with all dummies below it in every valid way).
+
+Discrete features are enumerated exactly (method ``"enumerated"``). Float features are
+continuous and sampled (method ``"sampled"``): ``n_samples`` draws ``a_j ~ U[LB_j(x),
+UB_j(x)]``, each mapped to its minimum-L1 feasible joint action (draws with none are dropped),
+seeded by :func:`governance.hashing.row_seeds` on the person's actionable features, so scores
+are identical across processes, reruns and row orders.
+
+Deviations from reachml, by design: a discrete feature is enumerated even when the action set
+has float features elsewhere (reachml then samples every feature); a discrete feature whose
+part holds a float feature is scored on min-L1 joint actions over the float's grid; the
+neighbourhood's actions must satisfy every constraint of the part (reachml's sub-problem drops
+constraints that reach outside the neighbourhood), so only truly feasible actions count.
+
+All candidate points of a chunk are scored in a few large ``model.score`` calls, and rows are
+deduplicated first, so repeated applicants cost nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from governance.action_set import ActionSet
+from governance.hashing import row_seeds
+from governance.model import DecisionModel
+from governance.reachable import (
+    _TOL,
+    CompiledActionSet,
+    Part,
+    _check_actionable_finite,
+    _model_matrix,
+    _unique_rows,
+    compile_action_set,
+)
+
+BATCH_ROWS = 250_000  # candidate points per model call
+
+
+@dataclass(frozen=True)
+class ResponsivenessResult:
+    """Responsiveness scores of a chunk of people.
+
+    Attributes
+    ----------
+    feature_names : tuple of str
+        Model schema order.
+    mu : ndarray of shape (n_rows, n_features)
+        ``mu_j(x)`` in [0, 1].
+    n_points : ndarray of shape (n_rows, n_features)
+        Size of ``A_j(x)`` (enumerated) or number of kept draws (sampled); 0 when immutable.
+    method : tuple of str
+        Per feature, ``"enumerated"`` or ``"sampled"`` (immutable features are "enumerated":
+        their empty set is known exactly).
+    model_version, action_set_version, action_set_sha256 : str
+        Provenance.
+    """
+
+    feature_names: tuple[str, ...]
+    mu: np.ndarray
+    n_points: np.ndarray
+    method: tuple[str, ...]
+    model_version: str = ""
+    action_set_version: str = ""
+    action_set_sha256: str = ""
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per (person, feature): ``row``, ``feature``, ``mu``, ``n_points``, ``method``."""
+        n, d = self.mu.shape
+        return pd.DataFrame(
+            {
+                "row": np.repeat(np.arange(n), d),
+                "feature": np.tile(np.asarray(self.feature_names, dtype=object), n),
+                "mu": self.mu.ravel(),
+                "n_points": self.n_points.ravel(),
+                "method": np.tile(np.asarray(self.method, dtype=object), n),
+            }
+        )
+
+
+def responsiveness(
+    model: DecisionModel,
+    action_set: ActionSet,
+    X: np.ndarray,
+    *,
+    n_samples: int = 500,
+    seed: int = 0,
+) -> ResponsivenessResult:
+    """Responsiveness score of every feature for every row of ``X``.
+
+    Parameters
+    ----------
+    model : DecisionModel
+        Target is approval: ``model.score(x) >= model.threshold``.
+    action_set : ActionSet
+        Matched to ``model.schema`` by name; features it lacks are immutable.
+    X : ndarray of shape (n_rows, n_features) or DataFrame
+        Rows in schema order, categories as integer codes (a frame is converted by the model).
+    n_samples : int, default=500
+        Draws per float feature.
+    seed : int, default=0
+        Mixed into every row's seed.
+
+    Returns
+    -------
+    ResponsivenessResult
+
+    Raises
+    ------
+    ActionSetError
+        If the action set does not fit the schema or an actionable value is missing.
+    """
+    cas = compile_action_set(action_set, model.schema)
+    M = _model_matrix(model, X)
+    n, d = M.shape
+    method = tuple(
+        "sampled" if el.actionable and not el.discrete and _in_part(cas, j) else "enumerated"
+        for j, el in enumerate(cas.elements)
+    )
+    result = dict(
+        feature_names=cas.names,
+        method=method,
+        model_version=model.version,
+        action_set_version=cas.version,
+        action_set_sha256=cas.sha256,
+    )
+    if n == 0:
+        return ResponsivenessResult(mu=np.zeros((0, d)), n_points=np.zeros((0, d), int), **result)
+    _check_actionable_finite(cas, M)
+    U, inv = _unique_rows(M)
+    enum = _EnumeratedSets(cas, U)
+    sampler = _Sampler(cas, U, int(n_samples), int(seed))
+    hits = np.zeros((len(U), d))
+    counts = np.zeros((len(U), d), dtype=np.int64)
+    bound = enum.counts_per_person() + sampler.max_per_person()
+    for lo, hi in _blocks(bound, BATCH_ROWS):
+        pts, owner, feat = [], [], []
+        for P, o, f in (*enum.points(lo, hi), *sampler.points(lo, hi)):
+            pts.append(P)
+            owner.append(o)
+            feat.append(f)
+        if not pts:
+            continue
+        P = np.concatenate(pts)
+        key = (np.concatenate(owner) - lo) * d + np.concatenate(feat)
+        ok = model.score(P) >= model.threshold
+        size = (hi - lo) * d
+        hits[lo:hi] += np.bincount(key, weights=ok, minlength=size).reshape(hi - lo, d)
+        counts[lo:hi] += np.bincount(key, minlength=size).reshape(hi - lo, d)
+    mu = np.divide(hits, counts, out=np.zeros_like(hits), where=counts > 0)
+    return ResponsivenessResult(mu=mu[inv], n_points=counts[inv], **result)
+
+
+def _in_part(cas: CompiledActionSet, j: int) -> bool:
+    return bool(np.isin(j, cas.act_cols))
+
+
+def _blocks(sizes: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """Consecutive person ranges whose summed sizes stay within ``limit`` (one person at least)."""
+    out, start, acc = [], 0, 0
+    for i, s in enumerate(sizes):
+        if acc + s > limit and i > start:
+            out.append((start, i))
+            start, acc = i, 0
+        acc += int(s)
+    out.append((start, len(sizes)))
+    return out
+
+
+def _gather(
+    U: np.ndarray, lo: int, hi: int, sub: np.ndarray, cat: np.ndarray, offsets: np.ndarray,
+    cols: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``U[u] + actions`` for persons ``lo..hi`` whose action lists are ``cat[off[s]:...]``."""
+    s = sub[lo:hi]
+    m = offsets[s + 1] - offsets[s]
+    total = int(m.sum())
+    owner = np.repeat(np.arange(lo, hi), m)
+    pos = np.arange(total) - np.repeat(np.cumsum(m) - m, m) + np.repeat(offsets[s], m)
+    P = U[owner].copy()
+    P[:, cols] += cat[pos]
+    return P, owner
+
+
+class _EnumeratedSets:
+    """``A_j(x)`` of every discrete actionable feature, computed once per distinct part value."""
+
+    def __init__(self, cas: CompiledActionSet, U: np.ndarray) -> None:
+        self.cas, self.U = cas, U
+        # (part, column, person -> distinct part value, concatenated actions, offsets)
+        self.sets: list[tuple[Part, int, np.ndarray, np.ndarray, np.ndarray]] = []
+        for part in cas.parts:
+            locs = [
+                li
+                for li, j in enumerate(part.idx)
+                if part.actionable[li] and cas.elements[int(j)].discrete
+            ]
+            if not locs:
+                continue
+            Up, sub = _unique_rows(U[:, part.idx])
+            per_loc: dict[int, list[np.ndarray]] = {li: [] for li in locs}
+            for xp in Up:
+                actions = _single_feature_actions(cas, part, xp, locs)
+                for li in locs:
+                    per_loc[li].append(actions[li])
+            for li in locs:
+                lists = per_loc[li]
+                offsets = np.concatenate([[0], np.cumsum([len(a) for a in lists])])
+                cat = np.concatenate(lists) if offsets[-1] else np.zeros((0, part.size))
+                self.sets.append((part, int(part.idx[li]), sub, cat, offsets))
+
+    def counts_per_person(self) -> np.ndarray:
+        total = np.zeros(len(self.U), dtype=np.int64)
+        for _, _, sub, _, offsets in self.sets:
+            total += (offsets[1:] - offsets[:-1])[sub]
+        return total
+
+    def points(self, lo: int, hi: int):
+        for part, j, sub, cat, offsets in self.sets:
+            P, owner = _gather(self.U, lo, hi, sub, cat, offsets, part.idx)
+            if len(P):
+                yield P, owner, np.full(len(P), j)
+
+
+def _single_feature_actions(
+    cas: CompiledActionSet, part: Part, xp: np.ndarray, locs: list[int]
+) -> dict[int, np.ndarray]:
+    """Per local discrete feature, the total changes (rows, part-local) that form ``A_j(x)``."""
+    out: dict[int, np.ndarray] = {}
+    if part.discrete:
+        A, C = cas.part_actions(part, xp)
+        l1 = np.abs(A).sum(axis=1)
+        nonzero = np.abs(C) > _TOL
+        support = nonzero.sum(axis=1)
+    for li in locs:
+        grid = cas.own_grid(int(part.idx[li]), float(xp[li]))
+        grid = grid[grid != 0]
+        if grid.size == 0:
+            out[li] = np.zeros((0, part.size))
+            continue
+        if not part.discrete:
+            C_min, ok = cas.min_l1_actions(part, xp, li, grid)
+            out[li] = C_min[ok]
+            continue
+        outside = np.setdiff1d(np.arange(part.size), part.neighbours[li])
+        moved = np.any(nonzero[:, outside], axis=1) | np.any(np.abs(A[:, outside]) > _TOL, axis=1)
+        inside = ~moved
+        cj = C[:, li]
+        sel = inside & nonzero[:, li] & _isin(cj, grid)
+        alone = sel & (support == 1)
+        alone_vals = cj[alone]
+        has_alone = _isin(cj, alone_vals) if alone_vals.size else np.zeros(len(cj), dtype=bool)
+        keep = sel & (~has_alone | alone | (l1 < np.abs(cj) - _TOL))
+        rows = C[keep]
+        out[li] = rows[np.lexsort((np.arange(len(rows)), rows[:, li]))]
+    return out
+
+
+def _isin(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    return np.isin(np.round(values, 9), np.round(grid, 9))
+
+
+class _Sampler:
+    """Draws for float actionable features, seeded per person from its actionable values."""
+
+    def __init__(self, cas: CompiledActionSet, U: np.ndarray, n_samples: int, seed: int) -> None:
+        self.cas, self.U, self.n = cas, U, max(int(n_samples), 0)
+        self.features: list[tuple[Part, int, int]] = [
+            (part, li, int(j))
+            for part in cas.parts
+            for li, j in enumerate(part.idx)
+            if part.actionable[li] and not cas.elements[int(j)].discrete
+        ]
+        self.seeds = row_seeds(U[:, cas.act_cols], seed) if self.features else None
+
+    def max_per_person(self) -> np.ndarray:
+        return np.full(len(self.U), self.n * len(self.features), dtype=np.int64)
+
+    def _uniforms(self, lo: int, hi: int) -> np.ndarray:
+        k = len(self.features)
+        out = np.empty((hi - lo, k, self.n))
+        for i, s in enumerate(self.seeds[lo:hi]):
+            out[i] = np.random.default_rng(int(s)).random((k, self.n))
+        return out
+
+    def points(self, lo: int, hi: int):
+        if not self.features or self.n == 0:
+            return
+        R = self._uniforms(lo, hi)
+        for f, (part, li, j) in enumerate(self.features):
+            el = self.cas.elements[j]
+            xj = self.U[lo:hi, j]
+            lb, ub = el.action_bounds(xj)
+            draws = lb[:, None] + R[:, f, :] * (ub - lb)[:, None]
+            valid = (draws != 0) & (ub > lb)[:, None]
+            if part.size == 1:
+                owner = np.repeat(np.arange(lo, hi), valid.sum(axis=1))
+                P = self.U[owner].copy()
+                P[:, j] += draws[valid]
+                if len(P):
+                    yield P, owner, np.full(len(P), j)
+                continue
+            for i in range(hi - lo):
+                v = draws[i, valid[i]]
+                if v.size == 0:
+                    continue
+                u = lo + i
+                C, ok = self.cas.min_l1_actions(part, self.U[u, part.idx], li, v)
+                if not ok.any():
+                    continue
+                P = np.repeat(self.U[u : u + 1], int(ok.sum()), axis=0)
+                P[:, part.idx] += C[ok]
+                yield P, np.full(len(P), u), np.full(len(P), j)
+
