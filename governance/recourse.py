@@ -1,0 +1,994 @@
+"""Recourse verification and minimal-cost recourse for denied applicants, in one search.
+
+For every denied person (``model.score(x) < model.threshold``) the search decides:
+
+- ``"recourse"``: a feasible action flips the decision; the cheapest one found is issued
+  (action per feature, cost, score after, model and action-set versions);
+- ``"fixed"``: the search covered the whole reachable set ``A(x)`` (or a set proven to contain
+  a representative of every prediction it can reach) and nothing flips;
+- ``"undetermined"``: the search was cut short (the ``max_points`` budget per person) or it
+  could not cover ``A(x)``. "fixed" is never reported without a complete search.
+
+Rows already approved get ``"approved"``.
+
+How it searches. Each part of the action set contributes a list of candidate joint actions
+with their costs (costs are additive over features, see :mod:`governance.costs`), sorted
+cheapest first, the null action first. Candidates are combined across parts in
+non-decreasing total cost: the top ``M`` combinations of the lists are computed exactly by
+merging one part at a time and keeping the ``M`` cheapest (a combination's prefix is among
+the ``M`` cheapest prefixes, and only index pairs with ``(i + 1)(j + 1) <= M`` can qualify),
+with a fixed tie order, so the top ``M`` of a larger budget extends that of a smaller one.
+Budgets grow geometrically (8, 64, 512, ... up to ``max_points``); each round evaluates the new
+candidates of every unresolved person of the chunk in a few large ``model.score`` calls. The
+first flipping candidate in cost order is the exact minimum over the candidate space: every
+cheaper candidate was evaluated and failed.
+
+Candidate spaces. Discrete features are enumerated exactly. Float features are represented by
+a grid (multiples of the feature's ``step_size`` in the reachable interval, both interval ends
+and the current value), so for them **the minimum is over that grid**, and a search over the
+grid proves nothing about the continuum by itself. "fixed" is certified only where the
+candidate space provably covers every prediction ``A(x)`` can reach:
+
+- every actionable part discrete: the candidate space is ``A(x)``;
+- tree ensembles (scikit-learn decision trees, random forests, extra trees, gradient boosting,
+  histogram gradient boosting), alone or after a ``ColumnTransformer`` of passthrough,
+  ``StandardScaler`` and ``OneHotEncoder`` as built by :class:`~governance.training.
+  TrainingRecipe`: the prediction is constant between consecutive split thresholds of a
+  feature, so for single-feature parts the candidates are one representative per threshold
+  cell (the grid value closest to ``x`` inside the cell, or the cell's edge when no grid value
+  falls inside; placement is checked with the model's own arithmetic, float32 included), which
+  is a complete search for those features and gives the exact minimum over that set;
+- logistic regression in the same pipelines: the score is monotone in each feature and
+  additive over parts, so the point that takes, in every part, the candidate with the largest
+  logit gain is the best point of ``A(x)`` (float grids contain both interval ends); if it
+  does not flip, the person is fixed; if it does, the cost-ordered search runs and, should the
+  budget end first, that best point is issued as a valid but possibly not cheapest recourse
+  (``complete=False``).
+
+Float features inside multi-feature parts, and other models, are searched on their grids and
+end "undetermined" when nothing flips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from governance.action_set import ActionSet
+from governance.costs import Cost
+from governance.model import DecisionModel
+from governance.reachable import (
+    CompiledActionSet,
+    Part,
+    _check_actionable_finite,
+    _model_matrix,
+    _unique_rows,
+    compile_action_set,
+)
+
+STATUSES = ("approved", "recourse", "fixed", "undetermined")
+_FIRST_BUDGET = 8
+_GROWTH = 8
+_MERGE_CELLS = 4_000_000  # floats held by one merge step of one group of people
+
+
+@dataclass(frozen=True)
+class RecourseResult:
+    """Recourse verdicts and issued actions for a chunk of people.
+
+    Attributes
+    ----------
+    feature_names : tuple of str
+        Model schema order.
+    status : ndarray of str, shape (n_rows,)
+        ``"approved"``, ``"recourse"``, ``"fixed"`` or ``"undetermined"``.
+    complete : ndarray of bool, shape (n_rows,)
+        True when the verdict is proven: "fixed" after a complete search, or "recourse" whose
+        action is the minimum over the candidate space. "approved" rows are True.
+    n_points : ndarray of int, shape (n_rows,)
+        Candidate points the model evaluated for the row.
+    score : ndarray of float, shape (n_rows,)
+        Score of the row as it is.
+    action : ndarray of shape (n_rows, n_features)
+        Change per feature of the issued recourse (0 for untouched features); NaN where no
+        recourse is issued.
+    cost : ndarray of float, shape (n_rows,)
+        Cost of the issued action; NaN where none.
+    score_after : ndarray of float, shape (n_rows,)
+        Score after the action; NaN where none.
+    x_after : ndarray of shape (n_rows, n_features)
+        The point after the action; NaN where none.
+    model_version, action_set_version, action_set_sha256, cost_kind, cost_sha256 : str
+        Provenance of the issued recourse.
+    """
+
+    feature_names: tuple[str, ...]
+    status: np.ndarray
+    complete: np.ndarray
+    n_points: np.ndarray
+    score: np.ndarray
+    action: np.ndarray
+    cost: np.ndarray
+    score_after: np.ndarray
+    x_after: np.ndarray
+    model_version: str = ""
+    action_set_version: str = ""
+    action_set_sha256: str = ""
+    cost_kind: str = ""
+    cost_sha256: str = ""
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per person: verdict, cost, scores and ``action:<feature>`` columns."""
+        df = pd.DataFrame(
+            {
+                "row": np.arange(len(self.status)),
+                "status": self.status,
+                "complete": self.complete,
+                "n_points": self.n_points,
+                "score": self.score,
+                "cost": self.cost,
+                "score_after": self.score_after,
+            }
+        )
+        actions = pd.DataFrame(
+            self.action, columns=[f"action:{n}" for n in self.feature_names]
+        )
+        df = pd.concat([df, actions], axis=1)
+        df["model_version"] = self.model_version
+        df["action_set_version"] = self.action_set_version
+        df["action_set_sha256"] = self.action_set_sha256
+        df["cost_kind"] = self.cost_kind
+        return df
+
+    def actions_frame(self) -> pd.DataFrame:
+        """The changed features of every issued recourse: ``row``, ``feature``, ``value``,
+        ``value_after``, ``delta``."""
+        rows, cols = np.nonzero(np.nan_to_num(self.action) != 0)
+        x_before = self.x_after - self.action
+        return pd.DataFrame(
+            {
+                "row": rows,
+                "feature": np.asarray(self.feature_names, dtype=object)[cols],
+                "value": x_before[rows, cols],
+                "value_after": self.x_after[rows, cols],
+                "delta": self.action[rows, cols],
+            }
+        )
+
+
+def find_recourse(
+    model: DecisionModel,
+    action_set: ActionSet,
+    X: np.ndarray,
+    cost: Cost,
+    *,
+    max_points: int = 20_000,
+    batch_rows: int = 250_000,
+) -> RecourseResult:
+    """Verify recourse and find the minimal-cost action for every denied row of ``X``.
+
+    Parameters
+    ----------
+    model : DecisionModel
+        The issuing model; approval is ``model.score(x) >= model.threshold``.
+    action_set : ActionSet
+        Matched to ``model.schema`` by name; features it lacks are immutable.
+    X : ndarray of shape (n_rows, n_features) or DataFrame
+        Rows in schema order, categories as integer codes.
+    cost : Cost
+        Fitted on the model's features (:mod:`governance.costs`).
+    max_points : int, default=20_000
+        Candidate points searched per person before the verdict is "undetermined".
+    batch_rows : int, default=250_000
+        Rows per ``model.score`` call.
+
+    Returns
+    -------
+    RecourseResult
+        Every issued action flips the issuing model and lies in the action set.
+
+    Raises
+    ------
+    ActionSetError
+        If the action set does not fit the schema or an actionable value is missing.
+    CostError
+        If ``cost`` was fitted on other features.
+    """
+    cas = compile_action_set(action_set, model.schema)
+    cost.check_names(model.schema.names)
+    M = _model_matrix(model, X)
+    n, d = M.shape
+    search = _Search(model, cas, cost, max(int(max_points), 1), max(int(batch_rows), 1))
+    if n == 0:
+        return search.result(np.zeros((0, d)), np.zeros(0, dtype=np.int64))
+    _check_actionable_finite(cas, M)
+    U, inv = _unique_rows(M)
+    search.run(U)
+    return search.result(U, inv)
+
+
+# ------------------------------------------------------------------------------------------
+# model structure: what makes a complete search possible
+# ------------------------------------------------------------------------------------------
+@dataclass
+class _Cells:
+    """Split thresholds of a tree model on one original feature, in its transformed space."""
+
+    thresholds: np.ndarray
+    mean: float
+    scale: float
+    float32: bool
+    _edges: np.ndarray | None = field(default=None, repr=False)
+
+    def ids(self, values: np.ndarray) -> np.ndarray:
+        z = (np.asarray(values, dtype=float) - self.mean) / self.scale
+        if self.float32:  # scikit-learn trees compare float32 inputs with float64 thresholds
+            z = z.astype(np.float32).astype(np.float64)
+        return np.searchsorted(self.thresholds, z, side="left")
+
+    def edges(self) -> np.ndarray:
+        """Values just below and just above every threshold, in the original scale."""
+        if self._edges is None:
+            self._edges = self._compute_edges()
+        return self._edges
+
+    def _compute_edges(self) -> np.ndarray:
+        t = self.thresholds
+        if self.float32:
+            lo = t.astype(np.float32)
+            lo = np.where(lo.astype(np.float64) > t, np.nextafter(lo, np.float32(-np.inf)), lo)
+            hi = np.nextafter(lo, np.float32(np.inf))
+            z = np.concatenate([lo.astype(np.float64), hi.astype(np.float64)])
+            v = z * self.scale + self.mean
+        else:
+            v0 = t * self.scale + self.mean
+            delta = 1e-9 * np.maximum(1.0, np.abs(v0))
+            v = np.concatenate([v0 - delta, v0 + delta, v0])
+        return v
+
+
+@dataclass
+class _Structure:
+    """Per-column facts about the model used to certify "fixed" verdicts."""
+
+    kind: str = "none"  # "tree", "linear" or "none"
+    cells: dict[int, _Cells] = field(default_factory=dict)
+    numeric_w: dict[int, float] = field(default_factory=dict)
+    category_w: dict[int, np.ndarray] = field(default_factory=dict)
+    intercept: float = 0.0
+    bound: _TreeBound | None = None
+
+    def gain(self, part: Part, xp: np.ndarray, C: np.ndarray) -> np.ndarray:
+        """Linear models: logit change of each candidate of ``part``."""
+        g = np.zeros(len(C))
+        for li, j in enumerate(part.idx):
+            j = int(j)
+            if j in self.numeric_w:
+                g += self.numeric_w[j] * C[:, li]
+            elif j in self.category_w:
+                w = self.category_w[j]
+                old = int(xp[li])
+                g += w[(xp[li] + C[:, li]).astype(np.int64)] - w[old]
+        return g
+
+    def logit(self, U: np.ndarray) -> np.ndarray:
+        z = np.full(len(U), self.intercept)
+        for j, w in self.numeric_w.items():
+            z += w * U[:, j]
+        for j, w in self.category_w.items():
+            z += w[U[:, j].astype(np.int64)]
+        return z
+
+class _TreeBound:
+    """Upper bound on P(favourable) of a tree ensemble over a box of inputs (sound, cheap).
+
+    Each tree is walked with a box instead of a point: a split sends the box left if its low
+    end satisfies ``z <= t`` and right if its high end does not, so every leaf the box can
+    reach is marked. Additive ensembles (gradient boosting) bound the raw score by the sum of
+    per-tree extremes; averaging ensembles (forests, a single tree) bound the probability by
+    the mean of per-tree maxima. Since the box contains every point of ``A(x)``, a bound below
+    the threshold proves the person is fixed.
+    """
+
+    def __init__(self, trees, combine, base, sign, fav, n_inputs, float32, numeric, category):
+        self.trees = trees  # list of (left, right, feature, threshold, leaf_value)
+        self.combine = combine  # "sum" (raw score, sigmoid link) or "mean" (probabilities)
+        self.base, self.sign, self.fav = base, sign, fav
+        self.n_inputs, self.float32 = n_inputs, float32
+        self.numeric, self.category = numeric, category
+        self._thr: dict[int, np.ndarray] | None = None
+
+    @classmethod
+    def build(cls, model: DecisionModel, final, numeric, category) -> _TreeBound | None:
+        from sklearn.ensemble import (
+            ExtraTreesClassifier,
+            GradientBoostingClassifier,
+            HistGradientBoostingClassifier,
+            RandomForestClassifier,
+        )
+        from sklearn.tree import DecisionTreeClassifier
+
+        classes = list(final.classes_)
+        if len(classes) != 2 or model.favourable_class not in classes:
+            return None
+        fav = classes.index(model.favourable_class)
+        sign = 1.0 if fav == 1 else -1.0
+        n_inputs = 1 + max(
+            [o for o, _, _ in numeric.values()] + [sl.stop - 1 for sl, _ in category.values()]
+        )
+        trees = []
+        if isinstance(final, HistGradientBoostingClassifier):
+            if final.n_trees_per_iteration_ != 1:
+                return None
+            for stage in final._predictors:
+                nd = stage[0].nodes
+                trees.append((nd["left"], nd["right"], nd["feature_idx"], nd["num_threshold"],
+                              np.where(nd["is_leaf"].astype(bool), nd["value"], np.nan)))
+            base = float(np.ravel(final._baseline_prediction)[0])
+            return cls(trees, "sum", base, sign, fav, n_inputs, False, numeric, category)
+        if isinstance(final, GradientBoostingClassifier):
+            if final.loss != "log_loss" or final.estimators_.shape[1] != 1:
+                return None
+            if final.init not in (None, "zero"):
+                return None
+            base = float(np.ravel(final._raw_predict_init(np.zeros((1, n_inputs))))[0])
+            lr = float(final.learning_rate)
+            for est in final.estimators_[:, 0]:
+                t = est.tree_
+                leaf = np.where(t.children_left < 0, lr * t.value[:, 0, 0], np.nan)
+                trees.append((t.children_left, t.children_right, t.feature, t.threshold, leaf))
+            return cls(trees, "sum", base, sign, fav, n_inputs, True, numeric, category)
+        if isinstance(final, DecisionTreeClassifier):
+            ests = [final]
+        elif isinstance(final, (RandomForestClassifier, ExtraTreesClassifier)):
+            ests = list(final.estimators_)
+        else:
+            return None
+        for est in ests:
+            t = est.tree_
+            v = t.value[:, 0, :]
+            p = v[:, fav] / np.maximum(v.sum(axis=1), 1e-300)
+            leaf = np.where(t.children_left < 0, p, np.nan)
+            trees.append((t.children_left, t.children_right, t.feature, t.threshold, leaf))
+        return cls(trees, "mean", 0.0, 1.0, fav, n_inputs, True, numeric, category)
+
+    def thresholds(self) -> dict[int, np.ndarray]:
+        """Sorted split thresholds per input column, over all trees."""
+        if self._thr is None:
+            acc: dict[int, list[np.ndarray]] = {}
+            for _, _, feat, thr, leaf in self.trees:
+                inner = ~np.isfinite(leaf)
+                for f in np.unique(feat[inner]):
+                    acc.setdefault(int(f), []).append(thr[inner & (feat == f)])
+            self._thr = {f: np.unique(np.concatenate(v)) for f, v in acc.items()}
+        return self._thr
+
+    def _above(self, t: np.ndarray) -> np.ndarray:
+        """Smallest model input strictly above each threshold (float32 for sklearn trees)."""
+        if not self.float32:
+            return np.nextafter(t, np.inf)
+        c = t.astype(np.float32)
+        c = np.where(c.astype(np.float64) <= t, np.nextafter(c, np.float32(np.inf)), c)
+        return c.astype(np.float64)
+
+    def certify(
+        self, zlo: np.ndarray, zhi: np.ndarray, threshold: float, *, max_boxes: int = 128,
+        max_rounds: int = 12,
+    ) -> np.ndarray:
+        """Branch and bound: True where every sub-box of a person's box stays below threshold.
+
+        Boxes whose bound reaches the threshold are split at the median split threshold of
+        the input with most thresholds inside; a person is given up (False) when a box can
+        no longer be split, or after ``max_boxes`` boxes or ``max_rounds`` rounds.
+        """
+        thr = self.thresholds()
+        dims = sorted(thr)
+        n = len(zlo)
+        owner = np.arange(n)
+        lo, hi = zlo.copy(), zhi.copy()
+        spent = np.zeros(n, dtype=np.int64)
+        failed = np.zeros(n, dtype=bool)
+        for _ in range(max_rounds):
+            if len(owner) == 0:
+                break
+            open_ = self.upper(lo, hi) >= threshold - 1e-9
+            spent += np.bincount(owner, minlength=n)
+            owner, lo, hi = owner[open_], lo[open_], hi[open_]
+            if len(owner) == 0:
+                break
+            counts = np.zeros((len(owner), len(dims)), dtype=np.int64)
+            first = np.zeros_like(counts)
+            for k, f in enumerate(dims):
+                a = np.searchsorted(thr[f], lo[:, f], side="left")
+                b = np.searchsorted(thr[f], hi[:, f], side="left")
+                counts[:, k], first[:, k] = b - a, a
+            best = np.argmax(counts, axis=1)
+            stuck = counts[np.arange(len(owner)), best] == 0
+            failed[owner[stuck]] = True
+            failed |= spent >= max_boxes
+            go = ~failed[owner]
+            owner, lo, hi = owner[go], lo[go], hi[go]
+            best, counts, first = best[go], counts[go], first[go]
+            if len(owner) == 0:
+                break
+            rows = np.arange(len(owner))
+            f = np.asarray(dims)[best]
+            mid = first[rows, best] + counts[rows, best] // 2
+            t = np.array([thr[int(d)][i] for d, i in zip(f, mid, strict=True)])
+            left_hi, right_lo = hi.copy(), lo.copy()
+            left_hi[rows, f] = t
+            right_lo[rows, f] = self._above(t)
+            owner = np.concatenate([owner, owner])
+            lo = np.concatenate([lo, right_lo])
+            hi = np.concatenate([left_hi, hi])
+        failed[owner] = True  # boxes still open when the rounds ran out
+        return ~failed
+
+    def box(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Box in the estimator's input space from value ranges ``[lo, hi]`` (schema order)."""
+        n = len(lo)
+        zlo, zhi = np.zeros((n, self.n_inputs)), np.zeros((n, self.n_inputs))
+        for j, (o, mean, scale) in self.numeric.items():
+            a, b = (lo[:, j] - mean) / scale, (hi[:, j] - mean) / scale
+            if self.float32:
+                a, b = a.astype(np.float32), b.astype(np.float32)
+            zlo[:, o], zhi[:, o] = a, b
+        for j, (sl, cats) in self.category.items():
+            for k in range(len(cats)):
+                zlo[:, sl.start + k] = (lo[:, j] == k) & (hi[:, j] == k)
+                zhi[:, sl.start + k] = (lo[:, j] <= k) & (hi[:, j] >= k)
+        return zlo, zhi
+
+    def upper(self, zlo: np.ndarray, zhi: np.ndarray) -> np.ndarray:
+        """Largest P(favourable) the model can give any input in the box."""
+        n = len(zlo)
+        total = np.zeros(n)
+        for left, right, feat, thr, leaf in self.trees:
+            reach = np.zeros((n, len(left)), dtype=bool)
+            reach[:, 0] = True
+            order = _preorder(left, right, np.isfinite(leaf))
+            for i in order:
+                if np.isfinite(leaf[i]):
+                    continue
+                r = reach[:, i]
+                f, t = int(feat[i]), thr[i]
+                reach[:, left[i]] |= r & (zlo[:, f] <= t)
+                reach[:, right[i]] |= r & (zhi[:, f] > t)
+            vals = np.where(reach, leaf[None, :], np.nan)
+            if self.combine == "sum":
+                total += np.nanmax(vals, axis=1) if self.sign > 0 else np.nanmin(vals, axis=1)
+            else:
+                total += np.nanmax(vals, axis=1)
+        if self.combine == "mean":
+            return total / len(self.trees)
+        p1 = 1.0 / (1.0 + np.exp(-(self.base + total)))
+        return p1 if self.sign > 0 else 1.0 - p1
+
+
+def _preorder(left: np.ndarray, right: np.ndarray, is_leaf: np.ndarray) -> list[int]:
+    """Node ids with every parent before its children."""
+    out, stack = [], [0]
+    while stack:
+        i = stack.pop()
+        out.append(i)
+        if not is_leaf[i]:
+            stack.extend((int(right[i]), int(left[i])))
+    return out
+
+
+def _column_maps(model: DecisionModel):
+    """Final estimator and, per schema column, how it enters the estimator's inputs.
+
+    Returns None unless the estimator is a bare estimator on numeric features or a Pipeline of
+    one ColumnTransformer (passthrough, StandardScaler, OneHotEncoder without drop) and the
+    estimator.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+    est = model.estimator
+    names = model.schema.names
+    col = {n: j for j, n in enumerate(names)}
+    numeric: dict[int, tuple[int, float, float]] = {}
+    category: dict[int, tuple[slice, list[str]]] = {}
+    if not isinstance(est, Pipeline):
+        if model.schema.categorical or getattr(est, "n_features_in_", None) != len(names):
+            return None
+        return est, {j: (j, 0.0, 1.0) for j in range(len(names))}, {}
+    steps = [s for _, s in est.steps]
+    if len(steps) != 2 or not isinstance(steps[0], ColumnTransformer):
+        return None
+    pre, final = steps
+    for name, trans, cols in pre.transformers_:
+        if isinstance(trans, str) and trans == "drop":
+            continue
+        out = pre.output_indices_[name]
+        idx = [col[c] if isinstance(c, str) else int(c) for c in np.atleast_1d(cols)]
+        if (isinstance(trans, str) and trans == "passthrough") or (
+            isinstance(trans, FunctionTransformer) and trans.func is None
+        ):
+            for k, j in enumerate(idx):
+                numeric[j] = (out.start + k, 0.0, 1.0)
+        elif isinstance(trans, StandardScaler):
+            mean = trans.mean_ if trans.mean_ is not None else np.zeros(len(idx))
+            scale = trans.scale_ if trans.scale_ is not None else np.ones(len(idx))
+            for k, j in enumerate(idx):
+                numeric[j] = (out.start + k, float(mean[k]), float(scale[k]))
+        elif isinstance(trans, OneHotEncoder) and trans.drop_idx_ is None:
+            start = out.start
+            for k, j in enumerate(idx):
+                cats = [str(c) for c in trans.categories_[k]]
+                category[j] = (slice(start, start + len(cats)), cats)
+                start += len(cats)
+        else:
+            return None
+    return final, numeric, category
+
+
+def _tree_thresholds(final) -> tuple[dict[int, list[np.ndarray]], bool] | None:
+    """Split thresholds per input column of a scikit-learn tree model, and its float32 flag."""
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
+    from sklearn.tree import DecisionTreeClassifier
+
+    out: dict[int, list[np.ndarray]] = {}
+    if isinstance(final, HistGradientBoostingClassifier):
+        for stage in final._predictors:
+            for pred in stage:
+                nodes = pred.nodes
+                if np.any(nodes["is_categorical"][~nodes["is_leaf"].astype(bool)]):
+                    return None
+                inner = nodes[~nodes["is_leaf"].astype(bool)]
+                for f in np.unique(inner["feature_idx"]):
+                    at = inner["feature_idx"] == f
+                    out.setdefault(int(f), []).append(inner["num_threshold"][at])
+        return out, False
+    if isinstance(final, DecisionTreeClassifier):
+        trees = [final]
+    elif isinstance(final, (RandomForestClassifier, ExtraTreesClassifier)):
+        trees = list(final.estimators_)
+    elif isinstance(final, GradientBoostingClassifier):
+        trees = list(np.ravel(final.estimators_))
+    else:
+        return None
+    for tree in trees:
+        t = tree.tree_
+        inner = t.feature >= 0
+        for f in np.unique(t.feature[inner]):
+            out.setdefault(int(f), []).append(t.threshold[inner & (t.feature == f)])
+    return out, True
+
+
+def _structure(model: DecisionModel) -> _Structure:
+    """Recognise tree ensembles and logistic regression behind the model, else "none"."""
+    from sklearn.linear_model import LogisticRegression
+
+    try:
+        maps = _column_maps(model)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return _Structure()
+    if maps is None:
+        return _Structure()
+    final, numeric, category = maps
+    if isinstance(final, LogisticRegression):
+        classes = list(final.classes_)
+        if len(classes) != 2 or final.coef_.shape[0] != 1:
+            return _Structure()
+        sign = 1.0 if model.favourable_class == classes[1] else -1.0
+        coef = sign * final.coef_[0]
+        s = _Structure("linear", intercept=sign * float(final.intercept_[0]))
+        for j, (o, mean, scale) in numeric.items():
+            s.numeric_w[j] = float(coef[o] / scale)
+            s.intercept -= float(coef[o] * mean / scale)
+        for j, (sl, cats) in category.items():
+            if tuple(cats) != tuple(model.schema.features[j].categories or ()):
+                return _Structure()
+            s.category_w[j] = coef[sl].astype(float)
+        return s
+    found = _tree_thresholds(final)
+    if found is None:
+        return _Structure()
+    per_input, f32 = found
+    s = _Structure("tree", bound=_TreeBound.build(model, final, numeric, category))
+    for j, (o, mean, scale) in numeric.items():
+        parts = per_input.get(o, [])
+        t = np.unique(np.concatenate(parts)) if parts else np.zeros(0)
+        s.cells[j] = _Cells(t, mean, scale, f32)
+    return s
+
+
+def _value_box(cas: CompiledActionSet, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the range each feature can take over A(x): own action bounds plus the widest
+    changes linked sources can force (a box containing every reachable point)."""
+    lo, hi = X.copy(), X.copy()
+    for part in cas.parts:
+        for li, j in enumerate(part.idx):
+            clo, chi = cas.elements[int(j)].action_bounds(X[:, j])
+            for src, tgt, sc, _ in part.links:
+                if tgt == li:
+                    slo, shi = cas.elements[int(part.idx[src])].action_bounds(X[:, part.idx[src]])
+                    clo = clo + np.minimum(sc * slo, sc * shi)
+                    chi = chi + np.maximum(sc * slo, sc * shi)
+            lo[:, j] += clo
+            hi[:, j] += chi
+    return lo, hi
+
+
+# ------------------------------------------------------------------------------------------
+# candidate lists per part
+# ------------------------------------------------------------------------------------------
+@dataclass
+class _Candidates:
+    """Sorted candidate actions of one part for every distinct value of the part's features."""
+
+    part: Part
+    sub: np.ndarray  # person -> distinct part value
+    offsets: np.ndarray  # distinct value -> slice of the concatenated lists
+    C: np.ndarray  # (total, p) total changes, cheapest first per distinct value
+    costs: np.ndarray  # (total,)
+    exact: np.ndarray  # per distinct value: the list covers every reachable prediction
+    gain: np.ndarray | None = None  # linear models: logit gain per candidate
+
+    def lengths(self, persons: np.ndarray) -> np.ndarray:
+        s = self.sub[persons]
+        return self.offsets[s + 1] - self.offsets[s]
+
+    def padded_costs(self, persons: np.ndarray, width: int) -> np.ndarray:
+        s = self.sub[persons]
+        lens = self.offsets[s + 1] - self.offsets[s]
+        cols = np.arange(width)
+        idx = self.offsets[s][:, None] + cols[None, :]
+        inside = cols[None, :] < lens[:, None]
+        out = np.full((len(persons), width), np.inf)
+        out[inside] = self.costs[idx[inside]]
+        return out
+
+
+def _tree_candidates(
+    cas: CompiledActionSet, cells: _Cells, j: int, xj: float
+) -> tuple[np.ndarray, bool]:
+    """One candidate action per threshold cell reachable from ``xj`` (closest to ``xj``)."""
+    grid = cas.own_grid(j, xj)
+    lo, hi = xj + grid.min(), xj + grid.max()
+    edges = cells.edges()
+    edges = edges[(edges >= lo) & (edges <= hi)]
+    pool = np.unique(np.concatenate([xj + grid, edges, [lo, hi, xj]]))
+    on_grid = np.isin(pool, xj + grid)
+    ids = cells.ids(pool)
+    exact = bool(np.all(np.diff(ids) <= 1))  # monotone ids: a gap would be a missed cell
+    if cas.elements[j].discrete:
+        pool, ids, on_grid, exact = pool[on_grid], ids[on_grid], on_grid[on_grid], True
+    # per cell: the grid value closest to x, else the closest edge value
+    rank = np.lexsort((np.abs(pool - xj), ~on_grid, ids))
+    first = np.concatenate([[True], ids[rank][1:] != ids[rank][:-1]])
+    chosen = pool[rank[first]]
+    actions = chosen - xj
+    actions[chosen == xj] = 0.0
+    if not np.any(actions == 0):  # the null action must stay available (its cell holds x)
+        actions[np.argmin(np.abs(actions))] = 0.0
+    return actions, exact
+
+
+def _build_candidates(
+    cas: CompiledActionSet,
+    cost: Cost,
+    structure: _Structure,
+    part: Part,
+    U: np.ndarray,
+) -> _Candidates:
+    Up, sub = _unique_rows(U[:, part.idx])
+    lists, costs, exact, gains = [], [], np.zeros(len(Up), dtype=bool), []
+    j0 = int(part.idx[0])
+    for s, xp in enumerate(Up):
+        if part.size == 1 and structure.kind == "tree" and j0 in structure.cells:
+            a, ok = _tree_candidates(cas, structure.cells[j0], j0, float(xp[0]))
+            C = a[:, None]
+            exact[s] = ok
+        else:
+            _, C = cas.part_actions(part, xp)
+            exact[s] = part.discrete or (structure.kind == "linear" and part.size == 1)
+        c = np.zeros(len(C))
+        for li, j in enumerate(part.idx):
+            c += cost.feature_cost(cas.names[int(j)], xp[li], xp[li] + C[:, li])
+        null = np.all(C == 0, axis=1)
+        order = np.lexsort((np.arange(len(C)), ~null, c))
+        lists.append(C[order])
+        costs.append(c[order])
+        if structure.kind == "linear":
+            gains.append(structure.gain(part, xp, C[order]))
+    offsets = np.concatenate([[0], np.cumsum([len(x) for x in lists])])
+    return _Candidates(
+        part=part,
+        sub=sub,
+        offsets=offsets,
+        C=np.concatenate(lists),
+        costs=np.concatenate(costs),
+        exact=exact,
+        gain=np.concatenate(gains) if gains else None,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# exact top-M merge
+# ------------------------------------------------------------------------------------------
+def _pairs(cur: int, width: int, budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i, j), i < cur, j < width, with (i + 1)(j + 1) <= budget, lexicographic."""
+    counts = np.minimum(width, budget // (np.arange(cur) + 1))
+    counts = counts[counts > 0]
+    pi = np.repeat(np.arange(len(counts)), counts)
+    pj = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return pi, pj
+
+
+def _top_combinations(
+    cands: list[_Candidates], persons: np.ndarray, budget: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``budget`` cheapest combinations per person, in a fixed total order.
+
+    Returns
+    -------
+    costs : ndarray of shape (n_persons, m)
+        Non-decreasing per row; ``inf`` pads rows with fewer combinations.
+    index : ndarray of shape (n_persons, m, n_parts)
+        Position of each part's candidate in that person's list.
+    """
+    G = len(persons)
+    P = np.zeros((G, 1))
+    T = np.zeros((G, 1, 0), dtype=np.int32)
+    rows = np.arange(G)[:, None]
+    for cand in cands:
+        width = int(min(cand.lengths(persons).max(), budget))
+        costs = cand.padded_costs(persons, width)
+        pi, pj = _pairs(P.shape[1], width, budget)
+        S = P[:, pi] + costs[:, pj]
+        order = np.argsort(S, axis=1, kind="stable")[:, :budget]
+        P = np.take_along_axis(S, order, axis=1)
+        T = np.concatenate([T[rows, pi[order]], pj[order][..., None].astype(np.int32)], axis=2)
+    return P, T
+
+
+# ------------------------------------------------------------------------------------------
+# the search
+# ------------------------------------------------------------------------------------------
+class _Search:
+    def __init__(
+        self,
+        model: DecisionModel,
+        cas: CompiledActionSet,
+        cost: Cost,
+        max_points: int,
+        batch_rows: int,
+    ) -> None:
+        self.model, self.cas, self.cost = model, cas, cost
+        self.max_points, self.batch_rows = max_points, batch_rows
+
+    # -- scoring ------------------------------------------------------------------------------
+    def _score(self, P: np.ndarray) -> np.ndarray:
+        if len(P) == 0:
+            return np.zeros(0)
+        step = self.batch_rows
+        return np.concatenate([self.model.score(P[i : i + step]) for i in range(0, len(P), step)])
+
+    # -- main loop ----------------------------------------------------------------------------
+    def run(self, U: np.ndarray) -> None:
+        nu, d = U.shape
+        self.U = U
+        self.score = self._score(U)
+        self.status = np.where(self.score >= self.model.threshold, "approved", "undetermined")
+        self.status = self.status.astype(object)
+        self.complete = self.status == "approved"
+        self.n_points = np.zeros(nu, dtype=np.int64)
+        self.x_after = np.full((nu, d), np.nan)
+        self.cost_after = np.full(nu, np.nan)
+        self.score_after = np.full(nu, np.nan)
+        denied = np.flatnonzero(self.status != "approved")
+        if denied.size == 0:
+            return
+        if not self.cas.parts:  # nothing can change: A(x) = {x}
+            self.status[denied] = "fixed"
+            self.complete[denied] = True
+            return
+        structure = _structure(self.model)
+        if structure.kind == "linear" and not self._linear_matches(structure, denied):
+            structure = _Structure()
+        cands = [
+            _build_candidates(self.cas, self.cost, structure, part, U[denied])
+            for part in self.cas.parts
+        ]
+        exact = np.ones(len(denied), dtype=bool)
+        total = np.ones(len(denied))
+        for c in cands:
+            exact &= c.exact[c.sub]
+            total *= c.lengths(np.arange(len(denied)))
+        fallback = None
+        active = np.ones(len(denied), dtype=bool)
+        if structure.bound is not None:
+            self._bound_check(structure.bound, denied, active)
+        if structure.kind == "linear" and np.any(exact):
+            fallback = self._linear_check(cands, denied, exact, active)
+        prev = 1  # rank 0 is the null action: the person as is, already denied
+        for budget in self._budgets():
+            if not active.any():
+                break
+            self._round(cands, denied, np.flatnonzero(active), prev, budget, active)
+            done = active & (total <= budget)
+            self.status[denied[done]] = np.where(exact[done], "fixed", "undetermined")
+            self.complete[denied[done]] = exact[done]
+            active &= ~done
+            prev = budget
+        if fallback is not None:
+            left = active & fallback[0]
+            self._issue(denied[left], fallback[1][left], complete=False)
+
+    def _budgets(self) -> Iterator[int]:
+        b = _FIRST_BUDGET
+        while b < self.max_points:
+            yield b
+            b *= _GROWTH
+        yield self.max_points
+
+    def _linear_matches(self, structure: _Structure, rows: np.ndarray) -> bool:
+        """Check the reconstructed logit against the model's own scores before trusting it."""
+        p = self.score[rows]
+        ok = (p > 1e-9) & (p < 1 - 1e-9)
+        if not ok.any():
+            return False
+        z = np.log(p[ok]) - np.log1p(-p[ok])
+        mine = structure.logit(self.U[rows[ok]])
+        return bool(np.allclose(mine, z, rtol=1e-6, atol=1e-6))
+
+    def _bound_check(self, bound: _TreeBound, denied: np.ndarray, active: np.ndarray) -> None:
+        """Tree ensembles: people whose best possible score over a box around A(x) is below
+        the threshold are fixed. The bound is first checked to reproduce the model's scores."""
+        X = self.U[denied]
+        try:
+            at_x = bound.upper(*bound.box(X, X))
+        except (IndexError, ValueError):
+            return
+        if not np.allclose(at_x, self.score[denied], rtol=1e-6, atol=1e-6):
+            return
+        lo, hi = _value_box(self.cas, X)
+        zlo, zhi = bound.box(lo, hi)
+        fixed = bound.upper(zlo, zhi) < self.model.threshold - 1e-9
+        rest = np.flatnonzero(~fixed)
+        if rest.size:
+            fixed[rest] = bound.certify(zlo[rest], zhi[rest], self.model.threshold)
+        self.status[denied[fixed]] = "fixed"
+        self.complete[denied[fixed]] = True
+        active &= ~fixed
+
+    def _linear_check(
+        self, cands: list[_Candidates], denied: np.ndarray, exact: np.ndarray, active: np.ndarray
+    ):
+        """Evaluate each person's best point; where it is denied, the person is fixed."""
+        best = self.U[denied].copy()
+        for c in cands:
+            # the candidate with the largest logit gain, per distinct value of the part
+            starts, ends = c.offsets[:-1], c.offsets[1:]
+            arg = np.array(
+                [a + int(np.argmax(c.gain[a:b])) for a, b in zip(starts, ends, strict=True)]
+            )
+            best[:, c.part.idx] += c.C[arg[c.sub]]
+        ok = self._score(best) >= self.model.threshold
+        self.n_points[denied[exact]] += 1
+        fixed = exact & ~ok
+        self.status[denied[fixed]] = "fixed"
+        self.complete[denied[fixed]] = True
+        active &= ~fixed
+        return exact & ok, best
+
+    def _round(
+        self,
+        cands: list[_Candidates],
+        denied: np.ndarray,
+        persons: np.ndarray,
+        lo: int,
+        budget: int,
+        active: np.ndarray,
+    ) -> None:
+        """Evaluate ranks ``lo..budget-1`` of every person in ``persons``; issue first flips."""
+        npairs = budget * (1.0 + np.log(budget))
+        group = max(1, int(_MERGE_CELLS // npairs))
+        pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        n_rows = 0
+        for g0 in range(0, len(persons), group):
+            ps = persons[g0 : g0 + group]
+            P, T = _top_combinations(cands, ps, budget)
+            if P.shape[1] <= lo:
+                continue
+            costs, index = P[:, lo:], T[:, lo:]
+            gi, ri = np.nonzero(np.isfinite(costs))
+            if gi.size == 0:
+                continue
+            pts = self.U[denied[ps[gi]]].copy()
+            for k, c in enumerate(cands):
+                rows = c.offsets[c.sub[ps[gi]]] + index[gi, ri, k]
+                pts[:, c.part.idx] += c.C[rows]
+            pending.append((ps[gi], ri, costs[gi, ri], pts))
+            n_rows += len(pts)
+            if n_rows >= self.batch_rows:
+                self._flush(pending, denied, active)
+                pending, n_rows = [], 0
+        self._flush(pending, denied, active)
+
+    def _flush(self, pending, denied: np.ndarray, active: np.ndarray) -> None:
+        if not pending:
+            return
+        who = np.concatenate([p[0] for p in pending])
+        rank = np.concatenate([p[1] for p in pending])
+        costs = np.concatenate([p[2] for p in pending])
+        pts = np.concatenate([p[3] for p in pending])
+        scores = self._score(pts)
+        np.add.at(self.n_points, denied[who], 1)
+        flip = np.flatnonzero(scores >= self.model.threshold)
+        if flip.size == 0:
+            return
+        # first flip per person in rank order = the cheapest
+        order = flip[np.lexsort((rank[flip], who[flip]))]
+        firsts = order[np.concatenate([[True], who[order][1:] != who[order][:-1]])]
+        firsts = firsts[active[who[firsts]]]
+        u = denied[who[firsts]]
+        self.status[u] = "recourse"
+        self.complete[u] = True
+        self.x_after[u] = pts[firsts]
+        self.cost_after[u] = costs[firsts]
+        self.score_after[u] = scores[firsts]
+        active[who[firsts]] = False
+
+    def _issue(self, rows: np.ndarray, points: np.ndarray, complete: bool) -> None:
+        if rows.size == 0:
+            return
+        scores = self._score(points)
+        ok = scores >= self.model.threshold
+        rows, points, scores = rows[ok], points[ok], scores[ok]
+        self.status[rows] = "recourse"
+        self.complete[rows] = complete
+        self.x_after[rows] = points
+        self.score_after[rows] = scores
+        self.cost_after[rows] = self.cost(self.U[rows], points)
+
+    # -- output -------------------------------------------------------------------------------
+    def result(self, U: np.ndarray, inv: np.ndarray) -> RecourseResult:
+        d = self.cas.d
+        if len(inv) == 0:
+            empty = np.zeros((0, d))
+            none = np.zeros(0)
+            return self._pack(none.astype(str), none.astype(bool), none.astype(np.int64),
+                              none, empty, none, none, empty)
+        action = self.x_after - U
+        return self._pack(
+            self.status[inv].astype(str),
+            self.complete[inv],
+            self.n_points[inv],
+            self.score[inv],
+            action[inv],
+            self.cost_after[inv],
+            self.score_after[inv],
+            self.x_after[inv],
+        )
+
+    def _pack(self, status, complete, n_points, score, action, cost, score_after, x_after):
+        return RecourseResult(
+            feature_names=self.cas.names,
+            status=np.asarray(status, dtype=str),
+            complete=np.asarray(complete, dtype=bool),
+            n_points=np.asarray(n_points, dtype=np.int64),
+            score=score,
+            action=action,
+            cost=cost,
+            score_after=score_after,
+            x_after=x_after,
+            model_version=self.model.version,
+            action_set_version=self.cas.version,
+            action_set_sha256=self.cas.sha256,
+            cost_kind=self.cost.kind,
+            cost_sha256=self.cost.sha256,
+        )
