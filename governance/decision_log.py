@@ -121,7 +121,7 @@ class ParquetDecisionLog:
         folder = self.partition(night)
         folder.mkdir(parents=True, exist_ok=True)
         final = folder / f"{part}.parquet"
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".parquet")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
         os.close(fd)
         try:
             frame.reset_index(drop=True).to_parquet(tmp, index=False)

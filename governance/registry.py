@@ -394,13 +394,22 @@ class ModelRegistry:
         td = manifest.training_data
         if td is None:
             raise ManifestError(f"model {name} {version} records no training data")
-        actual = sha256_file(td.path) if Path(td.path).exists() else "missing"
+        path = self.training_path(name, version)
+        actual = sha256_file(path) if path.exists() else "missing"
         if actual != td.sha256:
             raise ArtifactHashMismatch(
-                f"training data {td.path} has sha256 {actual[:16]}…, but the manifest registers "
+                f"training data {path} has sha256 {actual[:16]}…, but the manifest registers "
                 f"{td.sha256[:16]}…"
             )
-        return pd.read_parquet(td.path)
+        return pd.read_parquet(path)
+
+    def training_path(self, name: str, version: str) -> Path:
+        """Where the version's training data lies; relative paths are relative to the registry."""
+        td = self.manifest(name, version).training_data
+        if td is None:
+            raise ManifestError(f"model {name} {version} records no training data")
+        path = Path(td.path)
+        return path if path.is_absolute() else self.root / path
 
 
 def load_trusted(path: str | Path) -> Any:

@@ -97,6 +97,9 @@ class ValidationResult:
 def _gx() -> tuple[Any, Any, Any]:
     """One ephemeral GX context per process; building it costs a few hundred ms."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import logging
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     import great_expectations.expectations as gxe
     from great_expectations.data_context.types.base import ProgressBarsConfig

@@ -1,0 +1,168 @@
+"""The nightly governance run: source -> validate -> chunk -> explain -> store -> summary."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger
+
+from flows.runtime import task_runner
+from governance import config
+from governance.chunk import chunk_sha256
+from governance.decision_log import ID, MODEL_NAME, MODEL_VERSION
+from governance.store import init_store
+from governance.store.engine import safe_url
+from tasks.explain import explain_chunk
+from tasks.ledger import close_run, open_run
+from tasks.pull import pull, source_for
+from tasks.validate import validate
+from tasks.worker import ModelRef
+
+DEFAULT_CHUNK_ROWS = 5_000
+
+
+def plan_chunks(
+    valid: pd.DataFrame,
+    refs: dict[tuple[str, str], tuple[ModelRef, int]],
+    chunk_rows: int,
+    done: dict[int, str],
+) -> tuple[list[dict[str, Any]], int]:
+    """Split valid rows into fixed chunks per model version, in decision-id order.
+
+    The split depends only on the rows, so a rerun produces the same chunks and skips those
+    whose results are already committed (same number and same content hash).
+    Returns the chunks still to do and the number skipped.
+    """
+    todo, skipped, chunk_no = [], 0, 0
+    if valid.empty:
+        return todo, skipped
+    ordered = valid.sort_values([MODEL_NAME, MODEL_VERSION, ID], kind="stable")
+    for (name, version), rows in ordered.groupby([MODEL_NAME, MODEL_VERSION], sort=True):
+        ref, model_version_id = refs[(str(name), str(version))]
+        for start in range(0, len(rows), chunk_rows):
+            chunk = rows.iloc[start : start + chunk_rows].reset_index(drop=True)
+            sha = chunk_sha256(chunk)
+            if done.get(chunk_no) == sha:
+                skipped += 1
+            else:
+                todo.append(
+                    {"chunk": chunk, "chunk_no": chunk_no, "sha": sha, "ref": ref,
+                     "model_version_id": model_version_id}
+                )
+            chunk_no += 1
+    return todo, skipped
+
+
+def _sum(dicts: list[dict[str, float]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+@flow(name="nightly-governance", task_runner=task_runner(), log_prints=True)
+def nightly_governance(
+    night: date,
+    model: str | None = None,
+    home: str | None = None,
+    db: str | None = None,
+    log: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Explain one night of automated decisions and record them in the ledger.
+
+    1. Open (or reopen) the run for (night, model) in the ledger.
+    2. Pull the night's decision log from its source.
+    3. Validate it against each referenced model version; quarantine failing rows.
+    4. Chunk the valid rows; a rerun skips chunks already committed.
+    5. On the Dask cluster, explain each chunk and store its rows in one transaction.
+    6. Close the run with counts and timings, and return the summary.
+
+    Parameters
+    ----------
+    night : date
+        UTC decision date to process.
+    model : str, optional
+        Only this model's decisions; default all models in the log.
+    home : str, optional
+        Data folder (registry, logs, default SQLite store); default $GOVERNANCE_HOME.
+    db : str, optional
+        Store URL. Prefer $GOVERNANCE_DB_URL for URLs with passwords: flow parameters are
+        recorded by Prefect.
+    log : str, optional
+        Decision-log folder, or ``table:<name>`` for a SQL table; default the data folder's log.
+    chunk_rows : int, default=5000
+    force : bool, default=False
+        Recompute chunks already committed.
+    """
+    t0 = time.perf_counter()
+    logger = get_run_logger()
+    db_url = config.db_url(db, home)
+    registry = str(config.registry_dir(home))
+    log = log or str(config.decision_log_dir(home))
+    init_store(db_url)
+    parameters = {
+        "night": night.isoformat(), "model": model, "log": source_for(log, db_url).describe(),
+        "db": safe_url(db_url), "chunk_rows": chunk_rows, "force": force,
+    }
+    opened = open_run(db_url, "nightly", night, model, parameters, force=force)
+    run_id = opened["run_id"]
+    timings: dict[str, float] = {}
+    try:
+        frame, timings["pull"] = pull(log, db_url, night, model)
+        checked = validate(frame, night, registry, db_url, run_id)
+        timings["validate"] = checked["seconds"]
+        todo, skipped = plan_chunks(checked["valid"], checked["refs"], chunk_rows, opened["done"])
+        logger.info(
+            "%s: %d rows, %d quarantined, %d chunks to explain (%d already done)",
+            night, len(frame), checked["quarantined_rows"], len(todo), skipped,
+        )
+        futures = explain_chunk.map(
+            [c["chunk"] for c in todo], [c["chunk_no"] for c in todo], [c["sha"] for c in todo],
+            [c["ref"] for c in todo], [c["model_version_id"] for c in todo],
+            [run_id] * len(todo), [db_url] * len(todo),
+        )
+        results = [f.result() for f in futures]
+        timings.update(_sum([r["seconds"] for r in results]))
+        timings["wall"] = time.perf_counter() - t0
+        this_attempt = _sum([r["counts"] for r in results])
+        counts = {
+            "pulled": len(frame),
+            "quarantined": checked["quarantined_rows"],
+            "valid": len(checked["valid"]),
+            "chunks": len(todo) + skipped,
+            "chunks_skipped": skipped,
+            **close_totals(db_url, run_id),
+            "checks": checked["checks"],
+        }
+        close_run(db_url, run_id, "succeeded", counts, timings)
+        return {"run_id": run_id, "run_key": opened["run_key"], "night": night.isoformat(),
+                "counts": counts, "timings": timings, "this_attempt": this_attempt}
+    except BaseException as exc:
+        timings["wall"] = time.perf_counter() - t0
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        close_run(db_url, run_id, "failed", {}, timings, error=message)
+        raise
+
+
+def close_totals(db_url: str, run_id: int) -> dict[str, int]:
+    """Counts summed over every committed chunk of the run, this attempt's and earlier ones."""
+    from governance.store.queries import chunk_totals
+    from tasks import worker
+
+    with worker.sessions(db_url)() as session:
+        return chunk_totals(session, run_id)
+
+
+if __name__ == "__main__":
+    import sys
+
+    from flows.runtime import prefect_api
+
+    with prefect_api():
+        print(nightly_governance(date.fromisoformat(sys.argv[1])))

@@ -1,0 +1,54 @@
+"""Where flows run: one Prefect API for the process and its Dask workers, and the task runner."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prefect_dask import DaskTaskRunner
+
+from governance.config import dask_address
+
+DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
+
+
+@contextmanager
+def prefect_api() -> Iterator[str]:
+    """Use $PREFECT_API_URL if set; otherwise start one local Prefect server for this process.
+
+    Dask workers inherit the URL, so they report to the same server instead of each starting
+    their own (Prefect's implicit ephemeral mode would start one per worker process).
+    """
+    url = os.environ.get("PREFECT_API_URL")
+    if url:
+        yield url
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = SubprocessASGIServer()
+    server.start()
+    try:
+        os.environ["PREFECT_API_URL"] = server.api_url
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield server.api_url
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
+
+
+def task_runner(address: str | None = None, n_workers: int | None = None) -> DaskTaskRunner:
+    """A DaskTaskRunner on an existing scheduler (``address`` or $GOVERNANCE_DASK_ADDRESS), else
+    on a local cluster of single-threaded worker processes."""
+    address = dask_address(address)
+    if address:
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": n_workers or DEFAULT_WORKERS,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": None,
+        }
+    )

@@ -1,0 +1,179 @@
+"""The demo lender: a synthetic population, a registered model and a few nights of decision logs.
+
+Everything is derived from one seed, so two demo set-ups are identical; a second call reuses
+what the first wrote.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, roc_auc_score
+
+from governance import config
+from governance.data.synthetic import FAVOURABLE, LABEL, SYNTHETIC_SCHEMA, generate_population
+from governance.decision_log import (
+    DECIDED_AT,
+    ID,
+    ParquetDecisionLog,
+    make_decisions,
+)
+from governance.hashing import sha256_file
+from governance.registry import ModelRegistry, TrainingData
+from governance.training import TrainingRecipe
+
+MODEL_NAME = "credit-default"
+ACTION_SETS = Path(__file__).resolve().parent / "action_sets"
+DEMO_RECIPE = TrainingRecipe(
+    estimator="hist_gradient_boosting",
+    params={"max_iter": 150, "learning_rate": 0.1, "max_leaf_nodes": 31, "early_stopping": False},
+    seed=20261125,
+    label=LABEL,
+)
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DemoSetup:
+    """What the demo prepared: where it lives and which nights to run."""
+
+    home: Path
+    model_name: str
+    version: str
+    nights: list[date]
+    rows_per_night: int
+
+
+def default_nights(days: int, today: date | None = None) -> list[date]:
+    """The ``days`` nights ending yesterday (UTC)."""
+    today = today or datetime.now(UTC).date()
+    return [today - timedelta(days=days - i) for i in range(days)]
+
+
+def train_model(
+    registry: ModelRegistry,
+    name: str,
+    version: str,
+    train: pd.DataFrame,
+    recipe: TrainingRecipe,
+    *,
+    data_dir: Path,
+    test: pd.DataFrame | None = None,
+    action_set: Path | None = None,
+    parent: str | None = None,
+    notes: str = "",
+    threshold: float = 0.5,
+):
+    """Write the training data, fit the recipe, measure it on ``test`` and register the version."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / f"{name}-{version}.parquet"
+    train.to_parquet(path, index=False)
+    estimator = recipe.fit(SYNTHETIC_SCHEMA, train, train[recipe.label].to_numpy())
+    metrics = {}
+    if test is not None and len(test):
+        from governance.model import DecisionModel
+
+        model = DecisionModel(estimator, SYNTHETIC_SCHEMA, FAVOURABLE, threshold)
+        p = model.score(test)
+        y = (test[recipe.label].to_numpy() == FAVOURABLE).astype(int)
+        metrics = {
+            "test_rows": len(test),
+            "auc": round(float(roc_auc_score(y, p)), 4),
+            "accuracy": round(float(accuracy_score(y, p >= threshold)), 4),
+            "approval_rate": round(float(np.mean(p >= threshold)), 4),
+        }
+    try:
+        rel = os.path.relpath(path, registry.root)
+    except ValueError:
+        rel = str(path)
+    return registry.register(
+        name, version, estimator, SYNTHETIC_SCHEMA, recipe,
+        favourable_class=FAVOURABLE, threshold=threshold,
+        training_data=TrainingData(rel, sha256_file(path), len(train), recipe.label, "subject_id"),
+        metrics=metrics, parent=parent, notes=notes, action_set_path=action_set,
+    )
+
+
+def day_of_decisions(
+    night: date, n: int, seed: int, start_id: int, returning: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Applicants of one day: mostly new people, some returning from earlier days."""
+    rng = np.random.default_rng([seed, night.toordinal()])
+    fresh = generate_population(n, seed=seed + 1, start_id=start_id)
+    if returning is not None and len(returning):
+        k = min(len(returning), n // 20)
+        back = returning.sample(n=k, random_state=int(rng.integers(2**31)))
+        fresh = pd.concat([fresh.iloc[: n - k], back], ignore_index=True)
+    seconds = np.sort(rng.integers(0, 86_400, size=len(fresh)))
+    stamps = pd.Timestamp(night, tz="UTC") + pd.to_timedelta(seconds, unit="s")
+    return fresh.assign(**{DECIDED_AT: stamps})
+
+
+def inject_bad_rows(log: pd.DataFrame, seed: int, share: float = 0.001) -> pd.DataFrame:
+    """Damage a few rows the way real logs get damaged, so validation has work to show."""
+    rng = np.random.default_rng(seed)
+    out = log.copy()
+    n = max(4, int(len(out) * share))
+    rows = rng.choice(len(out), size=n, replace=False)
+    kinds = np.arange(n) % 4
+    for r, kind in zip(rows, kinds, strict=True):
+        if kind == 0:
+            out.loc[r, "annual_income"] = np.nan  # missing value
+        elif kind == 1:
+            out.loc[r, "revolving_utilization"] = 7.5  # outside the schema's range
+        elif kind == 2:
+            out.loc[r, "home_ownership"] = "CASTLE"  # unknown category
+        else:
+            out.loc[r, ID] = out.loc[(r + 1) % len(out), ID]  # duplicated decision id
+    return out
+
+
+def prepare_demo(
+    home: str | Path | None = None,
+    *,
+    days: int = 3,
+    rows_per_night: int = 20_000,
+    seed: int = 0,
+    nights: list[date] | None = None,
+    progress: Progress | None = None,
+) -> DemoSetup:
+    """Generate the population, train and deploy model v1, and write the nights' decision logs."""
+    say = progress or (lambda _msg: None)
+    home = config.home(home)
+    registry = ModelRegistry(config.registry_dir(home))
+    nights = nights or default_nights(days)
+    version = "v1"
+    if version not in registry.versions(MODEL_NAME):
+        say("generating 60,000 applicants and training model v1")
+        pop = generate_population(60_000, seed=seed)
+        train, test = pop.iloc[:50_000], pop.iloc[50_000:]
+        action_set = ACTION_SETS / "synthetic_lending.json"
+        train_model(
+            registry, MODEL_NAME, version, train, DEMO_RECIPE, data_dir=home / "training-data",
+            test=test, action_set=action_set if action_set.exists() else None,
+            notes="demo model trained on the synthetic lending population",
+        )
+        registry.deploy(MODEL_NAME, version)
+    model = registry.load(MODEL_NAME, version)
+    log = ParquetDecisionLog(config.decision_log_dir(home))
+    previous: pd.DataFrame | None = None
+    for i, night in enumerate(nights):
+        say(f"writing the decision log of {night}")
+        people = day_of_decisions(night, rows_per_night, seed, 10_000_000 + i * rows_per_night,
+                                  previous)
+        scores = model.score(people)
+        decisions = make_decisions(
+            people, scores, model.threshold, model_name=MODEL_NAME, model_version=version,
+            decided_at=people[DECIDED_AT], features=SYNTHETIC_SCHEMA.names,
+            id_prefix=f"D{night:%Y%m%d}-", start_id=0,
+        )
+        decisions = inject_bad_rows(decisions, seed + night.toordinal())
+        log.write_night(night, decisions)
+        previous = people.drop(columns=[DECIDED_AT])
+    return DemoSetup(home, MODEL_NAME, version, nights, rows_per_night)

@@ -1,0 +1,197 @@
+"""The ledger's tables, declared once with SQLAlchemy 2; sql/schema.sql and migrations follow.
+
+Keys make reruns idempotent: a decision is keyed by its id, its explanation, attributions and
+reasons by (decision, model version[, feature | rank]), a run by its natural key (kind, night,
+model). Rewriting a chunk replaces exactly its own rows.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+Stamp = DateTime(timezone=True)
+
+ID_LEN = 64  # decision and subject ids
+NAME_LEN = 64  # model names, versions, features
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JsonType, list[Any]: JsonType}
+
+
+class ModelVersion(Base):
+    """A registered model version, as the ledger knew it when it was first used."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    version: Mapped[str] = mapped_column(String(NAME_LEN))
+    artifact_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Stamp)
+    deployed_at: Mapped[datetime | None] = mapped_column(Stamp)
+    manifest: Mapped[dict[str, Any]]
+
+    def __repr__(self) -> str:
+        return f"ModelVersion({self.name!r}, {self.version!r}, sha256={self.artifact_sha256[:12]})"
+
+
+class Run(Base):
+    """One flow run per natural key; a rerun of the same night updates the same row."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    night: Mapped[date | None] = mapped_column(Date, index=True)
+    model_name: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    status: Mapped[str] = mapped_column(String(16))
+    parameters: Mapped[dict[str, Any]]
+    code_version: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(Stamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Stamp)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    counts: Mapped[dict[str, Any]]
+    timings: Mapped[dict[str, Any]]
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        return f"Run({self.run_key!r}, {self.status})"
+
+
+class RunChunk(Base):
+    """A chunk of a run whose results are committed; a resumed run skips these."""
+
+    __tablename__ = "run_chunks"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    chunk_no: Mapped[int] = mapped_column(primary_key=True)
+    chunk_sha256: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int]
+    counts: Mapped[dict[str, Any]]
+    seconds: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[datetime] = mapped_column(Stamp)
+
+
+class Decision(Base):
+    """One automated decision as logged, with the features it was made on."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        Index("ix_decisions_subject", "subject_id", "decided_at"),
+        {"info": {"upsert": True}},
+    )
+
+    decision_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(ID_LEN))
+    decided_at: Mapped[datetime] = mapped_column(Stamp)
+    decision_date: Mapped[date] = mapped_column(Date, index=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    decision: Mapped[str] = mapped_column(String(16))
+    features: Mapped[dict[str, Any]]
+    score_recomputed: Mapped[float | None] = mapped_column(Float)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+
+    def __repr__(self) -> str:
+        return f"Decision({self.decision_id!r}, {self.subject_id!r}, {self.decision})"
+
+
+class Explainer(Base):
+    """An explainer configuration: what produced a set of attributions."""
+
+    __tablename__ = "explainers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    config_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    explainer: Mapped[str] = mapped_column(String(64))
+    output: Mapped[str] = mapped_column(String(16))
+    settings: Mapped[dict[str, Any]]
+    background_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class Explanation(Base):
+    """Per decision and model version: base value, model output and the additivity check."""
+
+    __tablename__ = "explanations"
+
+    decision_id: Mapped[str] = mapped_column(
+        ForeignKey("decisions.decision_id", ondelete="CASCADE"), primary_key=True
+    )
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), primary_key=True)
+    explainer_id: Mapped[int] = mapped_column(ForeignKey("explainers.id"))
+    base_value: Mapped[float] = mapped_column(Float)
+    model_output: Mapped[float] = mapped_column(Float)
+    additivity_error: Mapped[float] = mapped_column(Float)
+    additive: Mapped[bool] = mapped_column(Boolean)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+
+
+class Attribution(Base):
+    """One feature's value and attribution in one decision."""
+
+    __tablename__ = "attributions"
+
+    decision_id: Mapped[str] = mapped_column(
+        ForeignKey("decisions.decision_id", ondelete="CASCADE"), primary_key=True
+    )
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), primary_key=True)
+    feature: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    value: Mapped[str | None] = mapped_column(Text)
+    attribution: Mapped[float] = mapped_column(Float)
+
+
+class Reason(Base):
+    """The reasons given for a denial, ranked from the strongest push towards denial."""
+
+    __tablename__ = "reasons"
+
+    decision_id: Mapped[str] = mapped_column(
+        ForeignKey("decisions.decision_id", ondelete="CASCADE"), primary_key=True
+    )
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), primary_key=True)
+    rank: Mapped[int] = mapped_column(primary_key=True)
+    feature: Mapped[str] = mapped_column(String(NAME_LEN))
+    attribution: Mapped[float] = mapped_column(Float)
+
+
+class Quarantine(Base):
+    """A log row rejected by validation, with the check it failed and the offending value."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (UniqueConstraint("run_id", "row_number", "check", "column"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    row_number: Mapped[int]
+    decision_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    subject_id: Mapped[str | None] = mapped_column(String(ID_LEN), index=True)
+    model_name: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    model_version: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    check: Mapped[str] = mapped_column(String(100))
+    column: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    value: Mapped[str | None] = mapped_column(Text)
+    row_json: Mapped[str] = mapped_column(Text)
+    quarantined_at: Mapped[datetime] = mapped_column(Stamp)

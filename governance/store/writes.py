@@ -1,0 +1,360 @@
+"""Writes to the ledger: runs, model versions, quarantine and per-chunk results, in bulk.
+
+Functions take a Session and never commit; the caller owns the transaction, so a chunk's rows
+land together or not at all. Bulk loads use COPY on PostgreSQL and executemany elsewhere, never
+one ORM object per row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from governance.config import code_version
+from governance.exceptions import ArtifactHashMismatch
+from governance.registry import Manifest
+from governance.store.models import (
+    Base,
+    Explainer,
+    ModelVersion,
+    Quarantine,
+    Run,
+    RunChunk,
+)
+
+_IN_BATCH = 500  # ids per IN (...) clause: well under every driver's parameter limit
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- model versions and explainers ------------------------------------------------------------
+def ensure_model_version(session: Session, manifest: Manifest) -> int:
+    """Return the ledger id of a model version, recording it on first use.
+
+    Raises
+    ------
+    ArtifactHashMismatch
+        If the ledger recorded a different artifact hash for the same name and version, i.e.
+        the registry's artifact was replaced after decisions were explained with it.
+    """
+    row = session.scalars(
+        sa.select(ModelVersion).where(
+            ModelVersion.name == manifest.name, ModelVersion.version == manifest.version
+        )
+    ).one_or_none()
+    if row is not None:
+        if row.artifact_sha256 != manifest.artifact_sha256:
+            raise ArtifactHashMismatch(
+                f"the ledger recorded {manifest.name} {manifest.version} with sha256 "
+                f"{row.artifact_sha256[:16]}…, the registry now holds "
+                f"{manifest.artifact_sha256[:16]}…"
+            )
+        if manifest.deployed_at and row.deployed_at is None:
+            row.deployed_at = manifest.deployed_at
+        return row.id
+    row = ModelVersion(
+        name=manifest.name,
+        version=manifest.version,
+        artifact_sha256=manifest.artifact_sha256,
+        created_at=manifest.created_at,
+        deployed_at=manifest.deployed_at,
+        manifest=manifest.to_dict(),
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def ensure_explainer(session: Session, model_version_id: int, config: Mapping[str, Any]) -> int:
+    """Return the id of an explainer configuration, recording it on first use."""
+    from governance.hashing import sha256_bytes
+
+    canonical = json.dumps(
+        {"model_version_id": model_version_id, **config}, sort_keys=True, default=str
+    )
+    key = sha256_bytes(canonical.encode())
+    found = session.scalar(sa.select(Explainer.id).where(Explainer.config_sha256 == key))
+    if found is not None:
+        return found
+    row = Explainer(
+        config_sha256=key,
+        model_version_id=model_version_id,
+        explainer=config["explainer"],
+        output=config["output"],
+        settings=config.get("settings", {}),
+        background_sha256=config.get("background_sha256"),
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+# -- runs --------------------------------------------------------------------------------------
+def run_key(kind: str, night: date | None = None, model: str | None = None, extra: str = "") -> str:
+    """Natural key of a run: a rerun of the same work maps to the same key."""
+    parts = [kind, night.isoformat() if night else "-", model or "*"]
+    if extra:
+        parts.append(extra)
+    return ":".join(parts)
+
+
+def start_run(
+    session: Session,
+    key: str,
+    kind: str,
+    *,
+    night: date | None = None,
+    model_name: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    flow_run_id: str | None = None,
+) -> Run:
+    """Open (or reopen) the run for ``key`` and mark it running."""
+    run = session.scalars(sa.select(Run).where(Run.run_key == key)).one_or_none()
+    if run is None:
+        run = Run(
+            run_key=key,
+            kind=kind,
+            night=night,
+            model_name=model_name,
+            status="running",
+            parameters=dict(parameters or {}),
+            code_version=code_version(),
+            started_at=now(),
+            attempts=1,
+            counts={},
+            timings={},
+            flow_run_id=flow_run_id,
+        )
+        session.add(run)
+    else:
+        run.status = "running"
+        run.parameters = dict(parameters or {})
+        run.code_version = code_version()
+        run.started_at = now()
+        run.finished_at = None
+        run.attempts = (run.attempts or 0) + 1
+        run.flow_run_id = flow_run_id
+        run.error = None
+    session.flush()
+    return run
+
+
+def finish_run(
+    session: Session,
+    run_id: int,
+    status: str,
+    *,
+    counts: Mapping[str, Any] | None = None,
+    timings: Mapping[str, Any] | None = None,
+    error: str | None = None,
+) -> None:
+    run = session.get(Run, run_id)
+    run.status = status
+    run.finished_at = now()
+    if counts is not None:
+        run.counts = _plain(dict(counts))
+    if timings is not None:
+        run.timings = _plain(dict(timings))
+    run.error = error
+
+
+def done_chunks(session: Session, run_id: int) -> dict[int, str]:
+    """Chunk number -> content hash of the chunks whose results are committed."""
+    rows = session.execute(
+        sa.select(RunChunk.chunk_no, RunChunk.chunk_sha256).where(RunChunk.run_id == run_id)
+    )
+    return {int(n): sha for n, sha in rows}
+
+
+def record_chunk(
+    session: Session,
+    run_id: int,
+    chunk_no: int,
+    chunk_sha256: str,
+    rows: int,
+    counts: Mapping[str, Any],
+    seconds: float,
+) -> None:
+    session.execute(
+        sa.delete(RunChunk).where(RunChunk.run_id == run_id, RunChunk.chunk_no == chunk_no)
+    )
+    session.add(
+        RunChunk(
+            run_id=run_id,
+            chunk_no=chunk_no,
+            chunk_sha256=chunk_sha256,
+            rows=rows,
+            counts=_plain(dict(counts)),
+            seconds=float(seconds),
+            finished_at=now(),
+        )
+    )
+
+
+def reset_chunks(session: Session, run_id: int) -> None:
+    """Forget which chunks were done, so a forced rerun recomputes everything."""
+    session.execute(sa.delete(RunChunk).where(RunChunk.run_id == run_id))
+
+
+# -- quarantine --------------------------------------------------------------------------------
+def replace_quarantine(session: Session, run_id: int, frame: pd.DataFrame) -> int:
+    """Replace the run's quarantine records with ``frame`` (validation's output)."""
+    session.execute(sa.delete(Quarantine).where(Quarantine.run_id == run_id))
+    if frame.empty:
+        return 0
+    records = frame.assign(run_id=run_id, quarantined_at=now())
+    bulk_insert(session, Quarantine.__table__, records)
+    return len(frame)
+
+
+# -- results -----------------------------------------------------------------------------------
+def replace_rows(
+    session: Session,
+    frames: Mapping[str, pd.DataFrame],
+    *,
+    decision_ids: Sequence[str],
+    model_version_id: int | None = None,
+) -> None:
+    """Write, for the given decisions, the rows of each table in ``frames``.
+
+    Tables marked ``info={"upsert": True}`` (those other tables point to, such as decisions)
+    are upserted by primary key, so rows that hang off them survive a rerun; every other table
+    has the decisions' rows deleted and inserted again. With ``model_version_id`` only that
+    version's rows are replaced, other versions' results for the same decisions stay.
+    """
+    tables = Base.metadata.tables
+    order = [t for t in Base.metadata.sorted_tables if t.name in frames]
+    for table in reversed(order):
+        if table.info.get("upsert"):
+            continue
+        for batch in _batches(decision_ids):
+            stmt = sa.delete(table).where(table.c.decision_id.in_(batch))
+            if model_version_id is not None and "model_version_id" in table.c:
+                stmt = stmt.where(table.c.model_version_id == model_version_id)
+            session.execute(stmt)
+    for table in order:
+        if table.info.get("upsert"):
+            upsert(session, tables[table.name], frames[table.name])
+        else:
+            bulk_insert(session, tables[table.name], frames[table.name])
+
+
+def upsert(session: Session, table: sa.Table, frame: pd.DataFrame) -> None:
+    """Insert rows, updating every non-key column of rows whose primary key exists."""
+    if frame.empty:
+        return
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    cols = [c.name for c in table.columns if c.name in frame.columns]
+    keys = [c.name for c in table.primary_key.columns]
+    stmt = insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=keys, set_={c: stmt.excluded[c] for c in cols if c not in keys}
+    )
+    rows = [
+        {c: _sql_value(v) for c, v in zip(cols, values, strict=True)}
+        for values in frame[cols].itertuples(index=False, name=None)
+    ]
+    conn.execute(stmt, rows)
+
+
+def bulk_insert(session: Session, table: sa.Table, frame: pd.DataFrame | Iterable[dict]) -> None:
+    """Insert many rows into ``table``: COPY on PostgreSQL, executemany elsewhere."""
+    records = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(list(frame))
+    if records.empty:
+        return
+    cols = [c.name for c in table.columns if c.name in records.columns]
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        _copy(conn, table, cols, records)
+        return
+    if conn.dialect.name != "sqlite":
+        conn.execute(
+            sa.insert(table),
+            [
+                {c: _sql_value(v) for c, v in zip(cols, values, strict=True)}
+                for values in records[cols].itertuples(index=False, name=None)
+            ],
+        )
+        return
+    # Bind through each column type's own processor, then executemany on the DBAPI cursor:
+    # the same stored representation as the ORM, at a fraction of the per-row cost.
+    procs = [table.c[c].type._cached_bind_processor(conn.dialect) for c in cols]
+    rows = [
+        tuple(
+            p(_sql_value(v)) if p is not None else _sql_value(v)
+            for p, v in zip(procs, values, strict=True)
+        )
+        for values in records[cols].itertuples(index=False, name=None)
+    ]
+    quoted = ", ".join(f'"{c}"' for c in cols)
+    marks = ", ".join("?" for _ in cols)
+    conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})', rows)
+
+
+def _copy(conn: sa.Connection, table: sa.Table, cols: list[str], records: pd.DataFrame) -> None:
+    json_cols = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
+    raw = conn.connection.driver_connection
+    quoted = ", ".join(f'"{c}"' for c in cols)
+    with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
+        for values in records[cols].itertuples(index=False, name=None):
+            copy.write_row(
+                tuple(
+                    json.dumps(_plain(v)) if c in json_cols else _sql_value(v)
+                    for c, v in zip(cols, values, strict=True)
+                )
+            )
+
+
+def delete_where_in(session: Session, table: sa.Table, column: str, values: Sequence[Any]) -> int:
+    """Delete rows whose ``column`` is in ``values``, in bound-parameter batches."""
+    deleted = 0
+    for batch in _batches(values):
+        deleted += session.execute(sa.delete(table).where(table.c[column].in_(batch))).rowcount
+    return deleted
+
+
+def _batches(values: Sequence[Any]) -> Iterable[list[Any]]:
+    values = list(values)
+    for i in range(0, len(values), _IN_BATCH):
+        yield values[i : i + _IN_BATCH]
+
+
+def _sql_value(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.to_pydatetime()
+    if v is pd.NaT:
+        return None
+    return v
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-safe copy: numpy scalars to Python, NaN/inf to None."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, datetime | date):
+        return obj.isoformat()
+    return obj

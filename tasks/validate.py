@@ -1,0 +1,63 @@
+"""Validate the night against each referenced model version and store the quarantine."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from governance.decision_log import MODEL_NAME, MODEL_VERSION
+from governance.exceptions import UnknownModelVersion
+from governance.registry import ModelRegistry
+from governance.store import writes
+from governance.store.queries import decision_ids_recorded_elsewhere
+from governance.validation import ModelContract, ValidationResult, validate_night
+from tasks import worker
+from tasks.worker import ModelRef
+
+
+@task(name="validate", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+def validate(
+    frame: pd.DataFrame, night: date, registry: str, db_url: str, run_id: int,
+) -> dict[str, Any]:
+    """Validate, write quarantine records, and return valid rows with the versions they need.
+
+    Returns a dict with ``valid`` (frame), ``refs`` ((name, version) -> (ModelRef, ledger id)),
+    ``checks`` (per-check failure counts), ``quarantined_rows`` and ``seconds``.
+    """
+    t0 = time.perf_counter()
+    reg = ModelRegistry(registry)
+    contracts: dict[tuple[str, str], ModelContract] = {}
+    manifests = {}
+    if len(frame) and {MODEL_NAME, MODEL_VERSION} <= set(frame.columns):
+        pairs = frame[[MODEL_NAME, MODEL_VERSION]].dropna().astype(str).drop_duplicates()
+        for name, version in pairs.itertuples(index=False):
+            try:
+                manifest = reg.manifest(name, version)
+            except (UnknownModelVersion, ValueError):
+                continue  # its rows go to quarantine as an unregistered version
+            contracts[(name, version)] = ModelContract(manifest.schema, manifest.threshold)
+            manifests[(name, version)] = manifest
+    sessions = worker.sessions(db_url)
+    with sessions() as session:
+        result: ValidationResult = validate_night(
+            frame, night, contracts,
+            seen_elsewhere=lambda ids: decision_ids_recorded_elsewhere(session, ids, night),
+        )
+    refs = {}
+    with sessions.begin() as session:
+        writes.replace_quarantine(session, run_id, result.quarantine)
+        for key, manifest in manifests.items():
+            ref = ModelRef(registry, manifest.name, manifest.version, manifest.artifact_sha256)
+            refs[key] = (ref, writes.ensure_model_version(session, manifest))
+    return {
+        "valid": result.valid,
+        "refs": refs,
+        "checks": result.checks,
+        "quarantined_rows": result.n_quarantined_rows,
+        "seconds": time.perf_counter() - t0,
+    }
