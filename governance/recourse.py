@@ -300,6 +300,13 @@ class _TreeBound:
         self.n_inputs, self.float32 = n_inputs, float32
         self.numeric, self.category = numeric, category
         self._thr: dict[int, np.ndarray] | None = None
+        self._level_cache: dict[int, list[np.ndarray]] = {}
+
+    def _levels(self, k: int) -> list[np.ndarray]:
+        if k not in self._level_cache:
+            left, right, _, _, leaf = self.trees[k]
+            self._level_cache[k] = _split_levels(left, right, np.isfinite(leaf))
+        return self._level_cache[k]
 
     @classmethod
     def build(cls, model: DecisionModel, final, numeric, category) -> _TreeBound | None:
@@ -446,17 +453,14 @@ class _TreeBound:
         """Largest P(favourable) the model can give any input in the box."""
         n = len(zlo)
         total = np.zeros(n)
-        for left, right, feat, thr, leaf in self.trees:
+        for k, (left, right, feat, thr, leaf) in enumerate(self.trees):
             reach = np.zeros((n, len(left)), dtype=bool)
             reach[:, 0] = True
-            order = _preorder(left, right, np.isfinite(leaf))
-            for i in order:
-                if np.isfinite(leaf[i]):
-                    continue
-                r = reach[:, i]
-                f, t = int(feat[i]), thr[i]
-                reach[:, left[i]] |= r & (zlo[:, f] <= t)
-                reach[:, right[i]] |= r & (zhi[:, f] > t)
+            for ids in self._levels(k):  # all split nodes of one depth at once
+                r = reach[:, ids]
+                f, t = feat[ids], thr[ids]
+                reach[:, left[ids]] = r & (zlo[:, f] <= t)
+                reach[:, right[ids]] = r & (zhi[:, f] > t)
             vals = np.where(reach, leaf[None, :], np.nan)
             if self.combine == "sum":
                 total += np.nanmax(vals, axis=1) if self.sign > 0 else np.nanmin(vals, axis=1)
@@ -468,14 +472,14 @@ class _TreeBound:
         return p1 if self.sign > 0 else 1.0 - p1
 
 
-def _preorder(left: np.ndarray, right: np.ndarray, is_leaf: np.ndarray) -> list[int]:
-    """Node ids with every parent before its children."""
-    out, stack = [], [0]
-    while stack:
-        i = stack.pop()
-        out.append(i)
-        if not is_leaf[i]:
-            stack.extend((int(right[i]), int(left[i])))
+def _split_levels(left: np.ndarray, right: np.ndarray, is_leaf: np.ndarray) -> list[np.ndarray]:
+    """Split-node ids grouped by depth, root first (each child has exactly one parent)."""
+    out, level = [], np.array([0])
+    while level.size:
+        inner = level[~is_leaf[level]]
+        if inner.size:
+            out.append(inner)
+        level = np.concatenate([left[inner], right[inner]]).astype(np.int64)
     return out
 
 
@@ -810,8 +814,10 @@ class _Search:
             total *= c.lengths(np.arange(len(denied)))
         fallback = None
         active = np.ones(len(denied), dtype=bool)
-        if structure.bound is not None:
-            self._bound_check(structure.bound, denied, active)
+        if structure.bound is not None:  # only where the search cannot settle it alone
+            hard = ~exact | (total > self.max_points)
+            if hard.any():
+                self._bound_check(structure.bound, denied, active, hard)
         if structure.kind == "linear" and np.any(exact):
             fallback = self._linear_check(cands, denied, exact, active)
         prev = 1  # rank 0 is the null action: the person as is, already denied
@@ -845,9 +851,13 @@ class _Search:
         mine = structure.logit(self.U[rows[ok]])
         return bool(np.allclose(mine, z, rtol=1e-6, atol=1e-6))
 
-    def _bound_check(self, bound: _TreeBound, denied: np.ndarray, active: np.ndarray) -> None:
+    def _bound_check(
+        self, bound: _TreeBound, denied: np.ndarray, active: np.ndarray, which: np.ndarray
+    ) -> None:
         """Tree ensembles: people whose best possible score over a box around A(x) is below
         the threshold are fixed. The bound is first checked to reproduce the model's scores."""
+        which = np.flatnonzero(which)
+        denied = denied[which]
         X = self.U[denied]
         try:
             at_x = bound.upper(*bound.box(X, X))
@@ -863,7 +873,7 @@ class _Search:
             fixed[rest] = bound.certify(zlo[rest], zhi[rest], self.model.threshold)
         self.status[denied[fixed]] = "fixed"
         self.complete[denied[fixed]] = True
-        active &= ~fixed
+        active[which[fixed]] = False
 
     def _linear_check(
         self, cands: list[_Candidates], denied: np.ndarray, exact: np.ndarray, active: np.ndarray

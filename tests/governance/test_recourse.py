@@ -261,12 +261,16 @@ def _dense_flip(model, A, x, n=4000, seed=0):
     return bool(model.approve(np.vstack([P, corners])).any())
 
 
-@pytest.mark.parametrize("estimator", ["decision_tree", "logistic_regression", "random_forest",
-                                       "hist_gradient_boosting"])
+@pytest.mark.parametrize(
+    "estimator",
+    ["decision_tree", "logistic_regression", "random_forest", "gradient_boosting",
+     "hist_gradient_boosting"],
+)
 def test_certified_fixed_verdicts_on_continuous_features_hold(estimator):
     df, y, schema = _float_data()
     params = {"decision_tree": {"max_depth": 4}, "logistic_regression": {},
               "random_forest": {"n_estimators": 10, "max_depth": 4},
+              "gradient_boosting": {"n_estimators": 20, "max_depth": 2},
               "hist_gradient_boosting": {"max_iter": 15}}[estimator]
     with threadpool_limits(1):  # OpenMP oversubscription makes HGB crawl on small inputs
         pipe = TrainingRecipe(estimator, params, seed=0).fit(schema, df, y)
@@ -303,3 +307,31 @@ def test_tree_candidates_make_exhaustive_search_exact_per_threshold_cell():
             grid_best = MADL1Cost.fit(df, schema)(np.repeat(X[i:i + 1], flips.sum(), 0),
                                                   R.X[flips]).min()
             assert r.cost[i] <= grid_best + 1e-9
+
+
+@pytest.mark.parametrize(
+    "estimator, params",
+    [
+        ("decision_tree", {"max_depth": 4}),
+        ("random_forest", {"n_estimators": 10, "max_depth": 4}),
+        ("gradient_boosting", {"n_estimators": 20, "max_depth": 2}),
+        ("hist_gradient_boosting", {"max_iter": 15}),
+    ],
+)
+def test_tree_box_bound_certifies_fixed_without_search(estimator, params):
+    # a budget of 2 points settles only people with at most one move: the rest of the
+    # "fixed" verdicts (no point evaluated) come from the box bound
+    df, y, schema = _float_data(2)
+    with threadpool_limits(1):
+        pipe = TrainingRecipe(estimator, params, seed=0).fit(schema, df, y)
+        model = DecisionModel(pipe, schema)
+        A = _float_set(step_ub=1.0)
+        X = model.matrix(df.iloc[:150])
+        r = find_recourse(model, A, X, MADL1Cost.fit(df, schema), max_points=2)
+        fixed = np.flatnonzero(r.status == "fixed")
+        movable = (X[:, 0] < 10) | (X[:, 1] > 0)  # A(x) holds more than x itself
+        assert ((r.n_points == 0) & (r.status == "fixed") & movable).sum() > 0
+        assert r.complete[fixed].all()
+        for i in fixed:
+            assert not _dense_flip(model, A, X[i], seed=int(i))
+        assert set(r.status) <= {"approved", "fixed", "recourse", "undetermined"}
