@@ -279,13 +279,13 @@ class ModelRegistry:
 
     # -- reading -----------------------------------------------------------------------------
     def names(self) -> list[str]:
+        """Model names with at least one registered version."""
         if not self.root.exists():
             return []
         return sorted(
-            p.name
-            for p in self.root.iterdir()
-            if (p / DEPLOYMENTS).exists()
-            or any((q / MANIFEST).exists() for q in p.iterdir() if q.is_dir())
+            p.name for p in self.root.iterdir()
+            if p.is_dir() and _NAME.match(p.name)
+            and any((q / MANIFEST).exists() for q in p.iterdir() if q.is_dir())
         )
 
     def versions(self, name: str) -> list[str]:

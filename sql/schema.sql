@@ -1,0 +1,140 @@
+-- Generated from governance/store/models.py by governance.store.ddl.render_schema();
+-- do not edit by hand. Migrations in sql/migrations create the same schema.
+
+CREATE TABLE model_versions (
+	id SERIAL NOT NULL,
+	name VARCHAR(64) NOT NULL,
+	version VARCHAR(64) NOT NULL,
+	artifact_sha256 VARCHAR(64) NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	deployed_at TIMESTAMP WITH TIME ZONE,
+	manifest JSONB NOT NULL,
+	PRIMARY KEY (id),
+	UNIQUE (name, version)
+);
+
+CREATE TABLE runs (
+	id SERIAL NOT NULL,
+	run_key VARCHAR(200) NOT NULL,
+	kind VARCHAR(32) NOT NULL,
+	night DATE,
+	model_name VARCHAR(64),
+	status VARCHAR(16) NOT NULL,
+	parameters JSONB NOT NULL,
+	code_version VARCHAR(64) NOT NULL,
+	started_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	finished_at TIMESTAMP WITH TIME ZONE,
+	attempts INTEGER NOT NULL,
+	counts JSONB NOT NULL,
+	timings JSONB NOT NULL,
+	flow_run_id VARCHAR(64),
+	error TEXT,
+	PRIMARY KEY (id),
+	UNIQUE (run_key)
+);
+CREATE INDEX ix_runs_kind ON runs (kind);
+CREATE INDEX ix_runs_night ON runs (night);
+
+CREATE TABLE decisions (
+	decision_id VARCHAR(64) NOT NULL,
+	subject_id VARCHAR(64) NOT NULL,
+	decided_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	decision_date DATE NOT NULL,
+	model_version_id INTEGER NOT NULL,
+	score FLOAT NOT NULL,
+	decision VARCHAR(16) NOT NULL,
+	features JSONB NOT NULL,
+	score_recomputed FLOAT,
+	run_id INTEGER NOT NULL,
+	PRIMARY KEY (decision_id),
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id),
+	FOREIGN KEY(run_id) REFERENCES runs (id)
+);
+CREATE INDEX ix_decisions_decision_date ON decisions (decision_date);
+CREATE INDEX ix_decisions_model_version_id ON decisions (model_version_id);
+CREATE INDEX ix_decisions_run_id ON decisions (run_id);
+CREATE INDEX ix_decisions_subject ON decisions (subject_id, decided_at);
+
+CREATE TABLE explainers (
+	id SERIAL NOT NULL,
+	config_sha256 VARCHAR(64) NOT NULL,
+	model_version_id INTEGER NOT NULL,
+	explainer VARCHAR(64) NOT NULL,
+	output VARCHAR(16) NOT NULL,
+	settings JSONB NOT NULL,
+	background_sha256 VARCHAR(64),
+	PRIMARY KEY (id),
+	UNIQUE (config_sha256),
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id)
+);
+
+CREATE TABLE quarantine (
+	id SERIAL NOT NULL,
+	run_id INTEGER NOT NULL,
+	row_number INTEGER NOT NULL,
+	decision_id VARCHAR(64),
+	subject_id VARCHAR(64),
+	model_name VARCHAR(64),
+	model_version VARCHAR(64),
+	"check" VARCHAR(100) NOT NULL,
+	"column" VARCHAR(64),
+	value TEXT,
+	row_json TEXT NOT NULL,
+	quarantined_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (id),
+	UNIQUE (run_id, row_number, "check", "column"),
+	FOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE
+);
+CREATE INDEX ix_quarantine_run_id ON quarantine (run_id);
+CREATE INDEX ix_quarantine_subject_id ON quarantine (subject_id);
+
+CREATE TABLE run_chunks (
+	run_id INTEGER NOT NULL,
+	chunk_no INTEGER NOT NULL,
+	chunk_sha256 VARCHAR(64) NOT NULL,
+	rows INTEGER NOT NULL,
+	counts JSONB NOT NULL,
+	seconds FLOAT NOT NULL,
+	finished_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (run_id, chunk_no),
+	FOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE
+);
+
+CREATE TABLE attributions (
+	decision_id VARCHAR(64) NOT NULL,
+	model_version_id INTEGER NOT NULL,
+	feature VARCHAR(64) NOT NULL,
+	value TEXT,
+	attribution FLOAT NOT NULL,
+	PRIMARY KEY (decision_id, model_version_id, feature),
+	FOREIGN KEY(decision_id) REFERENCES decisions (decision_id) ON DELETE CASCADE,
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id)
+);
+
+CREATE TABLE explanations (
+	decision_id VARCHAR(64) NOT NULL,
+	model_version_id INTEGER NOT NULL,
+	explainer_id INTEGER NOT NULL,
+	base_value FLOAT NOT NULL,
+	model_output FLOAT NOT NULL,
+	additivity_error FLOAT NOT NULL,
+	additive BOOLEAN NOT NULL,
+	run_id INTEGER NOT NULL,
+	PRIMARY KEY (decision_id, model_version_id),
+	FOREIGN KEY(decision_id) REFERENCES decisions (decision_id) ON DELETE CASCADE,
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id),
+	FOREIGN KEY(explainer_id) REFERENCES explainers (id),
+	FOREIGN KEY(run_id) REFERENCES runs (id)
+);
+CREATE INDEX ix_explanations_run_id ON explanations (run_id);
+
+CREATE TABLE reasons (
+	decision_id VARCHAR(64) NOT NULL,
+	model_version_id INTEGER NOT NULL,
+	rank INTEGER NOT NULL,
+	feature VARCHAR(64) NOT NULL,
+	attribution FLOAT NOT NULL,
+	PRIMARY KEY (decision_id, model_version_id, rank),
+	FOREIGN KEY(decision_id) REFERENCES decisions (decision_id) ON DELETE CASCADE,
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id)
+);
