@@ -51,8 +51,11 @@ def test_views_sql_matches_the_migrated_views(engine):
             conn.execute(sa.text(f"SELECT * FROM {name}")).fetchall()
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
-            stored = dict(conn.execute(sa.text(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'view'")).all())
+            stored = dict(
+                conn.execute(
+                    sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'view'")
+                ).all()
+            )
         for statement in view_statements():
             name = statement.split()[2]
             assert " ".join(stored[name].split()) == " ".join(statement.split())
@@ -66,7 +69,9 @@ def test_init_store_is_idempotent(engine):
 def test_unreachable_store_is_a_clear_error():
     from governance.exceptions import StoreError
 
-    with pytest.raises(StoreError, match=r"cannot reach the store at postgresql\+psycopg://u:\*\*\*@"):
+    with pytest.raises(
+        StoreError, match=r"cannot reach the store at postgresql\+psycopg://u:\*\*\*@"
+    ):
         init_store("postgresql+psycopg://u:secret@127.0.0.1:1/none?connect_timeout=2")
 
 
@@ -78,25 +83,38 @@ def _seed(session):
     run = writes.start_run(session, "nightly:2026-11-01:m", "nightly", night=date(2026, 11, 1))
     from governance.store.models import ModelVersion
 
-    mv = ModelVersion(name="m", version="v1", artifact_sha256="0" * 64,
-                      created_at=datetime.now(UTC), manifest={})
+    mv = ModelVersion(
+        name="m", version="v1", artifact_sha256="0" * 64, created_at=datetime.now(UTC), manifest={}
+    )
     session.add(mv)
     session.flush()
     return run.id, mv.id
 
 
 def _frames(run_id, mv_id, ids, attribution=0.5):
-    decisions = pd.DataFrame({
-        "decision_id": ids, "subject_id": [f"S{i}" for i in ids],
-        "decided_at": [datetime(2026, 11, 1, 8, tzinfo=UTC)] * len(ids),
-        "decision_date": [date(2026, 11, 1)] * len(ids), "model_version_id": mv_id,
-        "score": 0.2, "decision": "denied", "features": [{"x": 1.5, "home": "RENT"}] * len(ids),
-        "score_recomputed": 0.2, "run_id": run_id,
-    })
-    reasons = pd.DataFrame({
-        "decision_id": ids, "model_version_id": mv_id, "rank": 1, "feature": "x",
-        "attribution": attribution,
-    })
+    decisions = pd.DataFrame(
+        {
+            "decision_id": ids,
+            "subject_id": [f"S{i}" for i in ids],
+            "decided_at": [datetime(2026, 11, 1, 8, tzinfo=UTC)] * len(ids),
+            "decision_date": [date(2026, 11, 1)] * len(ids),
+            "model_version_id": mv_id,
+            "score": 0.2,
+            "decision": "denied",
+            "features": [{"x": 1.5, "home": "RENT"}] * len(ids),
+            "score_recomputed": 0.2,
+            "run_id": run_id,
+        }
+    )
+    reasons = pd.DataFrame(
+        {
+            "decision_id": ids,
+            "model_version_id": mv_id,
+            "rank": 1,
+            "feature": "x",
+            "attribution": attribution,
+        }
+    )
     return {"decisions": decisions, "reasons": reasons}
 
 
@@ -135,12 +153,19 @@ def test_reopening_a_run_counts_attempts(engine):
 
 def test_quarantine_is_replaced_per_run(engine):
     sessions = session_factory(engine)
-    frame = pd.DataFrame({
-        "row_number": [1, 1, 4], "decision_id": ["D1", "D1", None], "subject_id": ["S1", "S1", None],
-        "model_name": "m", "model_version": "v1",
-        "check": ["a", "b", "a"], "column": ["x", "y", "x"], "value": ["1", "2", None],
-        "row_json": ["{}", "{}", "{}"],
-    })
+    frame = pd.DataFrame(
+        {
+            "row_number": [1, 1, 4],
+            "decision_id": ["D1", "D1", None],
+            "subject_id": ["S1", "S1", None],
+            "model_name": "m",
+            "model_version": "v1",
+            "check": ["a", "b", "a"],
+            "column": ["x", "y", "x"],
+            "value": ["1", "2", None],
+            "row_json": ["{}", "{}", "{}"],
+        }
+    )
     with sessions.begin() as s:
         run_id = writes.start_run(s, "k", "nightly").id
         assert writes.replace_quarantine(s, run_id, frame) == 3
