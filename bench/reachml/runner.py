@@ -14,8 +14,8 @@ Input folder:
 
 Output folder:
     scores.csv        row, feature, mu: reachml's responsiveness score of every feature
-    verdicts.csv      row, pred, status (recourse | fixed | undetermined), n_reachable,
-                      n_approved, complete
+    verdicts.csv      row, pred, status (recourse | fixed | undetermined | not_run),
+                      n_reachable, n_approved, complete
     timing.json       seconds in total and per person, split into scoring and verification,
                       time inside the model's predict, solver and package versions
 
@@ -24,18 +24,28 @@ Method, all through reachml's own API:
               feature is discrete (else ``method="sample"``, seeded), ``scorer.score(x, predict)``
     verdicts: ``ReachableSetEnumerator(action_set, x, solver).enumerate(max_points)``; status is
               ``recourse`` when some reachable point other than x is approved, ``fixed`` when the
-              enumeration is complete and none is, else ``undetermined``. For action sets with
-              float features, ``ReachableSetSampler`` draws points and ``fixed`` is never claimed.
+              enumeration is complete and none is, else ``undetermined``. Action sets with
+              actionable float features cannot be enumerated; reachml would sample them with
+              ``ReachableSetSampler``, whose rejection sampler for a joint discrete part draws
+              every feature (immutable linkage targets included) uniformly over its whole grid
+              and checks each draw with a MIP, so a linked part almost never accepts a draw.
+              ``--sample-verdicts`` tries it anyway; by default verdicts are skipped there
+              (status ``not_run``) and only scores are computed.
 
 Solver: reachml chooses CPLEX whenever ``cplex`` is importable, and its SCIP backend itself needs
 ``cplex`` importable (a type check). For ``--solver scip`` the runner hides cplex while reachml is
 imported, so SCIP becomes reachml's default everywhere (including calls that take no solver
-argument), and lets the later type-check import succeed.
+argument), and lets the later type-check import succeed. The default is CPLEX: reachml 0.2.0a1's
+SCIP backend keeps only the last DirectionalLinkage into a target that two linkages share.
+
+Semantics: ``--semantics paper`` (default) restores the early stop of the single-feature action
+search that 0.2.0a1 comments out (see ``use_paper_semantics``); ``release`` runs it as shipped.
 
 Usage:
     python runner.py IN_DIR OUT_DIR [--solver cplex|scip] [--semantics paper|release]
                      [--max-points N] [--n-samples N] [--seed S] [--what both|scores|verdicts]
-    python runner.py --check
+                     [--sample-verdicts]
+    python runner.py --check [--solver ...] [--semantics ...]
 """
 
 from __future__ import annotations
@@ -203,11 +213,12 @@ def _element(reachml, feat: dict):
         e = BooleanActionElement(name=name)
     elif kind == "int":
         e = IntegerActionElement(name=name, lb=float(feat["lb"]), ub=float(feat["ub"]))
-        if feat.get("step_size", 1) not in (1, 1.0, None):
+        step = feat.get("step_size") or 1
+        if step != int(step) or step < 1:
             raise RunnerError(
-                f"feature {name!r}: reachml integer features have step_size 1, "
-                f"got {feat['step_size']}"
+                f"feature {name!r}: reachml integer grids need a whole step_size >= 1, got {step}"
             )
+        e.step_size = int(step)  # grid lb, lb + step, ..., as reachml's IntegerActionElement.grid
     elif kind == "float":
         # reachml fixes the float grid at 1e-4; step_size of our format is not used here.
         e = FloatActionElement(name=name, lb=float(feat["lb"]), ub=float(feat["ub"]))
@@ -321,12 +332,17 @@ def run_scores(reachml, A, X: np.ndarray, pred: Predictor, n_samples: int, seed:
     return mu, secs, method
 
 
-def run_verdicts(reachml, A, X, pred, solver, max_points, n_samples, seed):
+def run_verdicts(reachml, A, X, pred, solver, max_points, n_samples, seed, sample=False):
     """Recourse verdict per row from reachml's reachable-set enumeration (or sampling)."""
     from reachml.sampling import ReachableSetSampler
 
     rows = []
     secs = np.zeros(len(X))
+    if any(A.actionable) and not A.can_enumerate and not sample:
+        fx = pred.predict(X)
+        rows = [{"pred": int(f), "status": "not_run", "n_reachable": 0, "n_approved": 0,
+                 "complete": False} for f in fx]
+        return rows, secs
     for i, x in enumerate(X):
         t0 = time.perf_counter()
         if not any(A.actionable):
@@ -370,7 +386,7 @@ def _versions() -> dict:
 
 
 def run(in_dir: Path, out_dir: Path, solver: str, max_points: float, n_samples: int, seed: int,
-        what: str = "both", semantics: str = "paper") -> dict:
+        what: str = "both", semantics: str = "paper", sample_verdicts: bool = False) -> dict:
     """Run reachml on the exchanged folder and write scores, verdicts and timing."""
     reachml = import_reachml(solver)
     if semantics == "paper":
@@ -411,7 +427,8 @@ def run(in_dir: Path, out_dir: Path, solver: str, max_points: float, n_samples: 
     if what in ("both", "verdicts"):
         pred.calls = pred.rows = 0
         pred.seconds = 0.0
-        rows, v_secs = run_verdicts(reachml, A, X, pred, solver, max_points, n_samples, seed)
+        rows, v_secs = run_verdicts(reachml, A, X, pred, solver, max_points, n_samples, seed,
+                                    sample_verdicts)
         v = pd.DataFrame(rows)
         v.insert(0, "row", ids)
         v.to_csv(out_dir / "verdicts.csv", index=False)
@@ -421,6 +438,8 @@ def run(in_dir: Path, out_dir: Path, solver: str, max_points: float, n_samples: 
             "predict_seconds": pred.seconds, "predict_calls": pred.calls,
             "predict_rows": pred.rows,
             "max_points": None if not np.isfinite(max_points) else int(max_points),
+            "method": ("enumerate" if A.can_enumerate or not any(A.actionable)
+                       else "sample" if sample_verdicts else "not_run"),
         }
     timing["seconds_total"] = time.perf_counter() - t_all
     timing["seconds_per_person"] = timing["seconds_total"] / max(len(X), 1)
@@ -484,6 +503,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="samples per feature (scores) or per person (verdicts) for float features")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--what", default="both", choices=("both", "scores", "verdicts"))
+    p.add_argument("--sample-verdicts", action="store_true",
+                   help="for action sets with float features, sample reachable sets with "
+                        "reachml's ReachableSetSampler (may not finish; see the module doc)")
     p.add_argument("--check", action="store_true", help="smoke-test the installation and exit")
     args = p.parse_args(argv)
     try:
@@ -493,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.in_dir is None or args.out_dir is None:
             p.error("IN_DIR and OUT_DIR are required unless --check is given")
         t = run(args.in_dir, args.out_dir, args.solver, args.max_points, args.n_samples,
-                args.seed, args.what, args.semantics)
+                args.seed, args.what, args.semantics, args.sample_verdicts)
     except RunnerError as exc:
         print(f"runner: {exc}", file=sys.stderr)
         return 2
