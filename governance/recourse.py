@@ -46,7 +46,14 @@ candidate space provably covers every prediction ``A(x)`` can reach:
   (``complete=False``).
 
 Float features inside multi-feature parts, and other models, are searched on their grids and
-end "undetermined" when nothing flips.
+end "undetermined" when nothing flips. Tree ensembles also get a sound upper bound on the
+score over a box containing ``A(x)`` (refined by a small branch and bound): below the
+threshold, the person is fixed without any search.
+
+When the budget ends without a flip, a greedy ascent (one part at a time, the move that raises
+the score most, batched across people) looks for any flipping action; a flip it finds is made
+cheaper part by part and issued as "recourse" with ``complete=False``: valid and inside the
+action set, but not proven to be the cheapest.
 """
 
 from __future__ import annotations
@@ -833,6 +840,9 @@ class _Search:
         if fallback is not None:
             left = active & fallback[0]
             self._issue(denied[left], fallback[1][left], complete=False)
+            active &= ~left
+        if active.any():
+            self._greedy(cands, denied, np.flatnonzero(active))
 
     def _budgets(self) -> Iterator[int]:
         b = _FIRST_BUDGET
@@ -952,6 +962,80 @@ class _Search:
         self.cost_after[u] = costs[firsts]
         self.score_after[u] = scores[firsts]
         active[who[firsts]] = False
+
+    def _deviations(self, c: _Candidates, persons: np.ndarray, denied: np.ndarray,
+                    limit: np.ndarray):
+        """Per person, the first ``limit`` candidates of part ``c``: (owner, candidate row)."""
+        s = c.sub[persons]
+        lens = np.minimum(c.offsets[s + 1] - c.offsets[s], limit)
+        owner = np.repeat(np.arange(len(persons)), lens)
+        pos = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
+        return owner, np.repeat(c.offsets[s], lens) + pos
+
+    def _greedy(self, cands: list[_Candidates], denied: np.ndarray, persons: np.ndarray) -> None:
+        """After the exact search: greedy ascent on the score, one part at a time.
+
+        Each round tries every candidate of every part (the cheapest ``per_part``) with the
+        other parts held, and keeps the move that raises the score most, until the decision
+        flips or no move helps. A flip is then made cheaper part by part (the cheapest
+        candidate of each part that keeps the flip) and issued with ``complete=False``:
+        it is valid and inside the action set, but not proven to be the cheapest.
+        """
+        per_part = max(64, self.max_points // (4 * len(cands)))
+        rows = denied[persons]
+        chosen = np.stack([c.offsets[c.sub[persons]] for c in cands], axis=1)  # null = first
+        cur = self.U[rows].copy()
+        score = self.score[rows].copy()
+        going = np.ones(len(persons), dtype=bool)
+        for _ in range(4 * len(cands)):
+            idx = np.flatnonzero(going & (score < self.model.threshold))
+            if idx.size == 0:
+                break
+            owners, parts, cand_rows, pts = [], [], [], []
+            for k, c in enumerate(cands):
+                o, r = self._deviations(c, persons[idx], denied, np.full(idx.size, per_part))
+                P = cur[idx[o]].copy()
+                P[:, c.part.idx] += c.C[r] - c.C[chosen[idx[o], k]]
+                owners.append(idx[o])
+                parts.append(np.full(len(o), k))
+                cand_rows.append(r)
+                pts.append(P)
+            owner, part = np.concatenate(owners), np.concatenate(parts)
+            cand, P = np.concatenate(cand_rows), np.concatenate(pts)
+            sc = self._score(P)
+            np.add.at(self.n_points, rows[owner], 1)
+            order = np.lexsort((-sc, owner))  # per owner, best score first
+            first = order[np.concatenate([[True], owner[order][1:] != owner[order][:-1]])]
+            who = owner[first]
+            better = sc[first] > score[who] + 1e-12
+            going[who[~better]] = False
+            w, f = who[better], first[better]
+            chosen[w, part[f]] = cand[f]
+            cur[w] = P[f]
+            score[w] = sc[f]
+        flipped = np.flatnonzero(score >= self.model.threshold)
+        if flipped.size == 0:
+            return
+        for k, c in enumerate(cands):  # make the flip cheaper, one part at a time
+            o, r = self._deviations(c, persons[flipped], denied, np.full(flipped.size, per_part))
+            who = flipped[o]
+            cheaper = c.costs[r] < c.costs[chosen[who, k]]
+            who, r = who[cheaper], r[cheaper]
+            if who.size == 0:
+                continue
+            P = cur[who].copy()
+            P[:, c.part.idx] += c.C[r] - c.C[chosen[who, k]]
+            sc = self._score(P)
+            np.add.at(self.n_points, rows[who], 1)
+            ok = np.flatnonzero(sc >= self.model.threshold)
+            if ok.size == 0:
+                continue
+            order = ok[np.lexsort((c.costs[r[ok]], who[ok]))]  # cheapest flip per person
+            first = order[np.concatenate([[True], who[order][1:] != who[order][:-1]])]
+            chosen[who[first], k] = r[first]
+            cur[who[first]] = P[first]
+            score[who[first]] = sc[first]
+        self._issue(rows[flipped], cur[flipped], complete=False)
 
     def _issue(self, rows: np.ndarray, points: np.ndarray, complete: bool) -> None:
         if rows.size == 0:

@@ -70,6 +70,14 @@ def test_all_immutable_denied_rows_are_fixed():
     assert r.status.tolist() == ["fixed", "fixed", "approved", "fixed"]
 
 
+def test_greedy_fallback_issues_a_valid_recourse_when_the_budget_ends():
+    model, A, X, cost = _toy()
+    r = find_recourse(model, A, X[:1], cost, max_points=3)
+    assert r.status.tolist() == ["recourse"] and not r.complete[0]
+    np.testing.assert_allclose(r.action[0], [4.0, 0.0])  # made cheaper after the flip
+    assert model.approve(r.x_after)[0] and is_reachable(A, X[0], r.x_after[0])
+
+
 def test_budget_exhausted_gives_undetermined():
     model, A, X, cost = _toy()
     model.estimator = Stub([1.0, 1.0], -6.5)  # nobody can reach 7
