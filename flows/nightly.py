@@ -49,8 +49,13 @@ def plan_chunks(
                 skipped += 1
             else:
                 todo.append(
-                    {"chunk": chunk, "chunk_no": chunk_no, "sha": sha, "ref": ref,
-                     "model_version_id": model_version_id}
+                    {
+                        "chunk": chunk,
+                        "chunk_no": chunk_no,
+                        "sha": sha,
+                        "ref": ref,
+                        "model_version_id": model_version_id,
+                    }
                 )
             chunk_no += 1
     return todo, skipped
@@ -107,8 +112,12 @@ def nightly_governance(
     log = log or str(config.decision_log_dir(home))
     init_store(db_url)
     parameters = {
-        "night": night.isoformat(), "model": model, "log": source_for(log, db_url).describe(),
-        "db": safe_url(db_url), "chunk_rows": chunk_rows, "force": force,
+        "night": night.isoformat(),
+        "model": model,
+        "log": source_for(log, db_url).describe(),
+        "db": safe_url(db_url),
+        "chunk_rows": chunk_rows,
+        "force": force,
     }
     opened = open_run(db_url, "nightly", night, model, parameters, force=force)
     run_id = opened["run_id"]
@@ -120,12 +129,20 @@ def nightly_governance(
         todo, skipped = plan_chunks(checked["valid"], checked["refs"], chunk_rows, opened["done"])
         logger.info(
             "%s: %d rows, %d quarantined, %d chunks to explain (%d already done)",
-            night, len(frame), checked["quarantined_rows"], len(todo), skipped,
+            night,
+            len(frame),
+            checked["quarantined_rows"],
+            len(todo),
+            skipped,
         )
         futures = explain_chunk.map(
-            [c["chunk"] for c in todo], [c["chunk_no"] for c in todo], [c["sha"] for c in todo],
-            [c["ref"] for c in todo], [c["model_version_id"] for c in todo],
-            [run_id] * len(todo), [db_url] * len(todo),
+            [c["chunk"] for c in todo],
+            [c["chunk_no"] for c in todo],
+            [c["sha"] for c in todo],
+            [c["ref"] for c in todo],
+            [c["model_version_id"] for c in todo],
+            [run_id] * len(todo),
+            [db_url] * len(todo),
         )
         results = [f.result() for f in futures]
         timings.update(_sum([r["seconds"] for r in results]))
@@ -141,8 +158,14 @@ def nightly_governance(
             "checks": checked["checks"],
         }
         close_run(db_url, run_id, "succeeded", counts, timings)
-        return {"run_id": run_id, "run_key": opened["run_key"], "night": night.isoformat(),
-                "counts": counts, "timings": timings, "this_attempt": this_attempt}
+        return {
+            "run_id": run_id,
+            "run_key": opened["run_key"],
+            "night": night.isoformat(),
+            "counts": counts,
+            "timings": timings,
+            "this_attempt": this_attempt,
+        }
     except BaseException as exc:
         timings["wall"] = time.perf_counter() - t0
         message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]

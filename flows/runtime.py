@@ -49,6 +49,6 @@ def task_runner(address: str | None = None, n_workers: int | None = None) -> Das
             "n_workers": n_workers or DEFAULT_WORKERS,
             "threads_per_worker": 1,
             "processes": True,
-            "dashboard_address": None,
+            "dashboard_address": ":0",
         }
     )

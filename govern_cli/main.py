@@ -26,8 +26,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-models_app = typer.Typer(help="The model registry: register, list, show and deploy versions.",
-                         no_args_is_help=True)
+models_app = typer.Typer(
+    help="The model registry: register, list, show and deploy versions.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 
 console = Console()
@@ -35,18 +36,27 @@ err = Console(stderr=True)
 
 Home = Annotated[
     Path | None,
-    typer.Option("--home", help="Data folder (registry, logs, SQLite store). "
-                 "Default: $GOVERNANCE_HOME or ./governance-data."),
+    typer.Option(
+        "--home",
+        help="Data folder (registry, logs, SQLite store). "
+        "Default: $GOVERNANCE_HOME or ./governance-data.",
+    ),
 ]
 Db = Annotated[
     str | None,
-    typer.Option("--db", help="SQLAlchemy URL of the store. Default: $GOVERNANCE_DB_URL or "
-                 "SQLite in the data folder."),
+    typer.Option(
+        "--db",
+        help="SQLAlchemy URL of the store. Default: $GOVERNANCE_DB_URL or "
+        "SQLite in the data folder.",
+    ),
 ]
 DaskAddress = Annotated[
     str | None,
-    typer.Option("--dask-address", help="Existing Dask scheduler, e.g. tcp://10.0.0.5:8786. "
-                 "Default: $GOVERNANCE_DASK_ADDRESS or a local cluster."),
+    typer.Option(
+        "--dask-address",
+        help="Existing Dask scheduler, e.g. tcp://10.0.0.5:8786. "
+        "Default: $GOVERNANCE_DASK_ADDRESS or a local cluster.",
+    ),
 ]
 Workers = Annotated[int | None, typer.Option("--workers", help="Local cluster worker processes.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -68,8 +78,15 @@ def _sessions(db: str | None, home: Path | None):  # noqa: ANN202
     return session_factory(init_store(config.db_url(db, home)))
 
 
-def _run_nightly(night: date, model: str | None, dask_address: str | None, workers: int | None,
-                 chunk_rows: int, force: bool, log: str | None) -> dict[str, Any]:
+def _run_nightly(
+    night: date,
+    model: str | None,
+    dask_address: str | None,
+    workers: int | None,
+    chunk_rows: int,
+    force: bool,
+    log: str | None,
+) -> dict[str, Any]:
     from flows.nightly import nightly_governance
     from flows.runtime import prefect_api, task_runner
 
@@ -99,8 +116,9 @@ def demo(
         job = bar.add_task("Nightly governance runs", total=len(setup.nights))
         for night in setup.nights:
             bar.update(job, description=f"Nightly run for {night}")
-            summaries.append(_run_nightly(night, setup.model_name, dask_address, workers,
-                                          5_000, False, None))
+            summaries.append(
+                _run_nightly(night, setup.model_name, dask_address, workers, 5_000, False, None)
+            )
             bar.advance(job)
     render.nightly_summary(console, summaries)
     subject = _example_subject(db, home)
@@ -117,8 +135,10 @@ def _example_subject(db: str | None, home: Path | None) -> str:
 
     with _sessions(db, home)() as session:
         found = session.scalar(
-            sa.select(Decision.subject_id).where(Decision.decision == "denied")
-            .order_by(Decision.decision_id).limit(1)
+            sa.select(Decision.subject_id)
+            .where(Decision.decision == "denied")
+            .order_by(Decision.decision_id)
+            .limit(1)
         )
     return found or "S10000000"
 
@@ -129,8 +149,12 @@ def nightly(
     model: Annotated[str | None, typer.Option(help="Only this model's decisions.")] = None,
     home: Home = None,
     db: Db = None,
-    log: Annotated[str | None, typer.Option(
-        help="Decision-log folder, or table:<name> for a SQL table ($GOVERNANCE_LOG_URL).")] = None,
+    log: Annotated[
+        str | None,
+        typer.Option(
+            help="Decision-log folder, or table:<name> for a SQL table ($GOVERNANCE_LOG_URL)."
+        ),
+    ] = None,
     dask_address: DaskAddress = None,
     workers: Workers = None,
     chunk_rows: Annotated[int, typer.Option(help="Decisions per chunk task.")] = 5_000,
@@ -199,9 +223,17 @@ def models_list(home: Home = None, as_json: AsJson = False) -> None:
         current = deployed[-1]["version"] if deployed else None
         for version in reg.versions(name):
             m = reg.manifest(name, version)
-            rows.append({"model": name, "version": version, "deployed": version == current,
-                         "created_at": m.created_at.isoformat(), "estimator": m.recipe.estimator,
-                         "sha256": m.artifact_sha256[:12], **m.metrics})
+            rows.append(
+                {
+                    "model": name,
+                    "version": version,
+                    "deployed": version == current,
+                    "created_at": m.created_at.isoformat(),
+                    "estimator": m.recipe.estimator,
+                    "sha256": m.artifact_sha256[:12],
+                    **m.metrics,
+                }
+            )
     if as_json:
         console.print_json(json.dumps(rows))
         return
@@ -231,8 +263,10 @@ def models_register(
     seed: Annotated[int, typer.Option(help="Random seed of the recipe.")] = 0,
     favourable: Annotated[str, typer.Option(help="Favourable label value.")] = "1",
     threshold: Annotated[float, typer.Option(help="Approve when P(favourable) >= this.")] = 0.5,
-    features: Annotated[str | None, typer.Option(
-        help="Comma-separated feature columns (default: all but label and ids).")] = None,
+    features: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated feature columns (default: all but label and ids)."),
+    ] = None,
     action_set: Annotated[Path | None, typer.Option(help="Action set JSON to attach.")] = None,
     home: Home = None,
 ) -> None:
@@ -240,12 +274,23 @@ def models_register(
     from governance.registration import register_from_data
 
     manifest = register_from_data(
-        _registry(home), name, version, data, label=label, estimator=estimator,
-        params=json.loads(params), seed=seed, favourable=favourable, threshold=threshold,
-        features=features.split(",") if features else None, action_set=action_set,
+        _registry(home),
+        name,
+        version,
+        data,
+        label=label,
+        estimator=estimator,
+        params=json.loads(params),
+        seed=seed,
+        favourable=favourable,
+        threshold=threshold,
+        features=features.split(",") if features else None,
+        action_set=action_set,
     )
-    console.print(f"registered {manifest.name} {manifest.version} "
-                  f"(sha256 {manifest.artifact_sha256[:12]}…) metrics {manifest.metrics}")
+    console.print(
+        f"registered {manifest.name} {manifest.version} "
+        f"(sha256 {manifest.artifact_sha256[:12]}…) metrics {manifest.metrics}"
+    )
 
 
 @app.command()
@@ -276,16 +321,20 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    except typer.BadParameter as exc:  # usage errors: click's own message, exit 2
+        exc.show()
+        sys.exit(exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - last line of defence for a clean message
-        import click
         import sqlalchemy as sa
 
-        if isinstance(exc, click.ClickException):
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # other click usage errors
             exc.show()
             sys.exit(exc.exit_code)
         if isinstance(exc, sa.exc.OperationalError):
-            err.print(f"[bold red]error:[/] the store could not be reached: "
-                      f"{str(exc.orig).splitlines()[0]}")
+            err.print(
+                f"[bold red]error:[/] the store could not be reached: "
+                f"{str(exc.orig).splitlines()[0]}"
+            )
             sys.exit(2)
         raise
 

@@ -24,6 +24,7 @@ def safe_db(db: str | None, home: Path | None) -> str:
 def steps(console: Console, title: str) -> Iterator[Any]:
     """A spinner whose text follows the steps of a long call."""
     with console.status(title) as status:
+
         def say(message: str) -> None:
             status.update(f"{title}: {message}")
             console.log(message)
@@ -34,9 +35,13 @@ def steps(console: Console, title: str) -> Iterator[Any]:
 @contextmanager
 def progress(console: Console) -> Iterator[Progress]:
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-        TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-        console=console, transient=False,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     ) as bar:
         yield bar
 
@@ -57,8 +62,9 @@ def frame_table(console: Console, frame: pd.DataFrame, title: str = "") -> None:
         return
     table = Table(title=title, show_lines=False)
     for col in frame.columns:
-        table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col])
-                         else "left")
+        table.add_column(
+            str(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left"
+        )
     for row in frame.itertuples(index=False):
         table.add_row(*[_fmt(v) for v in row])
     console.print(table)
@@ -67,15 +73,28 @@ def frame_table(console: Console, frame: pd.DataFrame, title: str = "") -> None:
 def nightly_summary(console: Console, summaries: list[dict[str, Any]]) -> None:
     """One row per night: decisions, denials, reasons, quarantine and seconds per stage."""
     table = Table(title="Nightly governance runs")
-    cols = ["night", "decisions", "denied", "reasons issued", "quarantined", "pull s",
-            "validate s", "explain s", "store s", "wall s"]
+    cols = [
+        "night",
+        "decisions",
+        "denied",
+        "reasons issued",
+        "quarantined",
+        "pull s",
+        "validate s",
+        "explain s",
+        "store s",
+        "wall s",
+    ]
     for c in cols:
         table.add_column(c, justify="left" if c == "night" else "right")
     for s in summaries:
         c, t = s["counts"], s["timings"]
         table.add_row(
-            s["night"], _fmt(c.get("decisions", 0)), _fmt(c.get("denied", 0)),
-            _fmt(c.get("reasons_issued", 0)), _fmt(c.get("quarantined", 0)),
+            s["night"],
+            _fmt(c.get("decisions", 0)),
+            _fmt(c.get("denied", 0)),
+            _fmt(c.get("reasons_issued", 0)),
+            _fmt(c.get("quarantined", 0)),
             *[f"{t.get(k, 0):.1f}" for k in ("pull", "validate", "explain", "store", "wall")],
         )
     console.print(table)
@@ -98,6 +117,10 @@ def history(console: Console, subject: str, records: list[dict[str, Any]]) -> No
             for c in ("rank", "reason (feature)", "value", "attribution"):
                 table.add_column(c)
             for reason in r["reasons"]:
-                table.add_row(str(reason["rank"]), reason["feature"], _fmt(reason["value"]),
-                              f"{reason['attribution']:+.3f}")
+                table.add_row(
+                    str(reason["rank"]),
+                    reason["feature"],
+                    _fmt(reason["value"]),
+                    f"{reason['attribution']:+.3f}",
+                )
             console.print(table)

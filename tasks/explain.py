@@ -17,8 +17,13 @@ from tasks.worker import ModelRef
 
 @task(name="explain-chunk", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def explain_chunk(
-    chunk: pd.DataFrame, chunk_no: int, chunk_sha256: str, ref: ModelRef, model_version_id: int,
-    run_id: int, db_url: str,
+    chunk: pd.DataFrame,
+    chunk_no: int,
+    chunk_sha256: str,
+    ref: ModelRef,
+    model_version_id: int,
+    run_id: int,
+    db_url: str,
 ) -> dict[str, Any]:
     """Compute attributions and reasons for ``chunk`` and replace its rows in the ledger.
 
@@ -34,17 +39,28 @@ def explain_chunk(
             session, model_version_id, explainer.config.to_dict()
         )
     result = explain_rows(
-        chunk, model, explainer, model_version_id=model_version_id, explainer_id=explainer_id,
+        chunk,
+        model,
+        explainer,
+        model_version_id=model_version_id,
+        explainer_id=explainer_id,
         run_id=run_id,
     )
     t1 = time.perf_counter()
     with sessions.begin() as session:
         writes.replace_rows(
-            session, result.frames, decision_ids=result.frames["decisions"]["decision_id"].tolist(),
+            session,
+            result.frames,
+            decision_ids=result.frames["decisions"]["decision_id"].tolist(),
         )
         seconds = {**result.seconds, "store": time.perf_counter() - t1}
         writes.record_chunk(
-            session, run_id, chunk_no, chunk_sha256, len(chunk), result.counts,
+            session,
+            run_id,
+            chunk_no,
+            chunk_sha256,
+            len(chunk),
+            result.counts,
             time.perf_counter() - t0,
         )
     seconds["store"] = time.perf_counter() - t1

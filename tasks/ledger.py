@@ -16,14 +16,25 @@ from tasks import worker
 
 @task(name="open-run", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def open_run(
-    db_url: str, kind: str, night: date | None, model: str | None,
-    parameters: Mapping[str, Any], *, force: bool = False, extra_key: str = "",
+    db_url: str,
+    kind: str,
+    night: date | None,
+    model: str | None,
+    parameters: Mapping[str, Any],
+    *,
+    force: bool = False,
+    extra_key: str = "",
 ) -> dict[str, Any]:
     """Open the run for this night (or reopen it on a rerun); return its id and finished chunks."""
     key = writes.run_key(kind, night, model, extra_key)
     with worker.sessions(db_url).begin() as session:
         run = writes.start_run(
-            session, key, kind, night=night, model_name=model, parameters=parameters,
+            session,
+            key,
+            kind,
+            night=night,
+            model_name=model,
+            parameters=parameters,
             flow_run_id=str(flow_run.get_id() or "") or None,
         )
         if force:
@@ -34,8 +45,12 @@ def open_run(
 
 @task(name="close-run", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def close_run(
-    db_url: str, run_id: int, status: str, counts: Mapping[str, Any],
-    timings: Mapping[str, Any], error: str | None = None,
+    db_url: str,
+    run_id: int,
+    status: str,
+    counts: Mapping[str, Any],
+    timings: Mapping[str, Any],
+    error: str | None = None,
 ) -> None:
     with worker.sessions(db_url).begin() as session:
         writes.finish_run(session, run_id, status, counts=counts, timings=timings, error=error)

@@ -22,7 +22,11 @@ from tasks.worker import ModelRef
 
 @task(name="validate", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
 def validate(
-    frame: pd.DataFrame, night: date, registry: str, db_url: str, run_id: int,
+    frame: pd.DataFrame,
+    night: date,
+    registry: str,
+    db_url: str,
+    run_id: int,
 ) -> dict[str, Any]:
     """Validate, write quarantine records, and return valid rows with the versions they need.
 
@@ -45,7 +49,9 @@ def validate(
     sessions = worker.sessions(db_url)
     with sessions() as session:
         result: ValidationResult = validate_night(
-            frame, night, contracts,
+            frame,
+            night,
+            contracts,
             seen_elsewhere=lambda ids: decision_ids_recorded_elsewhere(session, ids, night),
         )
     refs = {}

@@ -25,8 +25,9 @@ def table_digest(url: str) -> dict[str, tuple[int, str]]:
             table = Base.metadata.tables[name]
             cols = [c.name for c in table.columns if c.name not in VOLATILE]
             frame = pd.read_sql(sa.select(*[table.c[c] for c in cols]), conn)
-            rows = sorted(json.dumps(r, sort_keys=True, default=str)
-                          for r in frame.to_dict("records"))
+            rows = sorted(
+                json.dumps(r, sort_keys=True, default=str) for r in frame.to_dict("records")
+            )
             out[name] = (len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest())
     engine.dispose()
     return out

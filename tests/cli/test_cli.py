@@ -1,0 +1,115 @@
+"""The `govern` command line, run as a user runs it: a subprocess per command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import DEMO_NIGHT
+
+GOVERN = str(Path(sys.executable).with_name("govern"))
+COMMANDS = [
+    [],
+    ["demo"],
+    ["nightly"],
+    ["history"],
+    ["runs"],
+    ["deploy"],
+    ["models"],
+    ["models", "list"],
+    ["models", "show"],
+    ["models", "register"],
+]
+
+
+def govern(*args: str, home: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    cmd = [GOVERN, *args] + (["--home", str(home)] if home else [])
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "govern")
+def test_every_command_has_help(command):
+    result = govern(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage: govern" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def ledger_home(demo_home, tmp_path_factory):
+    """The small demo after one real `govern nightly` run (own Prefect server, LocalCluster)."""
+    home = tmp_path_factory.mktemp("cli") / "home"
+    shutil.copytree(demo_home, home)
+    result = govern("nightly", "--date", DEMO_NIGHT.isoformat(), "--workers", "2", home=home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Nightly governance runs" in result.stdout
+    return home
+
+
+def _denied_subject(home: Path) -> str:
+    engine = sa.create_engine(f"sqlite:///{home / 'governance.db'}")
+    with engine.connect() as conn:
+        subject = conn.execute(
+            sa.text(
+                "SELECT subject_id FROM decisions WHERE decision = 'denied' ORDER BY decision_id"
+            )
+        ).scalar()
+    engine.dispose()
+    return subject
+
+
+def test_history_shows_reasons_as_table_and_json(ledger_home):
+    subject = _denied_subject(ledger_home)
+    table = govern("history", "--subject", subject, home=ledger_home)
+    assert table.returncode == 0 and subject in table.stdout and "denied" in table.stdout
+    assert "reason (feature)" in table.stdout
+    data = json.loads(govern("history", "--subject", subject, "--json", home=ledger_home).stdout)
+    decision = data["decisions"][0]
+    assert decision["decision"] == "denied" and decision["model_version"] == "v1"
+    assert 1 <= len(decision["reasons"]) <= 4
+    assert [r["rank"] for r in decision["reasons"]] == list(range(1, len(decision["reasons"]) + 1))
+
+
+def test_runs_lists_the_night(ledger_home):
+    data = json.loads(govern("runs", "--json", home=ledger_home).stdout)
+    assert data[0]["kind"] == "nightly" and data[0]["status"] == "succeeded"
+
+
+def test_hostile_subject_ids_are_data_not_sql(ledger_home):
+    hostile = "x' OR '1'='1'; DROP TABLE decisions; --"
+    result = govern("history", "--subject", hostile, "--json", home=ledger_home)
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["decisions"] == []
+    assert _denied_subject(ledger_home)  # the table is still there
+
+
+@pytest.mark.parametrize("name", ["../../etc", "a/b", "x;rm -rf"])
+def test_hostile_model_names_get_a_one_line_error(ledger_home, name):
+    result = govern("models", "show", name, "v1", home=ledger_home)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "is not allowed" in result.stderr
+
+
+def test_unknown_version_and_bad_date_are_clear(ledger_home):
+    unknown = govern("models", "show", "credit-default", "v9", home=ledger_home)
+    assert unknown.returncode == 2 and "'v9' not in registry" in unknown.stderr
+    bad_date = govern("nightly", "--date", "2026-13-01", home=ledger_home)
+    assert bad_date.returncode == 2 and "expected YYYY-MM-DD" in bad_date.stderr
+
+
+def test_unreachable_database_is_a_one_line_error(ledger_home):
+    result = govern(
+        "runs", "--db", "postgresql+psycopg://u:topsecret@127.0.0.1:1/x", home=ledger_home
+    )
+    assert result.returncode == 2
+    assert "cannot reach the store" in result.stderr
+    assert "topsecret" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
