@@ -188,7 +188,9 @@ def find_recourse(
     cost : Cost
         Fitted on the model's features (:mod:`governance.costs`).
     max_points : int, default=20_000
-        Candidate points searched per person before the verdict is "undetermined".
+        Candidate points of the exact cost-ordered search per person. Past it, a greedy
+        ascent may still find a (not proven cheapest) recourse; otherwise the verdict is
+        "undetermined".
     batch_rows : int, default=250_000
         Rows per ``model.score`` call.
 
@@ -837,12 +839,14 @@ class _Search:
             self.complete[denied[done]] = exact[done]
             active &= ~done
             prev = budget
-        if fallback is not None:
-            left = active & fallback[0]
-            self._issue(denied[left], fallback[1][left], complete=False)
-            active &= ~left
         if active.any():
-            self._greedy(cands, denied, np.flatnonzero(active))
+            self._greedy(cands, denied, np.flatnonzero(active), active)
+        if fallback is not None:  # the greedy missed; the best point is known to flip
+            left = np.flatnonzero(active & fallback[0])
+            if left.size:
+                flips, best, chosen = fallback
+                score = self._score(best[left])
+                self._cheapen(cands, denied, left, chosen[left], best[left], score)
 
     def _budgets(self) -> Iterator[int]:
         b = _FIRST_BUDGET
@@ -890,20 +894,22 @@ class _Search:
     ):
         """Evaluate each person's best point; where it is denied, the person is fixed."""
         best = self.U[denied].copy()
-        for c in cands:
+        chosen = np.zeros((len(denied), len(cands)), dtype=np.int64)
+        for k, c in enumerate(cands):
             # the candidate with the largest logit gain, per distinct value of the part
             starts, ends = c.offsets[:-1], c.offsets[1:]
             arg = np.array(
                 [a + int(np.argmax(c.gain[a:b])) for a, b in zip(starts, ends, strict=True)]
             )
-            best[:, c.part.idx] += c.C[arg[c.sub]]
+            chosen[:, k] = arg[c.sub]
+            best[:, c.part.idx] += c.C[chosen[:, k]]
         ok = self._score(best) >= self.model.threshold
         self.n_points[denied[exact]] += 1
         fixed = exact & ~ok
         self.status[denied[fixed]] = "fixed"
         self.complete[denied[fixed]] = True
         active &= ~fixed
-        return exact & ok, best
+        return exact & ok, best, chosen
 
     def _round(
         self,
@@ -972,7 +978,10 @@ class _Search:
         pos = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
         return owner, np.repeat(c.offsets[s], lens) + pos
 
-    def _greedy(self, cands: list[_Candidates], denied: np.ndarray, persons: np.ndarray) -> None:
+    def _greedy(
+        self, cands: list[_Candidates], denied: np.ndarray, persons: np.ndarray,
+        active: np.ndarray,
+    ) -> None:
         """After the exact search: greedy ascent on the score, one part at a time.
 
         Each round tries every candidate of every part (the cheapest ``per_part``) with the
@@ -1014,9 +1023,22 @@ class _Search:
             cur[w] = P[f]
             score[w] = sc[f]
         flipped = np.flatnonzero(score >= self.model.threshold)
-        if flipped.size == 0:
-            return
-        for k, c in enumerate(cands):  # make the flip cheaper, one part at a time
+        if flipped.size:
+            self._cheapen(cands, denied, persons[flipped], chosen[flipped], cur[flipped],
+                          score[flipped])
+            active[persons[flipped]] = False
+
+    def _cheapen(
+        self, cands: list[_Candidates], denied: np.ndarray, persons: np.ndarray,
+        chosen: np.ndarray, cur: np.ndarray, score: np.ndarray,
+    ) -> None:
+        """Make flipping points cheaper part by part (the cheapest candidate of each part that
+        keeps the flip), then issue them with ``complete=False``."""
+        per_part = max(64, self.max_points // (4 * len(cands)))
+        rows = denied[persons]
+        chosen, cur, score = chosen.copy(), cur.copy(), score.copy()
+        flipped = np.arange(len(persons))
+        for k, c in enumerate(cands):
             o, r = self._deviations(c, persons[flipped], denied, np.full(flipped.size, per_part))
             who = flipped[o]
             cheaper = c.costs[r] < c.costs[chosen[who, k]]
@@ -1035,7 +1057,7 @@ class _Search:
             chosen[who[first], k] = r[first]
             cur[who[first]] = P[first]
             score[who[first]] = sc[first]
-        self._issue(rows[flipped], cur[flipped], complete=False)
+        self._issue(rows, cur, complete=False)
 
     def _issue(self, rows: np.ndarray, points: np.ndarray, complete: bool) -> None:
         if rows.size == 0:
