@@ -240,13 +240,15 @@ class LogisticProblem:
         cat = np.asarray(self._onehot.transform(frame.loc[:, self._cat_cols]), dtype=float)
         return num, cat
 
-    def design(
-        self, fit: LogisticFit, numeric: np.ndarray, categorical: np.ndarray
-    ) -> np.ndarray:
+    def design(self, fit: LogisticFit, numeric: np.ndarray, categorical: np.ndarray) -> np.ndarray:
         """Transformed rows with a trailing column of ones (for the intercept), shape (n, p + 1)."""
-        num = (numeric - fit.mean) / fit.scale
-        ones = np.ones((len(num), 1)) if self.fit_intercept else np.zeros((len(num), 1))
-        return np.hstack([num, categorical, ones])
+        n, p_num = numeric.shape
+        Z = np.empty((n, p_num + categorical.shape[1] + 1))
+        np.subtract(numeric, fit.mean, out=Z[:, :p_num])
+        Z[:, :p_num] /= fit.scale
+        Z[:, p_num:-1] = categorical
+        Z[:, -1] = 1.0 if self.fit_intercept else 0.0
+        return Z
 
     def train_design(self, fit: LogisticFit, rows: np.ndarray) -> np.ndarray:
         """Design of the training rows at positions ``rows`` under ``fit``'s scaler statistics."""
@@ -341,8 +343,16 @@ class LogisticProblem:
             var = Z[:, : len(self._num_cols)].var(axis=0)
             scaled = np.flatnonzero(np.abs(var - 1.0) < 1e-6)
         return Influence.from_design(
-            Z, self.y01[rows], p, w, self.reg, self.fit_intercept, self.sign, rows,
-            theta=fit.theta, scaled=scaled,
+            Z,
+            self.y01[rows],
+            p,
+            w,
+            self.reg,
+            self.fit_intercept,
+            self.sign,
+            rows,
+            theta=fit.theta,
+            scaled=scaled,
         )
 
 
@@ -463,8 +473,36 @@ class Influence:
         m = len(self.Z)
         return self.reg * ((m - s2) / (m - t) - (s1 / (m - t)) ** 2 - 1.0)
 
+    def _row_solutions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row ``x_i = (I + Lambda_i K_i)^-1 v_i`` of (2') with |T| = 1, and ``H^-1 E``.
+
+        For one row i, (2') is ``b_iq^T x_i`` with ``b_iq = (z_i^T H^-1 q, q^T H^-1 E)``; ``x_i``
+        (shape (m, 1 + s)) does not depend on the query.
+        """
+        n, ns = len(self.Z), self.scaled.size
+        if not ns:
+            return (self.residual / (1.0 - self.leverage))[:, None], np.zeros((self.Z.shape[1], 0))
+        Hs, Hss = self._scaled_inverse()
+        zh = self.Z @ Hs
+        zs = self.Z[:, self.scaled]
+        x = np.empty((n, ns + 1))
+        step = max(1, CHUNK_ELEMENTS // (ns + 1) ** 2)
+        for s in range(0, n, step):
+            sl = slice(s, s + step)
+            drift = self._drift(zs[sl], zs[sl] ** 2, 1)
+            lam = np.concatenate([-self.curvature[sl, None], drift], axis=1)
+            K = np.empty((len(drift), ns + 1, ns + 1))
+            K[:, 0, 0] = self.zhz[sl]
+            K[:, 0, 1:] = zh[sl]
+            K[:, 1:, 0] = zh[sl]
+            K[:, 1:, 1:] = Hss
+            v = np.concatenate([self.residual[sl, None], -drift * self.beta_scaled], axis=1)
+            A = np.eye(ns + 1) + lam[:, :, None] * K
+            x[sl] = np.linalg.solve(A, v[..., None])[..., 0]
+        return x, Hs
+
     def effects(self, Q: np.ndarray) -> Iterator[tuple[slice, slice, np.ndarray]]:
-        """Formula (2') for every single row and query.
+        """Formula (2') for every single row and query, in bounded blocks.
 
         Parameters
         ----------
@@ -478,46 +516,34 @@ class Influence:
         effect : ndarray of shape (queries in block, rows in block)
             Change of the favourable logit at each query when the row is removed.
         """
+        x, Hs = self._row_solutions()
         V = self.solve(Q.T)  # (p + 1, R)
-        n, R, ns = len(self.Z), Q.shape[0], self.scaled.size
-        # For one row i, (2') is b_iq^T x_i with b_iq = (a_iq, H^-1 q on the scaled columns) and
-        # x_i = (I + Lambda_i K_i)^-1 v_i, which does not depend on the query.
-        if ns:
-            Hs, Hss = self._scaled_inverse()
-            zh = self.Z @ Hs
-            zs = self.Z[:, self.scaled]
-            x = np.empty((n, ns + 1))
-            step = max(1, CHUNK_ELEMENTS // (ns + 1) ** 2)
-            for s in range(0, n, step):
-                sl = slice(s, s + step)
-                drift = self._drift(zs[sl], zs[sl] ** 2, 1)
-                lam = np.concatenate([-self.curvature[sl, None], drift], axis=1)
-                K = np.empty((len(drift), ns + 1, ns + 1))
-                K[:, 0, 0] = self.zhz[sl]
-                K[:, 0, 1:] = zh[sl]
-                K[:, 1:, 0] = zh[sl]
-                K[:, 1:, 1:] = Hss
-                v = np.concatenate([self.residual[sl, None], -drift * self.beta_scaled], axis=1)
-                A = np.eye(ns + 1) + lam[:, :, None] * K
-                x[sl] = np.linalg.solve(A, v[..., None])[..., 0]
-            QHs = Q @ Hs
-        else:
-            x = (self.residual / (1.0 - self.leverage))[:, None]
-            QHs = np.zeros((R, 0))
+        QHs = Q @ Hs
+        n, R = len(self.Z), Q.shape[0]
         r_step = max(1, min(R, 1024))
         n_step = max(1, CHUNK_ELEMENTS // r_step)
         for r0 in range(0, R, r_step):
             qb = slice(r0, min(R, r0 + r_step))
             for n0 in range(0, n, n_step):
                 nb = slice(n0, min(n, n0 + n_step))
-                E = (V[:, qb].T @ self.Z[nb].T) * x[nb, 0]
-                if ns:
-                    E += QHs[qb] @ x[nb, 1:].T
-                E *= self.sign
-                yield qb, nb, E
+                yield qb, nb, self._block(V[:, qb], QHs[qb], x, np.arange(nb.start, nb.stop))
+
+    def _block(self, V: np.ndarray, QHs: np.ndarray, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Effects (queries, rows) for query columns ``V = H^-1 Q^T`` and local row indices."""
+        E = (V.T @ self.Z[rows].T) * x[rows, 0]
+        if QHs.shape[1]:
+            E += QHs @ x[rows, 1:].T
+        E *= self.sign
+        return E
 
     def top_removals(self, Q: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``m`` rows whose removal lowers the favourable logit most, per query.
+
+        Exact top-m of formula (2') over all rows, found without scanning every (query, row)
+        pair: by Cauchy-Schwarz in the ``H^-1`` inner product, ``|effect_iq| <= g_i c_q`` with
+        ``g_i = |x_i0| sqrt(z_i^T H^-1 z_i) + ||x_i,1:||`` and ``c_q = max(sqrt(q^T H^-1 q),
+        ||q^T H^-1 E||)``. Rows are visited in decreasing ``g_i``; a query stops as soon as
+        ``-g_next c_q`` is no lower than its current m-th best value.
 
         Parameters
         ----------
@@ -528,28 +554,47 @@ class Influence:
         Returns
         -------
         local : ndarray of int, shape (R, m)
-            Indices into ``self.rows``, most negative effect first (ties: lower index first).
+            Indices into ``self.rows``, most negative effect first (equal effects: lower index
+            first; which of several rows tied at the m-th place is kept is deterministic but
+            arbitrary).
         effect : ndarray of shape (R, m)
             Their estimated effects, ascending.
         """
         n, R = len(self.Z), Q.shape[0]
         m = min(m, n)
+        x, Hs = self._row_solutions()
+        V = self.solve(Q.T)
+        QHs = Q @ Hs
+        g = np.abs(x[:, 0]) * np.sqrt(np.maximum(self.zhz, 0.0)) + np.linalg.norm(x[:, 1:], axis=1)
+        c = np.maximum(
+            np.sqrt(np.maximum(np.einsum("rd,dr->r", Q, V), 0.0)), np.linalg.norm(QHs, axis=1)
+        )
+        order = np.argsort(-g, kind="stable")
+        g_sorted = np.append(g[order], 0.0)
+        # Slightly inflate the bound so rounding can never stop a query too early.
+        c = c * (1.0 + 1e-9) + 1e-300
         val = np.full((R, m), np.inf)
         idx = np.full((R, m), n, dtype=np.int64)
-        for qb, nb, E in self.effects(Q):
-            # Only queries with a value below their current m-th best need a partition.
-            worst = val[qb].max(axis=1)
-            hit = np.flatnonzero((worst[:, None] > E).any(axis=1))
-            if hit.size == 0:
-                continue
-            rows_here = np.broadcast_to(np.arange(nb.start, nb.stop), (hit.size, E.shape[1]))
-            cand_val = np.hstack([val[qb][hit], E[hit]])
-            cand_idx = np.hstack([idx[qb][hit], rows_here])
-            part = np.argpartition(cand_val, m - 1, axis=1)[:, :m]
-            val[qb.start + hit] = np.take_along_axis(cand_val, part, axis=1)
-            idx[qb.start + hit] = np.take_along_axis(cand_idx, part, axis=1)
-        order = np.lexsort((idx, val), axis=1)
-        return np.take_along_axis(idx, order, axis=1), np.take_along_axis(val, order, axis=1)
+        active = np.arange(R)
+        start = 0
+        step = max(m, 1024)
+        while active.size and start < n:
+            chunk = order[start : start + step]
+            q_step = max(1, CHUNK_ELEMENTS // (len(chunk) + m))
+            for q0 in range(0, active.size, q_step):
+                qa = active[q0 : q0 + q_step]
+                E = self._block(V[:, qa], QHs[qa], x, chunk)
+                cand_val = np.hstack([val[qa], E])
+                cand_idx = np.hstack([idx[qa], np.broadcast_to(chunk, E.shape)])
+                part = np.argpartition(cand_val, m - 1, axis=1)[:, :m]
+                val[qa] = np.take_along_axis(cand_val, part, axis=1)
+                idx[qa] = np.take_along_axis(cand_idx, part, axis=1)
+            start += len(chunk)
+            g_next = g_sorted[min(start, n)]
+            active = active[-g_next * c[active] < val[active].max(axis=1)]
+            step = min(2 * step, 1 << 16)
+        out = np.lexsort((idx, val), axis=1)
+        return np.take_along_axis(idx, out, axis=1), np.take_along_axis(val, out, axis=1)
 
     def shortlist_terms(self, Q: np.ndarray, local: np.ndarray) -> dict[str, np.ndarray]:
         """Terms of formula (2') for each query and its own shortlist of rows.
@@ -672,9 +717,15 @@ def _objective(
     loss = float(np.sum(w * (np.logaddexp(0.0, z) - y01 * z)))
     beta = theta[:-1]
     f = loss + 0.5 * reg * float(beta @ beta)
+    return f, _gradient(Z, y01, w, reg, theta, p), p
+
+
+def _gradient(
+    Z: np.ndarray, y01: np.ndarray, w: np.ndarray, reg: float, theta: np.ndarray, p: np.ndarray
+) -> np.ndarray:
     g = Z.T @ (w * (p - y01))
-    g[:-1] += reg * beta
-    return f, g, p
+    g[:-1] += reg * theta[:-1]
+    return g
 
 
 def _newton(
@@ -693,7 +744,9 @@ def _newton(
     penalty = np.full(d, reg)
     penalty[-1] = 0.0 if fit_intercept else 1.0
     sw = float(np.sum(w))
-    f, g, p = _objective(Z, y01, w, reg, theta)
+    p = 1.0 / (1.0 + np.exp(-(Z @ theta)))
+    g = _gradient(Z, y01, w, reg, theta, p)
+    f = float("nan")
     step = max(1, CHUNK_ELEMENTS // max(d, 1))
     for _ in range(NEWTON_MAX_ITER):
         if not fit_intercept:
@@ -709,6 +762,18 @@ def _newton(
             direction = cho_solve(cho_factor(H, lower=True), g)
         except np.linalg.LinAlgError:
             direction = np.linalg.lstsq(H, g, rcond=None)[0]
+        # Next to the optimum a full step that shrinks the gradient tenfold is taken without
+        # evaluating f (the log-loss is the costly part); otherwise a line search decides.
+        cand = theta - direction
+        p_new = 1.0 / (1.0 + np.exp(-(Z @ cand)))
+        g_new = _gradient(Z, y01, w, reg, cand, p_new)
+        if not fit_intercept:
+            g_new[-1] = 0.0
+        if np.max(np.abs(g_new)) <= 0.1 * np.max(np.abs(g)):
+            theta, g, p, f = cand, g_new, p_new, float("nan")
+            continue
+        if not np.isfinite(f):
+            f = _objective(Z, y01, w, reg, theta)[0]
         t = 1.0
         # Backtracking (Armijo) line search; the slack lets full steps through when the
         # decrease is below the rounding error of f, as it is next to the optimum.

@@ -93,8 +93,9 @@ def test_refit_reaches_the_recipe_optimum():
 
 def test_refit_with_class_weight_and_favourable_class_zero():
     params = {**TIGHT, "class_weight": "balanced"}
-    model, _, schema, X, y, prob = _problem(n=90, seed=3, params=params, favourable="bad",
-                                            labels=("bad", "good"))
+    model, _, schema, X, y, prob = _problem(
+        n=90, seed=3, params=params, favourable="bad", labels=("bad", "good")
+    )
     assert prob.sign == -1.0  # classes_ = ['bad', 'good']; favourable is classes_[0]
     keep = np.setdiff1d(np.arange(len(X)), [0, 5])
     fit = prob.refit(keep, prob.root())
@@ -144,8 +145,8 @@ def test_scaler_drift_term_fixes_strongly_regularised_estimates():
     est = next(E for qb, nb, E in infl.effects(Q))[:, out]
     fit = prob.refit(np.setdiff1d(np.arange(80), [out]), root)
     true = prob.logit(fit, prob.design(fit, qn, qc)) - prob.logit(root, Q)
-    no_drift = infl.sign * infl.residual[out] / (1 - infl.leverage[out]) * (
-        Q @ infl.solve(infl.Z[out])
+    no_drift = (
+        infl.sign * infl.residual[out] / (1 - infl.leverage[out]) * (Q @ infl.solve(infl.Z[out]))
     )
     assert np.max(np.abs(est - true)) < 0.25 * np.max(np.abs(no_drift - true))
 
@@ -165,6 +166,31 @@ def test_top_removals_match_dense_ranking_across_chunks(monkeypatch):
     expected = np.argsort(dense, axis=1, kind="stable")[:, :5]
     np.testing.assert_array_equal(local, expected)
     np.testing.assert_allclose(eff, np.take_along_axis(dense, expected, axis=1))
+
+
+def test_top_removals_prune_rows_by_their_bound_and_stay_exact(monkeypatch):
+    model, _, _, X, _, prob = _problem(n=4000, seed=12)
+    root = prob.refit(np.arange(len(X)), prob.root())
+    infl = prob.influence(root, np.arange(len(X)))
+    assert infl.scaled.size == 2  # the drift terms are part of the effects
+    qn, qc = prob.blocks(model.frame(X.iloc[:40]))
+    Q = prob.design(root, qn, qc)
+    dense = np.hstack([E for qb, nb, E in infl.effects(Q)])  # one query block here
+    seen = []
+    block = influence.Influence._block
+    monkeypatch.setattr(
+        influence.Influence,
+        "_block",
+        lambda self, V, QHs, x, rows: (
+            seen.append(V.shape[1] * len(rows)) or block(self, V, QHs, x, rows)
+        ),
+    )
+    local, eff = infl.top_removals(Q, 7)
+    expected = np.argsort(dense, axis=1, kind="stable")[:, :7]
+    np.testing.assert_array_equal(local, expected)
+    np.testing.assert_allclose(eff, np.take_along_axis(dense, expected, axis=1))
+    print(f"evaluated {sum(seen) / dense.size:.2f} of the pairs")
+    assert sum(seen) < 0.5 * dense.size  # most (query, row) pairs were never evaluated
 
 
 def test_supports_influence_only_for_binary_l2_logistic_pipelines():
