@@ -237,6 +237,8 @@ def print_table(rows: list[dict], solver: str, semantics: str) -> None:
               f"{f(100 * r['predict_share'] if 'predict_share' in r else None, '7.0f')}% "
               f"{f(r.get('mu_max_diff'), '10.2g')} {f(r.get('mu_share_equal'), '6.3f')} "
               f"{f(r.get('fixed_share_equal'), '7.3f')} {fixed:>9}")
+        if "ours_error" in r:
+            print(f"{'':<15} ours failed: {r['ours_error']}")
         if "reachml_error" in r:
             print(f"{'':<15} reachml not run: {r['reachml_error']}")
         if r.get("reachml_method") == "sample":
@@ -296,12 +298,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: {name} skipped: no action set {case.action_set_path}")
             continue
         print(f"bench: {name}: {len(case.X)} denied rows", flush=True)
-        ours = None if missing else run_ours(case, args.n_samples, args.max_points, args.seed)
+        ours, ours_error = None, None
+        if not missing:
+            try:
+                ours = run_ours(case, args.n_samples, args.max_points, args.seed)
+            except Exception as exc:  # report and go on with the other cases and with reachml
+                ours_error = f"{type(exc).__name__}: {exc}"
+                print(f"bench: {name}: our implementation failed: {ours_error}", flush=True)
         peer = None
         if not args.no_reachml:
             peer = run_reachml(case, args.reachml_solver, args.reachml_semantics,
                                args.reachml_timeout, args.n_samples, args.max_points, args.seed)
         row = compare(case, ours, peer)
+        if ours_error:
+            row["ours_error"] = ours_error
         row["notes"] = case.notes
         rows.append(row)
     print_table(rows, args.reachml_solver, args.reachml_semantics)
