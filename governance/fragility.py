@@ -110,8 +110,9 @@ class FragilityResult:
     Attributes
     ----------
     k : ndarray of int, shape (R,)
-        Deletions after which the refitted model rejects the point; -1 means more than ``K``;
-        0 means the current model already rejects it.
+        Deletions after which the refitted model rejects the point; -1 means more than ``K``
+        (or that the candidate rows ran out first); 0 means the current model already rejects
+        it.
     removed : list of list of int
         Training row positions (``iloc`` into ``X_train``) removed, in order.
     score_path : list of list of float
@@ -401,8 +402,10 @@ class _LogisticSearch:
         steps = min(K, M)
         chosen = np.empty((len(active), steps), dtype=np.int64)
         delta = np.empty((len(active), steps))
-        # Greedy over each recourse's shortlist, in blocks of recourses to bound memory.
-        block = max(1, CHUNK_ELEMENTS // max(1, M * (M + steps * (steps + 16))))
+        # Greedy over each recourse's shortlist, in blocks of recourses to bound memory: per
+        # recourse, set_effects holds M systems of size steps + s (s scaled columns).
+        d = steps + infl.scaled.size
+        block = max(1, CHUNK_ELEMENTS // (M * (M + d * d + 4 * d)))
         for s in range(0, len(active), block):
             sl = slice(s, s + block)
             terms = infl.shortlist_terms(Q[sl], local[sl])
@@ -438,7 +441,7 @@ class _LogisticSearch:
 def _greedy_group(
     infl: Influence, terms: dict[str, np.ndarray], steps: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy set growth on formula (2) over each recourse's shortlist.
+    """Greedy set growth on formula (2') over each recourse's shortlist.
 
     Returns the chosen shortlist positions (B, steps) and the estimated logit change after each
     step (B, steps).

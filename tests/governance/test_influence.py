@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from threadpoolctl import threadpool_limits
 
 import governance.influence as influence
 from governance.exceptions import FragilityError
@@ -14,6 +15,13 @@ from governance.schema import FeatureSchema
 from governance.training import TrainingRecipe
 
 TIGHT = {"C": 1.0, "tol": 1e-10, "max_iter": 1000}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Small fits on a shared 2-core box: BLAS/OpenMP thread pools only add contention.
+    with threadpool_limits(1):
+        yield
 
 
 def _data(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
