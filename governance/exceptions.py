@@ -50,3 +50,7 @@ class FragilityError(GovernanceError, ValueError):
 
 class CostError(GovernanceError, ValueError):
     """Raised when a recourse cost is malformed or does not match the model's features."""
+
+
+class RecourseError(GovernanceError, ValueError):
+    """Raised when a recourse search gets a malformed acceptance rule or result."""

@@ -11,6 +11,16 @@ For every denied person (``model.score(x) < model.threshold``) the search decide
 
 Rows already approved get ``"approved"``.
 
+Acceptance. ``find_recourse(..., accept=f)`` narrows what counts as a success: a candidate is
+issued only if it flips the decision **and** ``f(points, scores)`` is True for it (``f`` sees
+flipping candidates only, in the schema's code-matrix layout, with their P(favourable)). The
+cost-ordered search then issues the cheapest *accepted* candidate (say, the cheapest flip whose
+stability score clears a bar). "fixed" stays about flipping alone: a person with no flipping
+action is fixed whatever ``f`` says. A person for whom some candidate flipped but ``f``
+rejected every flipping candidate evaluated gets ``"unaccepted"`` (recourse exists, none
+acceptable was found), with ``complete=True`` when the whole candidate space was searched, so
+no candidate of it is acceptable. Without ``accept`` that status never occurs.
+
 How it searches. Each part of the action set contributes a list of candidate joint actions
 with their costs (costs are additive over features, see :mod:`governance.costs`), sorted
 cheapest first, the null action first. Candidates are combined across parts in
@@ -58,7 +68,7 @@ action set, but not proven to be the cheapest.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +76,7 @@ import pandas as pd
 
 from governance.action_set import ActionSet
 from governance.costs import Cost
+from governance.exceptions import RecourseError
 from governance.model import DecisionModel
 from governance.reachable import (
     CompiledActionSet,
@@ -76,7 +87,7 @@ from governance.reachable import (
     compile_action_set,
 )
 
-STATUSES = ("approved", "recourse", "fixed", "undetermined")
+STATUSES = ("approved", "recourse", "fixed", "undetermined", "unaccepted")
 _FIRST_BUDGET = 8
 _GROWTH = 8
 _MERGE_CELLS = 4_000_000  # floats held by one merge step of one group of people
@@ -91,10 +102,12 @@ class RecourseResult:
     feature_names : tuple of str
         Model schema order.
     status : ndarray of str, shape (n_rows,)
-        ``"approved"``, ``"recourse"``, ``"fixed"`` or ``"undetermined"``.
+        ``"approved"``, ``"recourse"``, ``"fixed"``, ``"undetermined"`` or (only with an
+        ``accept`` rule) ``"unaccepted"``.
     complete : ndarray of bool, shape (n_rows,)
-        True when the verdict is proven: "fixed" after a complete search, or "recourse" whose
-        action is the minimum over the candidate space. "approved" rows are True.
+        True when the verdict is proven: "fixed" after a complete search, "recourse" whose
+        action is the minimum over the candidate space, or "unaccepted" after the whole
+        candidate space was searched. "approved" rows are True.
     n_points : ndarray of int, shape (n_rows,)
         Candidate points the model evaluated for the row.
     score : ndarray of float, shape (n_rows,)
@@ -174,6 +187,7 @@ def find_recourse(
     *,
     max_points: int = 20_000,
     batch_rows: int = 250_000,
+    accept: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> RecourseResult:
     """Verify recourse and find the minimal-cost action for every denied row of ``X``.
 
@@ -193,6 +207,12 @@ def find_recourse(
         "undetermined".
     batch_rows : int, default=250_000
         Rows per ``model.score`` call.
+    accept : callable, optional
+        ``accept(points, scores) -> bool array``: called on flipping candidates only
+        (``points`` in schema order with category codes, ``scores`` their P(favourable));
+        a candidate is a success only where it returns True, so the issued action is the
+        cheapest accepted one. "fixed" verdicts do not depend on it; people with flips but
+        none accepted get ``"unaccepted"`` (see the module docstring).
 
     Returns
     -------
@@ -205,12 +225,16 @@ def find_recourse(
         If the action set does not fit the schema or an actionable value is missing.
     CostError
         If ``cost`` was fitted on other features.
+    RecourseError
+        If ``accept`` does not return one boolean per candidate.
     """
     cas = compile_action_set(action_set, model.schema)
     cost.check_names(model.schema.names)
     M = _model_matrix(model, X)
     n, d = M.shape
-    search = _Search(model, cas, cost, max(int(max_points), 1), max(int(batch_rows), 1))
+    search = _Search(
+        model, cas, cost, max(int(max_points), 1), max(int(batch_rows), 1), accept
+    )
     if n == 0:
         return search.result(np.zeros((0, d)), np.zeros(0, dtype=np.int64))
     _check_actionable_finite(cas, M)
@@ -779,9 +803,11 @@ class _Search:
         cost: Cost,
         max_points: int,
         batch_rows: int,
+        accept: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.model, self.cas, self.cost = model, cas, cost
         self.max_points, self.batch_rows = max_points, batch_rows
+        self.accept = accept
 
     # -- scoring ------------------------------------------------------------------------------
     def _score(self, P: np.ndarray) -> np.ndarray:
@@ -789,6 +815,23 @@ class _Search:
             return np.zeros(0)
         step = self.batch_rows
         return np.concatenate([self.model.score(P[i : i + step]) for i in range(0, len(P), step)])
+
+    def _success(self, P: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per candidate: does it flip, and does it flip and pass ``accept``."""
+        flip = scores >= self.model.threshold
+        if self.accept is None:
+            return flip, flip
+        ok = flip.copy()
+        idx = np.flatnonzero(flip)
+        if idx.size:
+            got = np.asarray(self.accept(P[idx], scores[idx]))
+            if got.shape != (idx.size,) or got.dtype != bool:
+                raise RecourseError(
+                    f"accept must return {idx.size} booleans, one per candidate; got an "
+                    f"array of shape {got.shape} and dtype {got.dtype}"
+                )
+            ok[idx] = got
+        return flip, ok
 
     # -- main loop ----------------------------------------------------------------------------
     def run(self, U: np.ndarray) -> None:
@@ -802,6 +845,7 @@ class _Search:
         self.x_after = np.full((nu, d), np.nan)
         self.cost_after = np.full(nu, np.nan)
         self.score_after = np.full(nu, np.nan)
+        self.seen_flip = np.zeros(nu, dtype=bool)  # some candidate flipped (accepted or not)
         denied = np.flatnonzero(self.status != "approved")
         if denied.size == 0:
             return
@@ -835,8 +879,11 @@ class _Search:
                 break
             self._round(cands, denied, np.flatnonzero(active), prev, budget, active)
             done = active & (total <= budget)
-            self.status[denied[done]] = np.where(exact[done], "fixed", "undetermined")
-            self.complete[denied[done]] = exact[done]
+            flipped = self.seen_flip[denied[done]]
+            self.status[denied[done]] = np.where(
+                flipped, "unaccepted", np.where(exact[done], "fixed", "undetermined")
+            )
+            self.complete[denied[done]] = exact[done] | flipped
             active &= ~done
             prev = budget
         if active.any():
@@ -846,7 +893,11 @@ class _Search:
             if left.size:
                 flips, best, chosen = fallback
                 score = self._score(best[left])
+                self.seen_flip[denied[left]] = True
                 self._cheapen(cands, denied, left, chosen[left], best[left], score)
+                active[left[self.status[denied[left]] == "recourse"]] = False
+        left = denied[active & self.seen_flip[denied]]
+        self.status[left] = "unaccepted"  # budget spent: flips seen, none accepted
 
     def _budgets(self) -> Iterator[int]:
         b = _FIRST_BUDGET
@@ -954,7 +1005,9 @@ class _Search:
         pts = np.concatenate([p[3] for p in pending])
         scores = self._score(pts)
         np.add.at(self.n_points, denied[who], 1)
-        flip = np.flatnonzero(scores >= self.model.threshold)
+        flipped, ok = self._success(pts, scores)
+        self.seen_flip[denied[who[flipped]]] = True
+        flip = np.flatnonzero(ok)
         if flip.size == 0:
             return
         # first flip per person in rank order = the cheapest
@@ -985,10 +1038,11 @@ class _Search:
         """After the exact search: greedy ascent on the score, one part at a time.
 
         Each round tries every candidate of every part (the cheapest ``per_part``) with the
-        other parts held, and keeps the move that raises the score most, until the decision
-        flips or no move helps. A flip is then made cheaper part by part (the cheapest
-        candidate of each part that keeps the flip) and issued with ``complete=False``:
-        it is valid and inside the action set, but not proven to be the cheapest.
+        other parts held, and keeps the move that raises the score most, until the point
+        flips the decision (and passes ``accept``) or no move helps. A success is then made
+        cheaper part by part (the cheapest candidate of each part that keeps it a success)
+        and issued with ``complete=False``: it is valid and inside the action set, but not
+        proven to be the cheapest.
         """
         per_part = max(64, self.max_points // (4 * len(cands)))
         rows = denied[persons]
@@ -996,8 +1050,9 @@ class _Search:
         cur = self.U[rows].copy()
         score = self.score[rows].copy()
         going = np.ones(len(persons), dtype=bool)
+        won = np.zeros(len(persons), dtype=bool)  # current point flips and is accepted
         for _ in range(4 * len(cands)):
-            idx = np.flatnonzero(going & (score < self.model.threshold))
+            idx = np.flatnonzero(going & ~won)
             if idx.size == 0:
                 break
             owners, parts, cand_rows, pts = [], [], [], []
@@ -1022,18 +1077,21 @@ class _Search:
             chosen[w, part[f]] = cand[f]
             cur[w] = P[f]
             score[w] = sc[f]
-        flipped = np.flatnonzero(score >= self.model.threshold)
+            flips, won[w] = self._success(P[f], sc[f])
+            self.seen_flip[rows[w[flips]]] = True
+        flipped = np.flatnonzero(won)
         if flipped.size:
             self._cheapen(cands, denied, persons[flipped], chosen[flipped], cur[flipped],
                           score[flipped])
-            active[persons[flipped]] = False
+            issued = self.status[rows[flipped]] == "recourse"
+            active[persons[flipped[issued]]] = False
 
     def _cheapen(
         self, cands: list[_Candidates], denied: np.ndarray, persons: np.ndarray,
         chosen: np.ndarray, cur: np.ndarray, score: np.ndarray,
     ) -> None:
-        """Make flipping points cheaper part by part (the cheapest candidate of each part that
-        keeps the flip), then issue them with ``complete=False``."""
+        """Make successful points cheaper part by part (the cheapest candidate of each part
+        that keeps the flip and acceptance), then issue them with ``complete=False``."""
         per_part = max(64, self.max_points // (4 * len(cands)))
         rows = denied[persons]
         chosen, cur, score = chosen.copy(), cur.copy(), score.copy()
@@ -1049,10 +1107,10 @@ class _Search:
             P[:, c.part.idx] += c.C[r] - c.C[chosen[who, k]]
             sc = self._score(P)
             np.add.at(self.n_points, rows[who], 1)
-            ok = np.flatnonzero(sc >= self.model.threshold)
+            ok = np.flatnonzero(self._success(P, sc)[1])
             if ok.size == 0:
                 continue
-            order = ok[np.lexsort((c.costs[r[ok]], who[ok]))]  # cheapest flip per person
+            order = ok[np.lexsort((c.costs[r[ok]], who[ok]))]  # cheapest success per person
             first = order[np.concatenate([[True], who[order][1:] != who[order][:-1]])]
             chosen[who[first], k] = r[first]
             cur[who[first]] = P[first]
@@ -1063,7 +1121,7 @@ class _Search:
         if rows.size == 0:
             return
         scores = self._score(points)
-        ok = scores >= self.model.threshold
+        ok = self._success(points, scores)[1]
         rows, points, scores = rows[ok], points[ok], scores[ok]
         self.status[rows] = "recourse"
         self.complete[rows] = complete

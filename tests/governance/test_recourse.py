@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 from governance.action_set import ActionElement, ActionSet
 from governance.constraints import DirectionalLinkage, OneHotEncoding, ThermometerEncoding
 from governance.costs import MADL1Cost, PercentileShiftCost
-from governance.exceptions import CostError
+from governance.exceptions import CostError, RecourseError
 from governance.model import DecisionModel
 from governance.reachable import is_reachable, reachable_set
 from governance.recourse import find_recourse
@@ -223,6 +223,76 @@ def test_issued_recourse_flips_is_feasible_and_cheapest(case, cost_kind):
         best = cost(np.repeat(x[None, :], flips.sum(), 0), R.X[flips]).min()
         assert r.cost[i] <= best + 1e-9
         np.testing.assert_allclose(r.cost[i], cost(x[None, :], x_after[None, :])[0])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_cases(), st.floats(0.5, 0.99))
+def test_accepted_recourse_is_the_cheapest_accepted_point(case, tau):
+    model, A, X = case
+    ref = pd.DataFrame(X, columns=model.schema.names)
+    cost = MADL1Cost.fit(ref, model.schema)
+    r = find_recourse(model, A, X, cost, accept=lambda P, s: s >= tau)
+    for i, x in enumerate(X):
+        if model.approve(x[None, :])[0]:
+            assert r.status[i] == "approved"
+            continue
+        R = reachable_set(A, x, model.schema)
+        scores = model.score(R.X)
+        flips, good = scores >= model.threshold, scores >= tau
+        if not flips.any():
+            assert r.status[i] == "fixed" and r.complete[i]
+        elif not (flips & good).any():
+            assert r.status[i] == "unaccepted" and r.complete[i]
+            assert np.isnan(r.cost[i]) and np.isnan(r.x_after[i]).all()
+        else:
+            assert r.status[i] == "recourse" and r.complete[i]
+            assert r.score_after[i] >= tau and is_reachable(A, x, r.x_after[i], model.schema)
+            best = cost(np.repeat(x[None, :], (flips & good).sum(), 0), R.X[flips & good])
+            np.testing.assert_allclose(r.cost[i], best.min(), atol=1e-9)
+
+
+def test_accept_picks_the_cheapest_candidate_with_a_high_score():
+    model, A, X, cost = _toy()  # score = sigmoid(x1 + x2 - 3.5); >= 0.9 needs x1 + x2 = 6
+    seen = []
+
+    def accept(P, s):
+        seen.append((P.copy(), s.copy()))
+        return s >= 0.9
+
+    r = find_recourse(model, A, X, cost, accept=accept)
+    assert r.status.tolist() == ["recourse", "recourse", "approved", "recourse"]
+    np.testing.assert_allclose(r.action[[0, 1, 3]], [[5, 1], [3, 0], [4, 0]])
+    np.testing.assert_allclose(r.cost[[0, 1, 3]], [7.0, 3.0, 4.0])
+    assert all((s >= 0.5).all() and P.shape[1] == 2 for P, s in seen)  # flipping rows only
+    plain = find_recourse(model, A, X, cost)
+    np.testing.assert_allclose(plain.cost[[0, 1, 3]], [4.0, 1.0, 2.0])
+
+
+def test_flips_without_an_accepted_one_are_unaccepted_not_fixed():
+    model, A, X, cost = _toy()
+    r = find_recourse(model, A, X, cost, accept=lambda P, s: s >= 0.99)  # unreachable
+    assert r.status.tolist() == ["unaccepted", "unaccepted", "approved", "unaccepted"]
+    assert r.complete.all() and np.isnan(r.cost[[0, 1, 3]]).all()
+    A["x1"].step_ub = 1  # (0,0) and (1,1) cannot flip at all: fixed, whatever accept says
+    r = find_recourse(model, A, X, cost, accept=lambda P, s: s >= 0.99)
+    assert r.status.tolist() == ["fixed", "unaccepted", "approved", "fixed"]
+
+
+def test_greedy_fallback_respects_accept_when_the_budget_ends():
+    model, A, X, cost = _toy()
+    r = find_recourse(model, A, X[:1], cost, max_points=3, accept=lambda P, s: s >= 0.9)
+    assert r.status.tolist() == ["recourse"] and not r.complete[0]
+    np.testing.assert_allclose(r.action[0], [5.0, 1.0])
+    r = find_recourse(model, A, X[:1], cost, max_points=3, accept=lambda P, s: s >= 0.99)
+    assert r.status.tolist() == ["unaccepted"] and not r.complete[0]
+
+
+def test_accept_must_return_one_boolean_per_candidate():
+    model, A, X, cost = _toy()
+    with pytest.raises(RecourseError, match="accept must return"):
+        find_recourse(model, A, X, cost, accept=lambda P, s: np.ones(len(s) + 1, bool))
+    with pytest.raises(RecourseError, match="dtype float64"):
+        find_recourse(model, A, X, cost, accept=lambda P, s: s)
 
 
 # -- certification with real models --------------------------------------------------------
