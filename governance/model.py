@@ -157,7 +157,7 @@ def _numeric_transform(model: DecisionModel) -> Callable[[np.ndarray], np.ndarra
     """The recipe pipeline's prediction on code matrices, or None if the pipeline is another."""
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
     est = model.estimator
     if not isinstance(est, Pipeline) or len(est.steps) != 2:
@@ -173,7 +173,9 @@ def _numeric_transform(model: DecisionModel) -> Callable[[np.ndarray], np.ndarra
         if not all(isinstance(c, str) and c in names for c in cols):
             return None
         idx = [names.index(c) for c in cols]
-        if trans == "passthrough":
+        # A fitted ColumnTransformer stores "passthrough" as an identity FunctionTransformer.
+        identity = isinstance(trans, FunctionTransformer) and trans.func is None
+        if trans == "passthrough" or identity:
             blocks.append(lambda M, idx=idx: M[:, idx])
         elif isinstance(trans, StandardScaler):
             mean = trans.mean_ if trans.with_mean else np.zeros(len(idx))
