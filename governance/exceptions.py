@@ -54,3 +54,11 @@ class CostError(GovernanceError, ValueError):
 
 class RecourseError(GovernanceError, ValueError):
     """Raised when a recourse search gets a malformed acceptance rule or result."""
+
+
+class DeletionError(GovernanceError, ValueError):
+    """Raised when a deletion request cannot be carried out as asked (date, salt, ids, data)."""
+
+
+class RobustnessError(GovernanceError, ValueError):
+    """Raised when stability scores, robust recourse, variants or calibration get bad inputs."""
