@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -13,6 +13,7 @@ from flows.runtime import task_runner
 from governance import config
 from governance.chunk import chunk_sha256
 from governance.decision_log import ID, MODEL_NAME, MODEL_VERSION
+from governance.metrics import recourse_metrics
 from governance.store import init_store
 from governance.store.engine import safe_url
 from tasks.explain import explain_chunk
@@ -71,13 +72,16 @@ def _sum(dicts: list[dict[str, float]]) -> dict[str, float]:
 
 @flow(name="nightly-governance", task_runner=task_runner(), log_prints=True)
 def nightly_governance(
-    night: date,
+    night: date | None = None,
     model: str | None = None,
     home: str | None = None,
     db: str | None = None,
     log: str | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     force: bool = False,
+    recourse: bool = True,
+    n_samples: int = 500,
+    max_points: int | None = None,
 ) -> dict[str, Any]:
     """Explain one night of automated decisions and record them in the ledger.
 
@@ -90,8 +94,9 @@ def nightly_governance(
 
     Parameters
     ----------
-    night : date
-        UTC decision date to process.
+    night : date, optional
+        UTC decision date to process; default yesterday (UTC), which is what the nightly
+        schedule wants.
     model : str, optional
         Only this model's decisions; default all models in the log.
     home : str, optional
@@ -104,9 +109,17 @@ def nightly_governance(
     chunk_rows : int, default=5000
     force : bool, default=False
         Recompute chunks already committed.
+    recourse : bool, default=True
+        Score responsiveness, verify recourse and issue minimal-cost recourse for every denied
+        decision of a model version that has an action set.
+    n_samples : int, default=500
+        Draws per continuous feature for sampled responsiveness scores.
+    max_points : int, optional
+        Candidate points per person for the recourse search; default the library's.
     """
     t0 = time.perf_counter()
     logger = get_run_logger()
+    night = night or (datetime.now(UTC).date() - timedelta(days=1))
     db_url = config.db_url(db, home)
     registry = str(config.registry_dir(home))
     log = log or str(config.decision_log_dir(home))
@@ -118,7 +131,12 @@ def nightly_governance(
         "db": safe_url(db_url),
         "chunk_rows": chunk_rows,
         "force": force,
+        "recourse": recourse,
+        "n_samples": n_samples,
+        "max_points": max_points,
+        "seed": 0,
     }
+    options = {"recourse": recourse, "n_samples": n_samples, "max_points": max_points, "seed": 0}
     opened = open_run(db_url, "nightly", night, model, parameters, force=force)
     run_id = opened["run_id"]
     timings: dict[str, float] = {}
@@ -135,6 +153,7 @@ def nightly_governance(
             len(todo),
             skipped,
         )
+        t_fan = time.perf_counter()
         futures = explain_chunk.map(
             [c["chunk"] for c in todo],
             [c["chunk_no"] for c in todo],
@@ -143,18 +162,22 @@ def nightly_governance(
             [c["model_version_id"] for c in todo],
             [run_id] * len(todo),
             [db_url] * len(todo),
+            [options] * len(todo),
         )
         results = [f.result() for f in futures]
+        timings["fanout_wall"] = time.perf_counter() - t_fan
         timings.update(_sum([r["seconds"] for r in results]))
         timings["wall"] = time.perf_counter() - t0
         this_attempt = _sum([r["counts"] for r in results])
+        totals = close_totals(db_url, run_id)
         counts = {
             "pulled": len(frame),
             "quarantined": checked["quarantined_rows"],
             "valid": len(checked["valid"]),
             "chunks": len(todo) + skipped,
             "chunks_skipped": skipped,
-            **close_totals(db_url, run_id),
+            **totals,
+            "metrics": recourse_metrics(totals),
             "checks": checked["checks"],
         }
         close_run(db_url, run_id, "succeeded", counts, timings)

@@ -187,6 +187,25 @@ def history(
 
 
 @app.command()
+def recourse(
+    subject: Annotated[str, typer.Option("--subject", help="Subject (applicant) id.")],
+    home: Home = None,
+    db: Db = None,
+    as_json: AsJson = False,
+) -> None:
+    """A denied subject's reasons with their responsiveness, whether any action can change the
+    decision, and the recommended (minimal-cost) action."""
+    from governance.store.queries import subject_recourse
+
+    with _sessions(db, home)() as session:
+        records = subject_recourse(session, subject)
+    if as_json:
+        console.print_json(json.dumps({"subject_id": subject, "decisions": records}, default=str))
+        return
+    render.recourse(console, subject, records)
+
+
+@app.command()
 def runs(
     limit: Annotated[int, typer.Option(help="How many runs to list.")] = 20,
     kind: Annotated[str | None, typer.Option(help="Only runs of this kind.")] = None,

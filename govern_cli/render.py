@@ -70,35 +70,55 @@ def frame_table(console: Console, frame: pd.DataFrame, title: str = "") -> None:
     console.print(table)
 
 
+_SUMMARY_ROWS = [
+    ("decisions", "decisions"),
+    ("denied", "denied"),
+    ("reasons issued", "reasons_issued"),
+    ("quarantined rows", "quarantined"),
+    ("fixed predictions", "fixed"),
+    ("recourse issued", "recourse"),
+    ("  proven cheapest", "recourse_proven_cheapest"),
+    ("undetermined", "undetermined"),
+]
+_SHARE_ROWS = [
+    ("reasons all unresponsive", "share_reasons_all_unresponsive"),
+    ("≥1 responsive reason", "share_at_least_one_responsive"),
+    ("mean responsive reasons", "mean_responsive_reasons"),
+    ("fixed among denied", "share_denied_fixed"),
+]
+_TIME_ROWS = [
+    ("pull s", "pull"),
+    ("validate s", "validate"),
+    ("explain s", "explain"),
+    ("recourse s", "recourse"),
+    ("store s", "store"),
+    ("wall s", "wall"),
+]
+
+
 def nightly_summary(console: Console, summaries: list[dict[str, Any]]) -> None:
-    """One row per night: decisions, denials, reasons, quarantine and seconds per stage."""
+    """One column per night: counts, the responsiveness shares and seconds per stage."""
     table = Table(title="Nightly governance runs")
-    cols = [
-        "night",
-        "decisions",
-        "denied",
-        "reasons issued",
-        "quarantined",
-        "pull s",
-        "validate s",
-        "explain s",
-        "store s",
-        "wall s",
-    ]
-    for c in cols:
-        table.add_column(c, justify="left" if c == "night" else "right")
+    table.add_column("")
     for s in summaries:
-        c, t = s["counts"], s["timings"]
-        table.add_row(
-            s["night"],
-            _fmt(c.get("decisions", 0)),
-            _fmt(c.get("denied", 0)),
-            _fmt(c.get("reasons_issued", 0)),
-            _fmt(c.get("quarantined", 0)),
-            *[f"{t.get(k, 0):.1f}" for k in ("pull", "validate", "explain", "store", "wall")],
-        )
+        table.add_column(s["night"], justify="right")
+    for label, key in _SUMMARY_ROWS:
+        if any(key in s["counts"] for s in summaries):
+            table.add_row(label, *[_fmt(s["counts"].get(key, 0)) for s in summaries])
+    for label, key in _SHARE_ROWS:
+        vals = [s["counts"].get("metrics", {}).get(key) for s in summaries]
+        if any(v is not None for v in vals):
+            table.add_row(
+                label,
+                *["" if v is None else f"{v:.1%}" if "share" in key else f"{v:.2f}" for v in vals],
+            )
+    for label, key in _TIME_ROWS:
+        if any(key in s["timings"] for s in summaries):
+            table.add_row(label, *[f"{s['timings'].get(key, 0):.1f}" for s in summaries])
     console.print(table)
-    console.print("[dim]explain/store seconds are summed over Dask workers; wall is end to end.[/]")
+    console.print(
+        "[dim]explain/recourse/store seconds are summed over Dask workers; wall is end to end.[/]"
+    )
 
 
 def history(console: Console, subject: str, records: list[dict[str, Any]]) -> None:
@@ -113,14 +133,65 @@ def history(console: Console, subject: str, records: list[dict[str, Any]]) -> No
             f"[{'green' if r['decision'] == 'approved' else 'red'}]{r['decision']}[/]"
         )
         if r["reasons"]:
-            table = Table(show_header=True, box=None, padding=(0, 2))
-            for c in ("rank", "reason (feature)", "value", "attribution"):
-                table.add_column(c)
-            for reason in r["reasons"]:
-                table.add_row(
-                    str(reason["rank"]),
-                    reason["feature"],
-                    _fmt(reason["value"]),
-                    f"{reason['attribution']:+.3f}",
-                )
-            console.print(table)
+            reasons_table(console, r["reasons"])
+        if r.get("recourse_status"):
+            console.print(f"  recourse verification: [bold]{r['recourse_status']}[/]")
+
+
+def reasons_table(console: Console, reasons: list[dict[str, Any]]) -> None:
+    table = Table(show_header=True, box=None, padding=(0, 2))
+    for c in ("rank", "reason (feature)", "value", "attribution", "responsiveness"):
+        table.add_column(c)
+    for reason in reasons:
+        mu = reason.get("mu")
+        note = "" if mu is None else f"{mu:.2f}" + ("  (cannot help)" if mu == 0 else "")
+        table.add_row(
+            str(reason["rank"]),
+            reason["feature"],
+            _fmt(reason["value"]),
+            f"{reason['attribution']:+.3f}",
+            note,
+        )
+    console.print(table)
+
+
+def recourse(console: Console, subject: str, records: list[dict[str, Any]]) -> None:
+    """Each denied decision: reasons with responsiveness, the verdict and the recommended action."""
+    if not records:
+        console.print(f"No denied decisions recorded for subject {subject!r}.")
+        return
+    for r in records:
+        console.print(
+            f"\n[bold]{r['decided_at']}[/]  {r['decision_id']}  model {r['model']} "
+            f"{r['model_version']}  score {r['score']:.3f}  [red]denied[/]"
+        )
+        if r["reasons"]:
+            console.print("Reasons given (SHAP, strongest first) and their responsiveness:")
+            reasons_table(console, r["reasons"])
+        v = r.get("verification")
+        if v is None:
+            console.print("  no recourse check recorded (model without an action set?)")
+            continue
+        aset = r["action_set"]
+        verdict = {
+            "fixed": " — no action the applicant can take changes this decision",
+            "undetermined": " — the search was cut short before finding an action",
+        }.get(v["status"], "")
+        console.print(
+            f"Verification under action set {aset['name']} v{aset['version']} "
+            f"({aset['sha256'][:12]}…): [bold]{v['status']}[/]{verdict}"
+        )
+        if v["all_reasons_unresponsive"]:
+            console.print("  [yellow]none of the reasons given can lead to approval[/]")
+        if r["responsive_ranking"]:
+            ranked = ", ".join(f"{x['feature']} ({x['mu']:.2f})" for x in r["responsive_ranking"])
+            console.print(f"Most responsive features: {ranked}")
+        rec = r.get("recourse")
+        if rec:
+            proven = "proven cheapest" if rec["proven_cheapest"] else "valid; cheapest not proven"
+            console.print(
+                f"Recommended action (cost {rec['cost']:.3f}, score {rec['score_before']:.3f} → "
+                f"{rec['score_after']:.3f}, {proven}):"
+            )
+            for ch in rec["changes"]:
+                console.print(f"  • {ch['feature']}: {_fmt(ch['from'])} → {_fmt(ch['to'])}")

@@ -1,6 +1,15 @@
 -- Generated from governance/store/models.py by governance.store.ddl.render_schema();
 -- do not edit by hand. Migrations in sql/migrations create the same schema.
 
+CREATE TABLE cost_models (
+	id SERIAL NOT NULL,
+	sha256 VARCHAR(64) NOT NULL,
+	kind VARCHAR(32) NOT NULL,
+	body JSONB NOT NULL,
+	PRIMARY KEY (id),
+	UNIQUE (sha256)
+);
+
 CREATE TABLE model_versions (
 	id SERIAL NOT NULL,
 	name VARCHAR(64) NOT NULL,
@@ -34,6 +43,18 @@ CREATE TABLE runs (
 );
 CREATE INDEX ix_runs_kind ON runs (kind);
 CREATE INDEX ix_runs_night ON runs (night);
+
+CREATE TABLE action_sets (
+	id SERIAL NOT NULL,
+	model_version_id INTEGER NOT NULL,
+	name VARCHAR(64) NOT NULL,
+	version VARCHAR(64) NOT NULL,
+	sha256 VARCHAR(64) NOT NULL,
+	body JSONB NOT NULL,
+	PRIMARY KEY (id),
+	UNIQUE (model_version_id, sha256),
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id)
+);
 
 CREATE TABLE decisions (
 	decision_id VARCHAR(64) NOT NULL,
@@ -128,13 +149,88 @@ CREATE TABLE explanations (
 );
 CREATE INDEX ix_explanations_run_id ON explanations (run_id);
 
+CREATE TABLE issued_recourse (
+	recourse_id VARCHAR(88) NOT NULL,
+	decision_id VARCHAR(64) NOT NULL,
+	model_version_id INTEGER NOT NULL,
+	action_set_id INTEGER NOT NULL,
+	cost_model_id INTEGER NOT NULL,
+	issued_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	cost FLOAT NOT NULL,
+	score_before FLOAT NOT NULL,
+	score_after FLOAT NOT NULL,
+	complete BOOLEAN NOT NULL,
+	changes JSONB NOT NULL,
+	x_after JSONB NOT NULL,
+	run_id INTEGER NOT NULL,
+	PRIMARY KEY (recourse_id),
+	UNIQUE (decision_id, model_version_id),
+	FOREIGN KEY(decision_id) REFERENCES decisions (decision_id) ON DELETE CASCADE,
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id),
+	FOREIGN KEY(action_set_id) REFERENCES action_sets (id),
+	FOREIGN KEY(cost_model_id) REFERENCES cost_models (id),
+	FOREIGN KEY(run_id) REFERENCES runs (id)
+);
+CREATE INDEX ix_issued_recourse_decision_id ON issued_recourse (decision_id);
+CREATE INDEX ix_issued_recourse_issued_at ON issued_recourse (issued_at);
+CREATE INDEX ix_issued_recourse_model_version_id ON issued_recourse (model_version_id);
+CREATE INDEX ix_issued_recourse_run_id ON issued_recourse (run_id);
+
 CREATE TABLE reasons (
 	decision_id VARCHAR(64) NOT NULL,
 	model_version_id INTEGER NOT NULL,
 	rank INTEGER NOT NULL,
 	feature VARCHAR(64) NOT NULL,
 	attribution FLOAT NOT NULL,
+	mu FLOAT,
 	PRIMARY KEY (decision_id, model_version_id, rank),
 	FOREIGN KEY(decision_id) REFERENCES decisions (decision_id) ON DELETE CASCADE,
 	FOREIGN KEY(model_version_id) REFERENCES model_versions (id)
+);
+
+CREATE TABLE recourse_checks (
+	decision_id VARCHAR(64) NOT NULL,
+	model_version_id INTEGER NOT NULL,
+	action_set_id INTEGER NOT NULL,
+	status VARCHAR(16) NOT NULL,
+	complete BOOLEAN NOT NULL,
+	n_points INTEGER NOT NULL,
+	reasons_given INTEGER NOT NULL,
+	responsive_reasons INTEGER NOT NULL,
+	all_reasons_unresponsive BOOLEAN NOT NULL,
+	fixed_with_reasons BOOLEAN NOT NULL,
+	run_id INTEGER NOT NULL,
+	PRIMARY KEY (decision_id, model_version_id),
+	FOREIGN KEY(decision_id) REFERENCES decisions (decision_id) ON DELETE CASCADE,
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id),
+	FOREIGN KEY(action_set_id) REFERENCES action_sets (id),
+	FOREIGN KEY(run_id) REFERENCES runs (id)
+);
+CREATE INDEX ix_recourse_checks_run_id ON recourse_checks (run_id);
+CREATE INDEX ix_recourse_checks_status ON recourse_checks (status);
+
+CREATE TABLE responsive_reasons (
+	decision_id VARCHAR(64) NOT NULL,
+	model_version_id INTEGER NOT NULL,
+	rank INTEGER NOT NULL,
+	feature VARCHAR(64) NOT NULL,
+	mu FLOAT NOT NULL,
+	PRIMARY KEY (decision_id, model_version_id, rank),
+	FOREIGN KEY(decision_id) REFERENCES decisions (decision_id) ON DELETE CASCADE,
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id)
+);
+
+CREATE TABLE responsiveness (
+	decision_id VARCHAR(64) NOT NULL,
+	model_version_id INTEGER NOT NULL,
+	feature VARCHAR(64) NOT NULL,
+	action_set_id INTEGER NOT NULL,
+	attribution FLOAT,
+	mu FLOAT NOT NULL,
+	n_points INTEGER NOT NULL,
+	method VARCHAR(16) NOT NULL,
+	PRIMARY KEY (decision_id, model_version_id, feature),
+	FOREIGN KEY(decision_id) REFERENCES decisions (decision_id) ON DELETE CASCADE,
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id),
+	FOREIGN KEY(action_set_id) REFERENCES action_sets (id)
 );

@@ -4,7 +4,7 @@
 CREATE VIEW v_decision_reasons AS
     SELECT d.decision_id, d.subject_id, d.decided_at, d.decision_date,
            mv.name AS model_name, mv.version AS model_version,
-           d.score, d.decision, r.rank, r.feature, r.attribution
+           d.score, d.decision, r.rank, r.feature, r.attribution, r.mu
     FROM decisions d
     JOIN model_versions mv ON mv.id = d.model_version_id
     JOIN reasons r ON r.decision_id = d.decision_id AND r.model_version_id = d.model_version_id;
@@ -23,3 +23,15 @@ CREATE VIEW v_quarantine_by_check AS
     SELECT r.run_key, q."check", q."column", COUNT(*) AS rows
     FROM quarantine q JOIN runs r ON r.id = q.run_id
     GROUP BY r.run_key, q."check", q."column";
+
+-- Per denied decision: recourse verification, how its reasons fare, and the issued recourse.
+CREATE VIEW v_recourse_overview AS
+    SELECT d.decision_id, d.subject_id, d.decided_at, mv.name AS model_name,
+           mv.version AS model_version, c.status, c.complete, c.reasons_given,
+           c.responsive_reasons, c.all_reasons_unresponsive, c.fixed_with_reasons,
+           i.recourse_id, i.cost, i.score_after
+    FROM recourse_checks c
+    JOIN decisions d ON d.decision_id = c.decision_id
+    JOIN model_versions mv ON mv.id = c.model_version_id
+    LEFT JOIN issued_recourse i
+           ON i.decision_id = c.decision_id AND i.model_version_id = c.model_version_id;

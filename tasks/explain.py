@@ -9,10 +9,13 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from governance.chunk import RecourseSetup
 from governance.chunk import explain_chunk as explain_rows
 from governance.store import writes
 from tasks import worker
 from tasks.worker import ModelRef
+
+RECOURSE_OPTIONS = ("n_samples", "seed", "max_points")
 
 
 @task(name="explain-chunk", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
@@ -24,20 +27,39 @@ def explain_chunk(
     model_version_id: int,
     run_id: int,
     db_url: str,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Compute attributions and reasons for ``chunk`` and replace its rows in the ledger.
+    """Attributions, reasons, responsiveness and recourse for ``chunk``, written to the ledger.
 
-    Safe to retry and to rerun: the chunk's rows are replaced as a whole, and the chunk is
-    recorded as done in the same transaction.
+    ``options``: ``recourse`` (bool, default True) and the recourse settings ``n_samples``,
+    ``seed`` and ``max_points``. Safe to retry and to rerun: the chunk's rows are replaced as a
+    whole, and the chunk is recorded as done in the same transaction.
     """
+    options = options or {}
     t0 = time.perf_counter()
     model = worker.model(ref)
     explainer = worker.explainer(ref)
+    inputs = worker.recourse_inputs(ref) if options.get("recourse", True) else None
     sessions = worker.sessions(db_url)
+    setup = None
     with sessions.begin() as session:
         explainer_id = writes.ensure_explainer(
             session, model_version_id, explainer.config.to_dict()
         )
+        if inputs is not None:
+            action_set, cost = inputs
+            setup = RecourseSetup(
+                action_set,
+                cost,
+                action_set_id=writes.ensure_action_set(
+                    session, model_version_id, action_set.to_dict(), action_set.sha256
+                ),
+                cost_model_id=writes.ensure_cost_model(
+                    session, cost.kind, cost.to_dict(), cost.sha256
+                ),
+                **{k: options[k] for k in RECOURSE_OPTIONS if options.get(k) is not None},
+            )
+    t_load = time.perf_counter() - t0
     result = explain_rows(
         chunk,
         model,
@@ -45,6 +67,7 @@ def explain_chunk(
         model_version_id=model_version_id,
         explainer_id=explainer_id,
         run_id=run_id,
+        recourse=setup,
     )
     t1 = time.perf_counter()
     with sessions.begin() as session:
@@ -52,17 +75,11 @@ def explain_chunk(
             session,
             result.frames,
             decision_ids=result.frames["decisions"]["decision_id"].tolist(),
+            model_version_id=model_version_id,
         )
-        seconds = {**result.seconds, "store": time.perf_counter() - t1}
         writes.record_chunk(
-            session,
-            run_id,
-            chunk_no,
-            chunk_sha256,
-            len(chunk),
-            result.counts,
+            session, run_id, chunk_no, chunk_sha256, len(chunk), result.counts,
             time.perf_counter() - t0,
         )
-    seconds["store"] = time.perf_counter() - t1
-    seconds["load"] = t1 - t0 - result.seconds["explain"]
+    seconds = {**result.seconds, "store": time.perf_counter() - t1, "load": t_load}
     return {"chunk_no": chunk_no, "counts": result.counts, "seconds": seconds}

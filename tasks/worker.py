@@ -8,6 +8,9 @@ from functools import lru_cache
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from governance.action_set import ActionSet
+from governance.costs import Cost, PercentileShiftCost
+from governance.exceptions import ManifestError
 from governance.explain import Explainer
 from governance.model import DecisionModel
 from governance.registry import ModelRegistry
@@ -47,3 +50,22 @@ def engine(url: str) -> sa.Engine:
 @lru_cache(maxsize=4)
 def sessions(url: str) -> sessionmaker[Session]:
     return session_factory(engine(url))
+
+
+@lru_cache(maxsize=8)
+def recourse_inputs(ref: ModelRef) -> tuple[ActionSet, Cost] | None:
+    """The version's action set and its fitted percentile-shift cost, or None without one."""
+    reg = ModelRegistry(ref.registry)
+    path = reg.action_set_path(ref.name, ref.version)
+    if path is None:
+        return None
+    action_set = ActionSet.from_json(path)
+    schema = model(ref).schema
+    action_set.check_schema(schema)
+    if reg.manifest(ref.name, ref.version).training_data is None:
+        raise ManifestError(
+            f"model {ref.name} {ref.version} has an action set but no training data to fit "
+            "the recourse cost on"
+        )
+    cost = PercentileShiftCost.fit(reg.training_frame(ref.name, ref.version), schema)
+    return action_set, cost

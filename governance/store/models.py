@@ -175,6 +175,7 @@ class Reason(Base):
     rank: Mapped[int] = mapped_column(primary_key=True)
     feature: Mapped[str] = mapped_column(String(NAME_LEN))
     attribution: Mapped[float] = mapped_column(Float)
+    mu: Mapped[float | None] = mapped_column(Float)  # responsiveness of this reason (issue 3)
 
 
 class Quarantine(Base):
@@ -195,3 +196,112 @@ class Quarantine(Base):
     value: Mapped[str | None] = mapped_column(Text)
     row_json: Mapped[str] = mapped_column(Text)
     quarantined_at: Mapped[datetime] = mapped_column(Stamp)
+
+
+class ActionSetRecord(Base):
+    """An action set as used for a model version: what applicants can change."""
+
+    __tablename__ = "action_sets"
+    __table_args__ = (UniqueConstraint("model_version_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    version: Mapped[str] = mapped_column(String(NAME_LEN))
+    sha256: Mapped[str] = mapped_column(String(64))
+    body: Mapped[dict[str, Any]]
+
+
+class CostModel(Base):
+    """A fitted recourse cost (e.g. percentile shift with its quantile grids), by content hash."""
+
+    __tablename__ = "cost_models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    body: Mapped[dict[str, Any]]
+
+
+class Responsiveness(Base):
+    """Per denied decision and feature: attribution, responsiveness score and how it was found."""
+
+    __tablename__ = "responsiveness"
+
+    decision_id: Mapped[str] = mapped_column(
+        ForeignKey("decisions.decision_id", ondelete="CASCADE"), primary_key=True
+    )
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id"), primary_key=True
+    )
+    feature: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    action_set_id: Mapped[int] = mapped_column(ForeignKey("action_sets.id"))
+    attribution: Mapped[float | None] = mapped_column(Float)
+    mu: Mapped[float] = mapped_column(Float)
+    n_points: Mapped[int]
+    method: Mapped[str] = mapped_column(String(16))
+
+
+class RecourseCheck(Base):
+    """Per denied decision: can any action flip it (recourse, fixed, undetermined) and how its
+    reasons fare (all unresponsive, fixed yet given reasons)."""
+
+    __tablename__ = "recourse_checks"
+
+    decision_id: Mapped[str] = mapped_column(
+        ForeignKey("decisions.decision_id", ondelete="CASCADE"), primary_key=True
+    )
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id"), primary_key=True
+    )
+    action_set_id: Mapped[int] = mapped_column(ForeignKey("action_sets.id"))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    complete: Mapped[bool] = mapped_column(Boolean)
+    n_points: Mapped[int]
+    reasons_given: Mapped[int]
+    responsive_reasons: Mapped[int]
+    all_reasons_unresponsive: Mapped[bool] = mapped_column(Boolean)
+    fixed_with_reasons: Mapped[bool] = mapped_column(Boolean)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+
+
+class ResponsiveReason(Base):
+    """The paper's alternative ranking: features ranked by responsiveness instead of attribution."""
+
+    __tablename__ = "responsive_reasons"
+
+    decision_id: Mapped[str] = mapped_column(
+        ForeignKey("decisions.decision_id", ondelete="CASCADE"), primary_key=True
+    )
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id"), primary_key=True
+    )
+    rank: Mapped[int] = mapped_column(primary_key=True)
+    feature: Mapped[str] = mapped_column(String(NAME_LEN))
+    mu: Mapped[float] = mapped_column(Float)
+
+
+class IssuedRecourse(Base):
+    """The minimal-cost action recommended to a denied applicant: a promise to keep checking."""
+
+    __tablename__ = "issued_recourse"
+    __table_args__ = (
+        UniqueConstraint("decision_id", "model_version_id"),
+        {"info": {"upsert": True}},
+    )
+
+    recourse_id: Mapped[str] = mapped_column(String(ID_LEN + 24), primary_key=True)
+    decision_id: Mapped[str] = mapped_column(
+        ForeignKey("decisions.decision_id", ondelete="CASCADE"), index=True
+    )
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    action_set_id: Mapped[int] = mapped_column(ForeignKey("action_sets.id"))
+    cost_model_id: Mapped[int] = mapped_column(ForeignKey("cost_models.id"))
+    issued_at: Mapped[datetime] = mapped_column(Stamp, index=True)
+    cost: Mapped[float] = mapped_column(Float)
+    score_before: Mapped[float] = mapped_column(Float)
+    score_after: Mapped[float] = mapped_column(Float)
+    complete: Mapped[bool] = mapped_column(Boolean)  # proven cheapest over the candidate space
+    changes: Mapped[list[Any]]  # [{"feature", "from", "to"}] for each feature the action changes
+    x_after: Mapped[dict[str, Any]]  # the full point the applicant would reach
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)

@@ -10,7 +10,16 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from governance.store.models import Decision, ModelVersion, Reason, Run
+from governance.store.models import (
+    ActionSetRecord,
+    Decision,
+    IssuedRecourse,
+    ModelVersion,
+    Reason,
+    RecourseCheck,
+    ResponsiveReason,
+    Run,
+)
 from governance.store.writes import _batches
 
 
@@ -66,6 +75,7 @@ def subject_history(session: Session, subject_id: str) -> list[dict[str, Any]]:
     )
     out = []
     for decision, mv in session.execute(stmt):
+        check = session.get(RecourseCheck, (decision.decision_id, decision.model_version_id))
         reasons = session.scalars(
             sa.select(Reason)
             .where(
@@ -90,9 +100,70 @@ def subject_history(session: Session, subject_id: str) -> list[dict[str, Any]]:
                         "feature": r.feature,
                         "value": decision.features.get(r.feature),
                         "attribution": r.attribution,
+                        "mu": r.mu,
                     }
                     for r in reasons
                 ],
+                "recourse_status": check.status if check else None,
+            }
+        )
+    return out
+
+
+def subject_recourse(session: Session, subject_id: str) -> list[dict[str, Any]]:
+    """For each denied decision about ``subject_id``: reasons with their responsiveness, the
+    responsiveness ranking, the verification verdict and the issued recourse."""
+    out = []
+    for record in subject_history(session, subject_id):
+        if record["decision"] != "denied":
+            continue
+        key = record["decision_id"]
+        decision = session.get(Decision, key)
+        mv_id = decision.model_version_id
+        check = session.get(RecourseCheck, (key, mv_id))
+        ranked = session.scalars(
+            sa.select(ResponsiveReason)
+            .where(ResponsiveReason.decision_id == key, ResponsiveReason.model_version_id == mv_id)
+            .order_by(ResponsiveReason.rank)
+        ).all()
+        issued = session.scalars(
+            sa.select(IssuedRecourse).where(
+                IssuedRecourse.decision_id == key, IssuedRecourse.model_version_id == mv_id
+            )
+        ).one_or_none()
+        aset = session.get(ActionSetRecord, check.action_set_id) if check else None
+        out.append(
+            {
+                **record,
+                "verification": None
+                if check is None
+                else {
+                    "status": check.status,
+                    "complete_search": check.complete,
+                    "points_evaluated": check.n_points,
+                    "all_reasons_unresponsive": check.all_reasons_unresponsive,
+                    "fixed_with_reasons": check.fixed_with_reasons,
+                },
+                "action_set": None
+                if aset is None
+                else {
+                    "name": aset.name,
+                    "version": aset.version,
+                    "sha256": aset.sha256,
+                },
+                "responsive_ranking": [
+                    {"rank": r.rank, "feature": r.feature, "mu": r.mu} for r in ranked
+                ],
+                "recourse": None
+                if issued is None
+                else {
+                    "recourse_id": issued.recourse_id,
+                    "changes": issued.changes,
+                    "cost": issued.cost,
+                    "score_before": issued.score_before,
+                    "score_after": issued.score_after,
+                    "proven_cheapest": issued.complete,
+                },
             }
         )
     return out

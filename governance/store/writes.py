@@ -22,7 +22,9 @@ from governance.config import code_version
 from governance.exceptions import ArtifactHashMismatch
 from governance.registry import Manifest
 from governance.store.models import (
+    ActionSetRecord,
     Base,
+    CostModel,
     Explainer,
     ModelVersion,
     Quarantine,
@@ -75,28 +77,70 @@ def ensure_model_version(session: Session, manifest: Manifest) -> int:
     return row.id
 
 
-def ensure_explainer(session: Session, model_version_id: int, config: Mapping[str, Any]) -> int:
-    """Return the id of an explainer configuration, recording it on first use."""
-    from governance.hashing import sha256_bytes
+def _ensure(session: Session, model: type, key: dict[str, Any], values: dict[str, Any]) -> int:
+    """Id of the row matching ``key``, inserting it first if absent.
 
-    canonical = json.dumps(
-        {"model_version_id": model_version_id, **config}, sort_keys=True, default=str
-    )
-    key = sha256_bytes(canonical.encode())
-    found = session.scalar(sa.select(Explainer.id).where(Explainer.config_sha256 == key))
+    Several Dask workers may record the same configuration at once; the insert runs in a
+    savepoint so the loser of that race reads the winner's row instead of failing.
+    """
+    stmt = sa.select(model.id).filter_by(**key)
+    found = session.scalar(stmt)
     if found is not None:
         return found
-    row = Explainer(
-        config_sha256=key,
-        model_version_id=model_version_id,
-        explainer=config["explainer"],
-        output=config["output"],
-        settings=config.get("settings", {}),
-        background_sha256=config.get("background_sha256"),
+    try:
+        with session.begin_nested():
+            row = model(**key, **values)
+            session.add(row)
+            session.flush()
+            return row.id
+    except sa.exc.IntegrityError:
+        return session.scalar(stmt)
+
+
+def _canonical_sha(obj: Any) -> str:
+    from governance.hashing import sha256_bytes
+
+    return sha256_bytes(json.dumps(_plain(obj), sort_keys=True, default=str).encode())
+
+
+def ensure_explainer(session: Session, model_version_id: int, config: Mapping[str, Any]) -> int:
+    """Return the id of an explainer configuration, recording it on first use."""
+    key = _canonical_sha({"model_version_id": model_version_id, **config})
+    return _ensure(
+        session,
+        Explainer,
+        {"config_sha256": key},
+        {
+            "model_version_id": model_version_id,
+            "explainer": config["explainer"],
+            "output": config["output"],
+            "settings": _plain(config.get("settings", {})),
+            "background_sha256": config.get("background_sha256"),
+        },
     )
-    session.add(row)
-    session.flush()
-    return row.id
+
+
+def ensure_action_set(
+    session: Session, model_version_id: int, body: Mapping[str, Any], sha256: str
+) -> int:
+    """Return the id of an action set as used for a model version, recording it on first use."""
+    return _ensure(
+        session,
+        ActionSetRecord,
+        {"model_version_id": model_version_id, "sha256": sha256},
+        {
+            "name": str(body.get("name", "")),
+            "version": str(body.get("version", "")),
+            "body": _plain(dict(body)),
+        },
+    )
+
+
+def ensure_cost_model(session: Session, kind: str, body: Mapping[str, Any], sha256: str) -> int:
+    """Return the id of a fitted cost model, recording it on first use."""
+    return _ensure(
+        session, CostModel, {"sha256": sha256}, {"kind": kind, "body": _plain(dict(body))}
+    )
 
 
 # -- runs --------------------------------------------------------------------------------------

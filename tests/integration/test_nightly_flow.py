@@ -12,8 +12,18 @@ import sqlalchemy as sa
 from governance.store.models import Base
 from tests.conftest import DEMO_NIGHT, DEMO_ROWS
 
-RESULT_TABLES = ["decisions", "explanations", "attributions", "reasons", "quarantine"]
-VOLATILE = {"run_id", "id", "quarantined_at", "explainer_id"}
+RESULT_TABLES = [
+    "decisions",
+    "explanations",
+    "attributions",
+    "reasons",
+    "quarantine",
+    "responsiveness",
+    "recourse_checks",
+    "responsive_reasons",
+    "issued_recourse",
+]
+VOLATILE = {"run_id", "id", "quarantined_at", "explainer_id", "action_set_id", "cost_model_id"}
 
 
 def table_digest(url: str) -> dict[str, tuple[int, str]]:
@@ -79,6 +89,22 @@ def test_nightly_run_stores_every_decision_and_reasons(run_nightly, demo_home, d
     assert max_rank == 4
     assert status == "succeeded"
     assert view == counts["reasons_issued"]
+    # issue 3: every denied decision is scored, verified, and given recourse unless fixed
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        checks = pd.read_sql(sa.text("SELECT status FROM recourse_checks"), conn)
+        n_resp = conn.execute(sa.text("SELECT COUNT(*) FROM responsiveness")).scalar()
+        n_issued = conn.execute(sa.text("SELECT COUNT(*) FROM issued_recourse")).scalar()
+        unscored = conn.execute(sa.text("SELECT COUNT(*) FROM reasons WHERE mu IS NULL")).scalar()
+    engine.dispose()
+    assert len(checks) == denied == counts["responsiveness_scored"]
+    assert n_resp == denied * 20
+    assert n_issued == (checks["status"] == "recourse").sum() == counts["recourse"]
+    assert set(checks["status"]) <= {"recourse", "fixed", "undetermined"}
+    assert unscored == 0
+    metrics = counts["metrics"]
+    assert metrics["share_denied_with_reasons"] == 1.0
+    assert 0 <= metrics["share_reasons_all_unresponsive"] <= 1
 
 
 def test_rerun_of_a_night_leaves_exactly_one_run(run_nightly, demo_home, db_url):

@@ -1,0 +1,121 @@
+"""Responsiveness, fixed predictions and recourse through the nightly flow, on German credit
+(checked against reachml's golden verdicts) and on the demo lender."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from governance.action_set import ActionSet
+from governance.decision_log import ParquetDecisionLog, make_decisions
+from governance.registry import ModelRegistry, load_trusted
+from governance.schema import FeatureSchema
+from governance.training import TrainingRecipe
+
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "german_hgb"
+NIGHT = date(2026, 10, 5)
+
+
+def _read(url: str, sql: str) -> pd.DataFrame:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        frame = pd.read_sql(sa.text(sql), conn)
+    engine.dispose()
+    return frame
+
+
+@pytest.fixture(scope="module")
+def german_home(tmp_path_factory):
+    """The golden German credit model registered with its action set, and a night of its
+    denied applicants (every row reachml was run on)."""
+    if not (GOLDEN / "model.skops").exists():
+        pytest.skip(f"golden German credit files absent from {GOLDEN}")
+    meta = json.loads((GOLDEN / "model.json").read_text())
+    home = tmp_path_factory.mktemp("german")
+    reg = ModelRegistry(home / "registry")
+    schema = FeatureSchema.from_list(meta["schema"])
+    estimator = load_trusted(GOLDEN / "model.skops")
+    rows = pd.read_csv(GOLDEN / "rows.csv")
+    train = home / "train.parquet"
+    rows[meta["features"]].assign(y=0).to_parquet(train)  # reference data for the cost only
+    from governance.hashing import sha256_file
+    from governance.registry import TrainingData
+
+    reg.register(
+        "german",
+        "v1",
+        estimator,
+        schema,
+        TrainingRecipe.from_dict(meta["recipe"]),
+        favourable_class=meta["favourable_class"],
+        threshold=meta["threshold"],
+        training_data=TrainingData(str(train), sha256_file(train), len(rows), "y"),
+        action_set_path=GOLDEN / "action_set.json",
+    )
+    model = reg.load("german", "v1")
+    people = rows.assign(subject_id=[f"G{r:04d}" for r in rows["row"]])
+    log = make_decisions(
+        people,
+        model.score(people),
+        model.threshold,
+        model_name="german",
+        model_version="v1",
+        decided_at=[datetime(2026, 10, 5, 9, tzinfo=UTC)] * len(people),
+        features=schema.names,
+        id_prefix="DG",
+    )
+    ParquetDecisionLog(home / "decision-logs").write_night(NIGHT, log)
+    return home, rows, log
+
+
+def test_german_credit_fixed_flags_and_scores_match_reachml(run_nightly, german_home, tmp_path):
+    home, rows, log = german_home
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    summary = run_nightly(NIGHT, home, url, chunk_rows=100)
+    counts = summary["counts"]
+    assert counts["denied"] == counts["responsiveness_scored"] == len(rows)
+
+    checks = _read(url, "SELECT decision_id, status, complete FROM recourse_checks")
+    golden = pd.read_csv(GOLDEN / "reachml_verdicts.csv")
+    by_id = dict(zip(log["decision_id"], rows["row"], strict=True))
+    checks["row"] = checks["decision_id"].map(by_id)
+    merged = checks.merge(golden, on="row", suffixes=("", "_reachml"))
+    assert len(merged) == len(rows)
+    assert (merged["status"] == merged["status_reachml"]).all()
+    assert (merged["status"] == "fixed").sum() == (golden["status"] == "fixed").sum() > 0
+    assert counts["fixed"] == (golden["status"] == "fixed").sum()
+
+    mu = _read(url, "SELECT decision_id, feature, mu FROM responsiveness")
+    mu["row"] = mu["decision_id"].map(by_id)
+    ref = pd.read_csv(GOLDEN / "reachml_scores.csv")
+    both = mu.merge(ref, on=["row", "feature"], suffixes=("", "_reachml"))
+    assert len(both) == len(ref)
+    np.testing.assert_allclose(both["mu"], both["mu_reachml"], atol=1e-9)
+
+
+def test_issued_recourse_flips_the_model_and_respects_the_action_set(
+    run_nightly, german_home, tmp_path
+):
+    home, _, _ = german_home
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    run_nightly(NIGHT, home, url, chunk_rows=100)
+    reg = ModelRegistry(home / "registry")
+    model = reg.load("german", "v1")
+    action_set = ActionSet.from_json(reg.action_set_path("german", "v1"))
+    issued = _read(url, "SELECT recourse_id, x_after, score_after, changes FROM issued_recourse")
+    checks = _read(url, "SELECT status FROM recourse_checks")
+    assert len(issued) == (checks["status"] == "recourse").sum() > 0
+    after = pd.DataFrame([json.loads(x) for x in issued["x_after"]])
+    np.testing.assert_allclose(model.score(after), issued["score_after"], atol=1e-12)
+    assert model.approve(after).all()
+    assert action_set.validate(after[model.schema.names]).empty
+    assert all(json.loads(c) for c in issued["changes"])  # every action changes something
+
+    reasons = _read(url, "SELECT mu FROM reasons")
+    assert reasons["mu"].notna().all()
