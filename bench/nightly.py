@@ -38,8 +38,10 @@ def main() -> None:
     night = date(2026, 11, 2)
     t = time.perf_counter()
     setup = prepare_demo(home, rows_per_night=args.rows, nights=[night])
-    print(f"set-up (population, model, log of {args.rows:,} rows): "
-          f"{time.perf_counter() - t:.1f} s in {home}")
+    print(
+        f"set-up (population, model, log of {args.rows:,} rows): "
+        f"{time.perf_counter() - t:.1f} s in {home}"
+    )
 
     flow = nightly_governance.with_options(task_runner=task_runner(None, args.workers))
     with prefect_api():
@@ -48,7 +50,9 @@ def main() -> None:
         outer = time.perf_counter() - t
     c, s = summary["counts"], summary["timings"]
     n = c["pulled"]
-    inside = s["pull"] + s["validate"] + (s["explain"] + s["store"] + s.get("load", 0)) / args.workers
+    inside = (
+        s["pull"] + s["validate"] + (s["explain"] + s["store"] + s.get("load", 0)) / args.workers
+    )
     overhead = max(0.0, s["wall"] - inside)
 
     # Naive peer: one SHAP call per row, on the same model and explainer.
@@ -69,8 +73,10 @@ def main() -> None:
     batch_per_row = (time.perf_counter() - t) / len(sample)
     ours_per_row = s["explain"] / c["decisions"]  # worker-seconds per decision in the flow
 
-    print(f"\nnightly flow, {n:,} decisions, {c['chunks']} chunks, {args.workers} workers "
-          f"({os.cpu_count()} cores)")
+    print(
+        f"\nnightly flow, {n:,} decisions, {c['chunks']} chunks, {args.workers} workers "
+        f"({os.cpu_count()} cores)"
+    )
     print(f"{'stage':<28}{'seconds':>10}{'decisions/s':>14}")
     rows = [
         ("pull", s["pull"], n),
@@ -82,13 +88,18 @@ def main() -> None:
     ]
     for name, sec, count in rows:
         print(f"{name:<28}{sec:>10.2f}{count / sec if sec else float('nan'):>14,.0f}")
-    print(f"Prefect + Dask overhead: {overhead:.1f} s = {overhead / s['wall']:.0%} of flow wall "
-          f"(flow call incl. cluster start/stop: {outer:.1f} s)")
+    print(
+        f"Prefect + Dask overhead: {overhead:.1f} s = {overhead / s['wall']:.0%} of flow wall "
+        f"(flow call incl. cluster start/stop: {outer:.1f} s)"
+    )
     print(f"\nexplain stage vs naive per-row SHAP loop ({len(sample)} rows):")
     print(f"  naive loop        {naive_per_row * 1e3:8.2f} ms/row")
-    print(f"  batched, in-proc  {batch_per_row * 1e3:8.2f} ms/row  ratio {naive_per_row / batch_per_row:6.1f}x")
-    print(f"  nightly flow      {ours_per_row * 1e3:8.2f} ms/row  ratio {naive_per_row / ours_per_row:6.1f}x"
-          " (worker-seconds per decision)")
+    for label, per_row, note in (
+        ("batched, in-proc", batch_per_row, ""),
+        ("nightly flow", ours_per_row, " (worker-seconds per decision)"),
+    ):
+        ratio = naive_per_row / per_row
+        print(f"  {label:<17} {per_row * 1e3:8.2f} ms/row  ratio {ratio:6.1f}x{note}")
 
 
 if __name__ == "__main__":
