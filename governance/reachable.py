@@ -143,6 +143,58 @@ class CompiledActionSet:
         a[values == xj] = 0.0
         return a
 
+    def own_grids(self, j: int, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`own_grid` of column ``j`` for many values at once (identical numbers).
+
+        Returns
+        -------
+        owner : ndarray of int
+            Index into ``xs`` of every action, grouped by owner in order.
+        actions : ndarray of float
+            Each owner's sorted own actions, 0 included.
+        """
+        el = self.elements[j]
+        xs = np.asarray(xs, dtype=float).ravel()
+        lo, hi = (np.asarray(v, dtype=float) for v in el.action_bounds(xs))
+        still = (lo == 0.0) & (hi == 0.0)
+        bad = ~still & ~(np.isfinite(lo) & np.isfinite(hi))
+        if np.any(bad):
+            raise ActionSetError(
+                f"feature {el.name!r} is actionable but unbounded at value "
+                f"{xs[np.argmax(bad)]:g}; set lb/ub or step bounds"
+            )
+        s = np.full(len(xs), float(el.grid_step))
+        if el.discrete:
+            k0 = np.ceil(lo / s - _TOL)
+            k1 = np.floor(hi / s + _TOL)
+        else:
+            vlo, vhi = xs + lo, xs + hi
+            n = np.floor(vhi / s) - np.ceil(vlo / s) + 1
+            s = np.where(n > MAX_FLOAT_GRID, s * np.ceil(n / MAX_FLOAT_GRID), s)
+            k0, k1 = np.ceil(vlo / s), np.floor(vhi / s)
+        counts = np.where(still, 0, np.maximum(k1 - k0 + 1, 0)).astype(np.int64)
+        owner = np.repeat(np.arange(len(xs)), counts)
+        k = np.repeat(k0, counts) + (np.arange(int(counts.sum())) - np.repeat(
+            np.cumsum(counts) - counts, counts))
+        if el.discrete:
+            a = k * s[owner]
+            a[k == 0] = 0.0
+            owner = np.concatenate([owner, np.flatnonzero(still)])
+            a = np.concatenate([a, np.zeros(int(still.sum()))])
+            order = np.lexsort((a, owner))
+            return owner[order], a[order]
+        values = np.concatenate([k * s[owner], vlo, vhi, xs])
+        owner = np.concatenate([owner, np.arange(len(xs)), np.arange(len(xs)), np.arange(len(xs))])
+        keep = ~still[owner] | (values == xs[owner])  # a person who cannot move: x alone
+        values, owner = values[keep], owner[keep]
+        order = np.lexsort((values, owner))
+        values, owner = values[order], owner[order]
+        new = np.concatenate([[True], (owner[1:] != owner[:-1]) | (values[1:] != values[:-1])])
+        values, owner = values[new], owner[new]
+        a = values - xs[owner]
+        a[values == xs[owner]] = 0.0
+        return owner, a
+
     def bounds(self, idx: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Action bounds ``LB_j(x), UB_j(x)`` of columns ``idx`` at values ``x``."""
         pairs = [self.elements[int(j)].action_bounds(float(v)) for j, v in zip(idx, x, strict=True)]
@@ -475,6 +527,24 @@ def _check_actionable_finite(cas: CompiledActionSet, M: np.ndarray) -> None:
         raise ActionSetError(
             f"X has missing or non-finite values in actionable feature(s) {', '.join(names)}"
         )
+
+
+def _action_classes(
+    cas: CompiledActionSet, part: Part, Xp: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Group people (rows of the part's values ``Xp``) whose feasible actions on ``part`` are
+    the same: one representative row per class and each row's class.
+
+    A discrete part whose only constraints are linkages sees a person only through the
+    features' action bounds (grids, linked-target bounds and integrality follow from them), so
+    people with equal bounds share their actions; other parts group equal values only.
+    """
+    if part.discrete and not part.constraints and len(Xp):
+        bounds = [cas.elements[int(j)].action_bounds(Xp[:, li]) for li, j in enumerate(part.idx)]
+        key = np.column_stack([b for pair in bounds for b in pair])
+        _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        return Xp[first], np.asarray(inv).ravel()
+    return _unique_rows(Xp)
 
 
 def _unique_rows(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

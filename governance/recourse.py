@@ -68,6 +68,7 @@ action set, but not proven to be the cheapest.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -81,6 +82,7 @@ from governance.model import DecisionModel
 from governance.reachable import (
     CompiledActionSet,
     Part,
+    _action_classes,
     _check_actionable_finite,
     _model_matrix,
     _unique_rows,
@@ -89,8 +91,9 @@ from governance.reachable import (
 
 STATUSES = ("approved", "recourse", "fixed", "undetermined", "unaccepted")
 _FIRST_BUDGET = 8
-_GROWTH = 8
+_GROWTH = 2
 _MERGE_CELLS = 4_000_000  # floats held by one merge step of one group of people
+_REACH_CELLS = 8_000_000  # (box, tree node) flags held at once by a walk of the forest
 
 
 @dataclass(frozen=True)
@@ -294,8 +297,9 @@ class _Structure:
     intercept: float = 0.0
     bound: _TreeBound | None = None
 
-    def gain(self, part: Part, xp: np.ndarray, C: np.ndarray) -> np.ndarray:
-        """Linear models: logit change of each candidate of ``part``."""
+    def gains(self, part: Part, Xp: np.ndarray, C: np.ndarray) -> np.ndarray:
+        """Linear models: logit change of each candidate ``C`` of ``part`` at its owner's
+        part values ``Xp`` (one row per candidate)."""
         g = np.zeros(len(C))
         for li, j in enumerate(part.idx):
             j = int(j)
@@ -303,8 +307,8 @@ class _Structure:
                 g += self.numeric_w[j] * C[:, li]
             elif j in self.category_w:
                 w = self.category_w[j]
-                old = int(xp[li])
-                g += w[(xp[li] + C[:, li]).astype(np.int64)] - w[old]
+                old = Xp[:, li].astype(np.int64)
+                g += w[(Xp[:, li] + C[:, li]).astype(np.int64)] - w[old]
         return g
 
     def logit(self, U: np.ndarray) -> np.ndarray:
@@ -334,6 +338,7 @@ class _TreeBound:
         self.numeric, self.category = numeric, category
         self._thr: dict[int, np.ndarray] | None = None
         self._level_cache: dict[int, list[np.ndarray]] = {}
+        self._flat_cache: dict | None = None
 
     def _levels(self, k: int) -> list[np.ndarray]:
         if k not in self._level_cache:
@@ -482,23 +487,175 @@ class _TreeBound:
                 zhi[:, sl.start + k] = (lo[:, j] <= k) & (hi[:, j] >= k)
         return zlo, zhi
 
+    # -- the forest as one array of nodes, walked depth by depth across all trees ------------
+    # Node flags are held node-major, (n_nodes, n_boxes), so every step reads whole rows.
+    def _flat(self) -> dict:
+        if self._flat_cache is None:
+            sizes = [len(t[0]) for t in self.trees]
+            starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+            left = np.concatenate([t[0] + o for t, o in zip(self.trees, starts, strict=True)])
+            right = np.concatenate([t[1] + o for t, o in zip(self.trees, starts, strict=True)])
+            feat = np.concatenate([t[2] for t in self.trees]).astype(np.int64)
+            thr = np.concatenate([t[3] for t in self.trees]).astype(np.float64)
+            leaf = np.concatenate([t[4] for t in self.trees]).astype(np.float64)
+            depth_ids: list[list[np.ndarray]] = []
+            for k, o in enumerate(starts):
+                for dpt, ids in enumerate(self._levels(k)):
+                    if dpt == len(depth_ids):
+                        depth_ids.append([])
+                    depth_ids[dpt].append(ids + o)
+            levels = []
+            for ids in (np.concatenate(x).astype(np.int64) for x in depth_ids):
+                levels.append((ids, left[ids], right[ids], feat[ids], thr[ids][:, None]))
+            inner = np.flatnonzero(~np.isfinite(leaf))
+            allthr = self.thresholds()
+            splits = {}
+            for f in np.unique(feat[inner]):
+                nodes = inner[feat[inner] == f]
+                pos = np.searchsorted(allthr[int(f)], thr[nodes])
+                order = np.argsort(pos, kind="stable")
+                nodes, pos = nodes[order], pos[order]
+                runs = np.flatnonzero(np.concatenate([[True], pos[1:] != pos[:-1]]))
+                splits[int(f)] = (nodes, runs, pos[runs])
+            # leaves of each tree, best first (largest value, or smallest where the raw score
+            # counts against the favourable class), padded with the always-reached root
+            best_low = self.combine == "sum" and self.sign < 0
+            per_tree = [np.flatnonzero(np.isfinite(t[4])) for t in self.trees]
+            width = max(len(x) for x in per_tree) + 1  # at least one pad: none reached -> NaN
+            ranked = np.zeros((len(self.trees), width), dtype=np.int64)
+            value = np.full((len(self.trees), width), np.nan)
+            for k, (ids, o) in enumerate(zip(per_tree, starts, strict=True)):
+                v = leaf[ids + o]
+                order = np.argsort(v if best_low else -v, kind="stable")
+                ranked[k, : len(ids)] = ids[order] + o
+                ranked[k, len(ids) :] = o
+                value[k, : len(ids)] = v[order]
+            self._flat_cache = dict(
+                starts=starts, levels=levels, splits=splits, n_nodes=int(sum(sizes)),
+                ranked=ranked, value=value,
+            )
+        return self._flat_cache
+
+    def _reach(self, zlo: np.ndarray, zhi: np.ndarray) -> np.ndarray:
+        """Nodes of every tree that some input of each box reaches, (n_nodes, n_boxes)."""
+        flat = self._flat()
+        lo, hi = np.ascontiguousarray(zlo.T), np.ascontiguousarray(zhi.T)
+        reach = np.zeros((flat["n_nodes"], len(zlo)), dtype=bool)
+        reach[flat["starts"]] = True
+        for ids, left, right, f, t in flat["levels"]:  # split nodes of one depth, all trees
+            r = reach[ids]
+            reach[left] = r & (lo[f] <= t)
+            reach[right] = r & (hi[f] > t)
+        return reach
+
+    def _chunks(self, n: int) -> list[slice]:
+        step = max(1, _REACH_CELLS // max(self._flat()["n_nodes"], 1))
+        return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+    def cell_counts(
+        self, zlo: np.ndarray, zhi: np.ndarray, inputs: list[int]
+    ) -> dict[int, np.ndarray]:
+        """Per input column and box: how many of the thresholds that split nodes the box can
+        reach use lie below each position of the column's sorted threshold list.
+
+        Returns ``{input: counts}`` with ``counts`` of shape (n_boxes, n_thresholds + 1):
+        ``counts[b, searchsorted(thresholds()[input], z)]`` is the cell of value ``z`` among
+        the thresholds box ``b`` can meet. Two inputs of one box that differ only in columns
+        whose cells agree take the same branch at every node the box reaches (a point only
+        visits reachable nodes), so every tree gives them the same leaf: the model's
+        prediction is identical. Missing values are treated as unknown (both branches).
+        """
+        splits = self._flat()["splits"]
+        zlo = np.where(np.isnan(zlo), -np.inf, zlo)
+        zhi = np.where(np.isnan(zhi), np.inf, zhi)
+        marks = self._marks(len(zlo), inputs)
+        for sl in self._chunks(len(zlo)):
+            reach = self._reach(zlo[sl], zhi[sl])
+            for o, m in marks.items():
+                nodes, runs, pos = splits[o]
+                m[sl, pos] = np.logical_or.reduceat(reach[nodes], runs, axis=0).T
+        return self._counts(len(zlo), inputs, marks)
+
+    def single_cell_counts(
+        self, zx: np.ndarray, zlo: np.ndarray, zhi: np.ndarray, inputs: list[int]
+    ) -> dict[int, np.ndarray]:
+        """:meth:`cell_counts` for boxes that free one input each, in one walk for all.
+
+        For input ``o`` and row ``i`` the box is the point ``zx[i]`` with input ``o`` ranging
+        over ``[zlo[i, o], zhi[i, o]]``. Each node records the single input on which a path to
+        it must leave the point (none, one, or more than one or impossible), so one walk of
+        the point decides reachability for every single-input box at once, exactly as
+        walking each box would.
+        """
+        flat = self._flat()
+        splits = flat["splits"]
+        free = np.zeros(self.n_inputs, dtype=bool)
+        free[list(inputs)] = True
+        marks = self._marks(len(zx), inputs)
+        none, gone = np.int16(-1), np.int16(-2)  # on the point's own path / unreachable
+        for sl in self._chunks(len(zx)):
+            x = np.ascontiguousarray(zx[sl].T)
+            lo = np.ascontiguousarray(zlo[sl].T)
+            hi = np.ascontiguousarray(zhi[sl].T)
+            code = np.full((flat["n_nodes"], x.shape[1]), gone, dtype=np.int16)
+            code[flat["starts"]] = none
+            for ids, left, right, f, t in flat["levels"]:
+                c = code[ids]
+                xf = x[f]
+                unknown = np.isnan(xf)  # missing values may go either way
+                f16 = f.astype(np.int16)[:, None]
+                moved = np.where((c == none) | (c == f16), f16, gone)
+                can_left = free[f][:, None] & (lo[f] <= t)
+                can_right = free[f][:, None] & (hi[f] > t)
+                code[left] = np.where((xf <= t) | unknown, c, np.where(can_left, moved, gone))
+                code[right] = np.where((xf > t) | unknown, c, np.where(can_right, moved, gone))
+            for o, m in marks.items():
+                nodes, runs, pos = splits[o]
+                cn = code[nodes]
+                hit = (cn == none) | (cn == o)
+                m[sl, pos] = np.logical_or.reduceat(hit, runs, axis=0).T
+        return self._counts(len(zx), inputs, marks)
+
+    def _marks(self, n: int, inputs: list[int]) -> dict[int, np.ndarray]:
+        thr, splits = self.thresholds(), self._flat()["splits"]
+        return {o: np.zeros((n, len(thr[o])), dtype=bool) for o in set(inputs) if o in splits}
+
+    @staticmethod
+    def _counts(n: int, inputs: list[int], marks: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        out = {}
+        for o in set(inputs):
+            m = marks[o] if o in marks else np.zeros((n, 0), dtype=bool)
+            out[o] = np.concatenate(
+                [np.zeros((n, 1), dtype=np.int32), np.cumsum(m, axis=1, dtype=np.int32)], axis=1
+            )
+        return out
+
+    def matches(self, X: np.ndarray, scores: np.ndarray) -> bool:
+        """Whether the parsed trees reproduce the model's scores at the finite rows of ``X``."""
+        ok = np.all(np.isfinite(X), axis=1)
+        if not ok.any():
+            return False
+        try:
+            mine = self.upper(*self.box(X[ok], X[ok]))
+        except (IndexError, ValueError):
+            return False
+        return bool(np.allclose(mine, scores[ok], rtol=1e-6, atol=1e-6))
+
     def upper(self, zlo: np.ndarray, zhi: np.ndarray) -> np.ndarray:
-        """Largest P(favourable) the model can give any input in the box."""
-        n = len(zlo)
-        total = np.zeros(n)
-        for k, (left, right, feat, thr, leaf) in enumerate(self.trees):
-            reach = np.zeros((n, len(left)), dtype=bool)
-            reach[:, 0] = True
-            for ids in self._levels(k):  # all split nodes of one depth at once
-                r = reach[:, ids]
-                f, t = feat[ids], thr[ids]
-                reach[:, left[ids]] = r & (zlo[:, f] <= t)
-                reach[:, right[ids]] = r & (zhi[:, f] > t)
-            vals = np.where(reach, leaf[None, :], np.nan)
-            if self.combine == "sum":
-                total += np.nanmax(vals, axis=1) if self.sign > 0 else np.nanmin(vals, axis=1)
-            else:
-                total += np.nanmax(vals, axis=1)
+        """Largest P(favourable) the model can give any input in the box (NaN where a box
+        reaches no leaf of some tree, as with missing values)."""
+        flat = self._flat()
+        ranked, value = flat["ranked"], flat["value"]
+        trees = np.arange(len(ranked))[:, None]
+        total = np.zeros(len(zlo))
+        for sl in self._chunks(len(zlo)):
+            reach = self._reach(zlo[sl], zhi[sl])
+            best = reach[ranked].argmax(axis=1)  # first reachable leaf in best-first order
+            per_tree = value[trees, best]
+            acc = np.zeros(per_tree.shape[1])
+            for k in range(len(per_tree)):  # tree by tree, as the model adds them
+                acc += per_tree[k]
+            total[sl] = acc
         if self.combine == "mean":
             return total / len(self.trees)
         p1 = 1.0 / (1.0 + np.exp(-(self.base + total)))
@@ -604,8 +761,46 @@ def _tree_thresholds(final) -> tuple[dict[int, list[np.ndarray]], bool] | None:
     return out, True
 
 
+_STRUCTURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_FITTED = ("_predictors", "estimators_", "tree_", "coef_", "intercept_", "classes_",
+           "transformers_", "mean_", "scale_", "categories_", "_baseline_prediction")
+
+
+def _fitted_state(est) -> list:
+    """The objects that hold an estimator's fitted state (refitting replaces them)."""
+    from sklearn.pipeline import Pipeline
+
+    parts = [s for _, s in est.steps] if isinstance(est, Pipeline) else [est]
+    out: list = [est, *parts]
+    for p in parts:
+        out += [getattr(p, a, None) for a in _FITTED]
+        for t in getattr(p, "transformers_", None) or []:
+            out += [t[1]] + [getattr(t[1], a, None) for a in _FITTED]
+    return out
+
+
 def _structure(model: DecisionModel) -> _Structure:
-    """Recognise tree ensembles and logistic regression behind the model, else "none"."""
+    """Recognise tree ensembles and logistic regression behind the model, else "none".
+
+    Parsed once per fitted estimator: kept while the objects holding its fitted state are the
+    same ones (they are held, so their identity cannot be reused), with the same schema and
+    favourable class.
+    """
+    key = (_fitted_state(model.estimator), model.schema, model.favourable_class)
+    try:
+        hit = _STRUCTURES.get(model.estimator)
+    except TypeError:  # not weak-referenceable: parse every time
+        return _parse_structure(model)
+    if hit is not None and len(hit[0][0]) == len(key[0]) and all(
+        a is b for a, b in zip(hit[0][0], key[0], strict=True)
+    ) and hit[0][1] == key[1] and hit[0][2] == key[2]:
+        return hit[1]
+    found = _parse_structure(model)
+    _STRUCTURES[model.estimator] = (key, found)
+    return found
+
+
+def _parse_structure(model: DecisionModel) -> _Structure:
     from sklearn.linear_model import LogisticRegression
 
     try:
@@ -640,6 +835,111 @@ def _structure(model: DecisionModel) -> _Structure:
         t = np.unique(np.concatenate(parts)) if parts else np.zeros(0)
         s.cells[j] = _Cells(t, mean, scale, f32)
     return s
+
+
+class _CellKeys:
+    """Threshold-cell keys of candidate values, one box of inputs per person (tree ensembles).
+
+    Two candidates of one person that differ only in keyed columns, lie in the person's box and
+    share their key take the same path in every tree (see :meth:`_TreeBound.cell_counts`), so
+    the model gives them bit-identical scores. Category codes are their own key, columns the
+    model does not read get a constant key, other unkeyed columns are keyed by value, and
+    candidates outside the box are never grouped with another.
+
+    Use :meth:`joint` (the box frees every column: all of ``A(x)``, for recourse) or
+    :meth:`single` (each keyed column has its own box, the person with that column free: one
+    single-feature part at a time, for responsiveness).
+    """
+
+    def __init__(
+        self, bound: _TreeBound, lo: np.ndarray, hi: np.ndarray, counts: dict[int, np.ndarray]
+    ) -> None:
+        self.bound, self.lo, self.hi, self.counts = bound, lo, hi, counts
+        self.thr = bound.thresholds()
+        self.read = set(bound.numeric) | set(bound.category)
+
+    @classmethod
+    def joint(cls, bound: _TreeBound, lo: np.ndarray, hi: np.ndarray) -> _CellKeys:
+        cols = sorted(bound.numeric)
+        zlo, zhi = bound.box(lo, hi)
+        by_input = bound.cell_counts(zlo, zhi, [bound.numeric[j][0] for j in cols])
+        return cls(bound, lo, hi, {j: by_input[bound.numeric[j][0]] for j in cols})
+
+    @classmethod
+    def single(
+        cls, bound: _TreeBound, X: np.ndarray, lo: np.ndarray, hi: np.ndarray, cols
+    ) -> _CellKeys:
+        cols = sorted(int(j) for j in cols if int(j) in bound.numeric)
+        zx, _ = bound.box(X, X)
+        zlo, zhi = bound.box(lo, hi)
+        by_input = bound.single_cell_counts(zx, zlo, zhi, [bound.numeric[j][0] for j in cols])
+        return cls(bound, lo, hi, {j: by_input[bound.numeric[j][0]] for j in cols})
+
+    def _ids(self, box: np.ndarray, j: int, v: np.ndarray) -> np.ndarray:
+        o, mean, scale = self.bound.numeric[j]
+        z = (v - mean) / scale
+        if self.bound.float32:  # the model's own arithmetic, as in _Cells.ids
+            z = z.astype(np.float32).astype(np.float64)
+        t = self.thr.get(o, np.zeros(0))
+        return self.counts[j][box, np.searchsorted(t, z, side="left")].astype(np.int64)
+
+    def groups(
+        self, box: np.ndarray, cols: np.ndarray, V: np.ndarray, *, first: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Group candidates (rows of part values ``V`` on columns ``cols``, of person ``box``)
+        by key. Returns one representative per group, in row order, and each row's group (an
+        index into the representatives). With ``first`` the representative is the group's
+        first row; otherwise any row of it (faster)."""
+        m = len(V)
+        if m == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        lo, hi = self.lo[:, cols][box], self.hi[:, cols][box]
+        inside = np.all((lo <= V) & (hi >= V), axis=1)
+        K = np.zeros((m, len(cols) + 2), dtype=np.int64)
+        K[:, 0] = box
+        K[:, 1] = np.where(inside, 0, 1 + np.arange(m))  # outside: a group of its own
+        for c, j in enumerate(cols):
+            j = int(j)
+            if j in self.counts:
+                K[inside, c + 2] = self._ids(box[inside], j, V[inside, c])
+            elif j in self.bound.category:
+                K[inside, c + 2] = V[inside, c].astype(np.int64)
+            elif j in self.read:
+                K[:, c + 2] = np.unique(V[:, c], return_inverse=True)[1].ravel()
+        if K.shape[1] == 3:  # one column: pack into one integer
+            span = int(K[:, 2].max()) + 1
+            if not first and not np.any(K[:, 1]):
+                base = int(K[:, 0].min())
+                return _any_of_groups((K[:, 0] - base) * span + K[:, 2])
+            return _first_of_groups((K[:, 0] * (m + 1) + K[:, 1]) * span + K[:, 2])
+        return _first_of_groups(K)
+
+
+def _any_of_groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`_first_of_groups` for small non-negative integer keys, without sorting:
+    some row of every group (the same group order as their representatives' rows)."""
+    table = np.empty(int(keys.max()) + 1, dtype=np.int64)
+    table[keys] = np.arange(len(keys))  # one writer per key wins; any member will do
+    rep = table[keys]
+    mark = np.zeros(len(keys), dtype=bool)
+    mark[rep] = True
+    reps = np.flatnonzero(mark)
+    where = np.empty(len(keys), dtype=np.int64)
+    where[reps] = np.arange(len(reps))
+    return reps, where[rep]
+
+
+def _first_of_groups(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Equal rows (or values) of ``K`` form a group: the first row of every group, in row
+    order, and each row's group (an index into the first rows)."""
+    if K.ndim == 1:
+        _, first, inv = np.unique(K, return_index=True, return_inverse=True)
+    else:
+        _, first, inv = np.unique(K, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # groups in order of their first row
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return first[order], rank[np.asarray(inv).ravel()]
 
 
 def _value_box(cas: CompiledActionSet, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -690,28 +990,66 @@ class _Candidates:
 
 
 def _tree_candidates(
-    cas: CompiledActionSet, cells: _Cells, j: int, xj: float
-) -> tuple[np.ndarray, bool]:
-    """One candidate action per threshold cell reachable from ``xj`` (closest to ``xj``)."""
-    grid = cas.own_grid(j, xj)
-    lo, hi = xj + grid.min(), xj + grid.max()
-    edges = cells.edges()
-    edges = edges[(edges >= lo) & (edges <= hi)]
-    pool = np.unique(np.concatenate([xj + grid, edges, [lo, hi, xj]]))
-    on_grid = np.isin(pool, xj + grid)
+    cas: CompiledActionSet, cells: _Cells, j: int, xs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One candidate action per threshold cell reachable from each value of ``xs``.
+
+    Per cell: the own-grid value closest to ``x``, else (float features) the closest value
+    just inside the cell's edge. The null action is always kept (its cell holds ``x``).
+
+    Returns
+    -------
+    owner : ndarray of int
+        Index into ``xs`` per action, grouped by owner, cells in increasing order.
+    actions : ndarray of float
+    exact : ndarray of bool, shape (len(xs),)
+        False where some cell between two candidates was missed.
+    """
+    xs = np.asarray(xs, dtype=float)
+    n = len(xs)
+    g_owner, grid = cas.own_grids(j, xs)
+    on = xs[g_owner] + grid
+    lo = np.full(n, np.inf)
+    hi = np.full(n, -np.inf)
+    np.minimum.at(lo, g_owner, on)
+    np.maximum.at(hi, g_owner, on)
+    discrete = cas.elements[j].discrete
+    if discrete:
+        owner, pool, on_grid = g_owner, on, np.ones(len(on), dtype=bool)
+    else:  # the edges of every cell inside [lo, hi], beside the grid
+        edges = np.unique(cells.edges())
+        a, b = np.searchsorted(edges, lo, "left"), np.searchsorted(edges, hi, "right")
+        m = b - a
+        e_owner = np.repeat(np.arange(n), m)
+        e_idx = np.repeat(a, m) + np.arange(int(m.sum())) - np.repeat(np.cumsum(m) - m, m)
+        owner = np.concatenate([g_owner, e_owner])
+        pool = np.concatenate([on, edges[e_idx]])
+        on_grid = np.concatenate([np.ones(len(on), bool), np.zeros(len(e_idx), bool)])
+        # equal values are one: on the grid if any copy is
+        order = np.lexsort((~on_grid, pool, owner))
+        owner, pool, on_grid = owner[order], pool[order], on_grid[order]
+        new = np.concatenate([[True], (owner[1:] != owner[:-1]) | (pool[1:] != pool[:-1])])
+        owner, pool, on_grid = owner[new], pool[new], on_grid[new]
     ids = cells.ids(pool)
-    exact = bool(np.all(np.diff(ids) <= 1))  # monotone ids: a gap would be a missed cell
-    if cas.elements[j].discrete:
-        pool, ids, on_grid, exact = pool[on_grid], ids[on_grid], on_grid[on_grid], True
+    same = np.concatenate([[False], owner[1:] == owner[:-1]])
+    gap = same & (np.diff(ids, prepend=0) > 1)  # monotone ids: a gap would be a missed cell
+    exact = np.ones(n, dtype=bool)
+    exact[owner[gap]] = discrete
     # per cell: the grid value closest to x, else the closest edge value
-    rank = np.lexsort((np.abs(pool - xj), ~on_grid, ids))
-    first = np.concatenate([[True], ids[rank][1:] != ids[rank][:-1]])
-    chosen = pool[rank[first]]
-    actions = chosen - xj
-    actions[chosen == xj] = 0.0
-    if not np.any(actions == 0):  # the null action must stay available (its cell holds x)
-        actions[np.argmin(np.abs(actions))] = 0.0
-    return actions, exact
+    rank = np.lexsort((np.abs(pool - xs[owner]), ~on_grid, ids, owner))
+    o, i = owner[rank], ids[rank]
+    first = rank[np.concatenate([[True], (o[1:] != o[:-1]) | (i[1:] != i[:-1])])]
+    owner, chosen = owner[first], pool[first]
+    actions = chosen - xs[owner]
+    actions[chosen == xs[owner]] = 0.0
+    has_null = np.zeros(n, dtype=bool)
+    has_null[owner[actions == 0]] = True
+    if not has_null.all():  # the null action must stay available (its cell holds x)
+        idx = np.flatnonzero(~has_null[owner])
+        order = idx[np.lexsort((np.abs(actions[idx]), owner[idx]))]
+        near = order[np.concatenate([[True], owner[order][1:] != owner[order][:-1]])]
+        actions[near] = 0.0
+    return owner, actions, exact
 
 
 def _build_candidates(
@@ -721,35 +1059,39 @@ def _build_candidates(
     part: Part,
     U: np.ndarray,
 ) -> _Candidates:
-    Up, sub = _unique_rows(U[:, part.idx])
-    lists, costs, exact, gains = [], [], np.zeros(len(Up), dtype=bool), []
+    """Every person's candidate list for ``part``, cheapest first, the null action first."""
+    n = len(U)
+    Xp = U[:, part.idx]
     j0 = int(part.idx[0])
-    for s, xp in enumerate(Up):
-        if part.size == 1 and structure.kind == "tree" and j0 in structure.cells:
-            a, ok = _tree_candidates(cas, structure.cells[j0], j0, float(xp[0]))
-            C = a[:, None]
-            exact[s] = ok
-        else:
-            _, C = cas.part_actions(part, xp)
-            exact[s] = part.discrete or (structure.kind == "linear" and part.size == 1)
-        c = np.zeros(len(C))
-        for li, j in enumerate(part.idx):
-            c += cost.feature_cost(cas.names[int(j)], xp[li], xp[li] + C[:, li])
-        null = np.all(C == 0, axis=1)
-        order = np.lexsort((np.arange(len(C)), ~null, c))
-        lists.append(C[order])
-        costs.append(c[order])
-        if structure.kind == "linear":
-            gains.append(structure.gain(part, xp, C[order]))
-    offsets = np.concatenate([[0], np.cumsum([len(x) for x in lists])])
+    if part.size == 1 and structure.kind == "tree" and j0 in structure.cells:
+        owner, a, exact = _tree_candidates(cas, structure.cells[j0], j0, Xp[:, 0])
+        C = a[:, None]
+    else:  # the same actions for every person of a class
+        reps, cls = _action_classes(cas, part, Xp)
+        lists = [cas.part_actions(part, xp)[1] for xp in reps]
+        lens = np.array([len(c) for c in lists], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lens)])
+        owner = np.repeat(np.arange(n), lens[cls])
+        pos = np.repeat(offsets[cls], lens[cls]) + np.arange(int(lens[cls].sum())) - np.repeat(
+            np.cumsum(lens[cls]) - lens[cls], lens[cls])
+        C = np.concatenate(lists)[pos]
+        exact = np.full(n, part.discrete or (structure.kind == "linear" and part.size == 1))
+    c = np.zeros(len(C))
+    for li, j in enumerate(part.idx):
+        x = Xp[owner, li]
+        c += cost.feature_cost(cas.names[int(j)], x, x + C[:, li])
+    null = np.all(C == 0, axis=1)
+    order = np.lexsort((np.arange(len(C)), ~null, c, owner))
+    owner, C, c = owner[order], C[order], c[order]
+    counts = np.bincount(owner, minlength=n)
     return _Candidates(
         part=part,
-        sub=sub,
-        offsets=offsets,
-        C=np.concatenate(lists),
-        costs=np.concatenate(costs),
+        sub=np.arange(n),
+        offsets=np.concatenate([[0], np.cumsum(counts)]),
+        C=C,
+        costs=c,
         exact=exact,
-        gain=np.concatenate(gains) if gains else None,
+        gain=structure.gains(part, Xp[owner], C) if structure.kind == "linear" else None,
     )
 
 
@@ -860,6 +1202,14 @@ class _Search:
             _build_candidates(self.cas, self.cost, structure, part, U[denied])
             for part in self.cas.parts
         ]
+        bound = structure.bound  # trusted only if it reproduces the model's scores
+        if bound is not None and not bound.matches(U[denied], self.score[denied]):
+            bound = None
+        if bound is not None:
+            cands = self._narrow(bound, cands, denied)
+        self.best_score = self.score[denied].copy()  # the highest-scoring point met so far
+        self.best_pt = U[denied].copy()
+        self.best_rows = np.stack([c.offsets[c.sub] for c in cands], axis=1)  # null = first
         exact = np.ones(len(denied), dtype=bool)
         total = np.ones(len(denied))
         for c in cands:
@@ -867,10 +1217,11 @@ class _Search:
             total *= c.lengths(np.arange(len(denied)))
         fallback = None
         active = np.ones(len(denied), dtype=bool)
-        if structure.bound is not None:  # only where the search cannot settle it alone
+        if bound is not None:  # one box per person, where the search cannot settle it alone
             hard = ~exact | (total > self.max_points)
             if hard.any():
-                self._bound_check(structure.bound, denied, active, hard)
+                self._bound_check(bound, denied, active, hard, branch=False)
+        uncertain = np.zeros(len(denied), dtype=bool)  # searched through, nothing flipped
         if structure.kind == "linear" and np.any(exact):
             fallback = self._linear_check(cands, denied, exact, active)
         prev = 1  # rank 0 is the null action: the person as is, already denied
@@ -884,10 +1235,15 @@ class _Search:
                 flipped, "unaccepted", np.where(exact[done], "fixed", "undetermined")
             )
             self.complete[denied[done]] = exact[done] | flipped
+            uncertain |= done & ~exact & ~self.seen_flip[denied]
             active &= ~done
             prev = budget
         if active.any():
             self._greedy(cands, denied, np.flatnonzero(active), active)
+        if bound is not None:  # branch and bound, only for people nothing flipped for
+            hard = (active | uncertain) & ~self.seen_flip[denied]
+            if hard.any():
+                self._bound_check(bound, denied, active, hard, branch=True)
         if fallback is not None:  # the greedy missed; the best point is known to flip
             left = np.flatnonzero(active & fallback[0])
             if left.size:
@@ -916,26 +1272,64 @@ class _Search:
         mine = structure.logit(self.U[rows[ok]])
         return bool(np.allclose(mine, z, rtol=1e-6, atol=1e-6))
 
+    def _narrow(
+        self, bound: _TreeBound, cands: list[_Candidates], denied: np.ndarray
+    ) -> list[_Candidates]:
+        """Tree ensembles: per person and part, keep the cheapest candidate of each threshold
+        cell among the splits that points of ``A(x)`` can meet (see :class:`_CellKeys`).
+
+        A dropped candidate gives, combined with anything the other parts do, the same score
+        as a kept one that costs no more, so the minimum over the candidate space and its
+        coverage of ``A(x)``'s predictions are unchanged; only the lists get shorter. Used only
+        if the parsed trees reproduce the model's scores.
+        """
+        X = self.U[denied]
+        if not bound.matches(X, self.score[denied]):
+            return cands
+        keys = _CellKeys.joint(bound, *_value_box(self.cas, X))
+        n = len(denied)
+        out = []
+        for c in cands:
+            s = c.sub
+            lens = c.offsets[s + 1] - c.offsets[s]
+            owner = np.repeat(np.arange(n), lens)
+            start = np.repeat(c.offsets[s] - (np.cumsum(lens) - lens), lens)
+            rows = start + np.arange(int(lens.sum()))
+            V = X[:, c.part.idx][owner] + c.C[rows]
+            first, _ = keys.groups(owner, c.part.idx, V)
+            keep = rows[first]  # in list order per person, so still cheapest first
+            counts = np.bincount(owner[first], minlength=n)
+            out.append(
+                _Candidates(
+                    part=c.part,
+                    sub=np.arange(n),
+                    offsets=np.concatenate([[0], np.cumsum(counts)]),
+                    C=c.C[keep],
+                    costs=c.costs[keep],
+                    exact=c.exact[s],
+                    gain=None if c.gain is None else c.gain[keep],
+                )
+            )
+        return out
+
     def _bound_check(
-        self, bound: _TreeBound, denied: np.ndarray, active: np.ndarray, which: np.ndarray
+        self, bound: _TreeBound, denied: np.ndarray, active: np.ndarray, which: np.ndarray,
+        branch: bool,
     ) -> None:
         """Tree ensembles: people whose best possible score over a box around A(x) is below
-        the threshold are fixed. The bound is first checked to reproduce the model's scores."""
-        which = np.flatnonzero(which)
+        the threshold are fixed; with ``branch`` the box is refined by branch and bound.
+        Rows with missing values are left alone (a box around them bounds nothing)."""
+        which = np.flatnonzero(which & np.all(np.isfinite(self.U[denied]), axis=1))
+        if which.size == 0:
+            return
         denied = denied[which]
         X = self.U[denied]
-        try:
-            at_x = bound.upper(*bound.box(X, X))
-        except (IndexError, ValueError):
-            return
-        if not np.allclose(at_x, self.score[denied], rtol=1e-6, atol=1e-6):
-            return
         lo, hi = _value_box(self.cas, X)
         zlo, zhi = bound.box(lo, hi)
-        fixed = bound.upper(zlo, zhi) < self.model.threshold - 1e-9
-        rest = np.flatnonzero(~fixed)
-        if rest.size:
-            fixed[rest] = bound.certify(zlo[rest], zhi[rest], self.model.threshold)
+        if branch:
+            fixed = bound.certify(zlo, zhi, self.model.threshold)
+        else:
+            fixed = bound.upper(zlo, zhi) < self.model.threshold - 1e-9
         self.status[denied[fixed]] = "fixed"
         self.complete[denied[fixed]] = True
         active[which[fixed]] = False
@@ -986,10 +1380,11 @@ class _Search:
             if gi.size == 0:
                 continue
             pts = self.U[denied[ps[gi]]].copy()
+            crow = np.empty((len(gi), len(cands)), dtype=np.int64)
             for k, c in enumerate(cands):
-                rows = c.offsets[c.sub[ps[gi]]] + index[gi, ri, k]
-                pts[:, c.part.idx] += c.C[rows]
-            pending.append((ps[gi], ri, costs[gi, ri], pts))
+                crow[:, k] = c.offsets[c.sub[ps[gi]]] + index[gi, ri, k]
+                pts[:, c.part.idx] += c.C[crow[:, k]]
+            pending.append((ps[gi], ri, costs[gi, ri], pts, crow))
             n_rows += len(pts)
             if n_rows >= self.batch_rows:
                 self._flush(pending, denied, active)
@@ -1003,8 +1398,10 @@ class _Search:
         rank = np.concatenate([p[1] for p in pending])
         costs = np.concatenate([p[2] for p in pending])
         pts = np.concatenate([p[3] for p in pending])
+        crow = np.concatenate([p[4] for p in pending])
         scores = self._score(pts)
         np.add.at(self.n_points, denied[who], 1)
+        self._keep_best(who, scores, pts, crow)
         flipped, ok = self._success(pts, scores)
         self.seen_flip[denied[who[flipped]]] = True
         flip = np.flatnonzero(ok)
@@ -1022,6 +1419,17 @@ class _Search:
         self.score_after[u] = scores[firsts]
         active[who[firsts]] = False
 
+    def _keep_best(self, who: np.ndarray, scores: np.ndarray, pts: np.ndarray,
+                   crow: np.ndarray) -> None:
+        """Remember each person's highest-scoring point so far: the greedy starts there."""
+        order = np.lexsort((-scores, who))
+        first = order[np.concatenate([[True], who[order][1:] != who[order][:-1]])]
+        better = first[scores[first] > self.best_score[who[first]]]
+        w = who[better]
+        self.best_score[w] = scores[better]
+        self.best_pt[w] = pts[better]
+        self.best_rows[w] = crow[better]
+
     def _deviations(self, c: _Candidates, persons: np.ndarray, denied: np.ndarray,
                     limit: np.ndarray):
         """Per person, the first ``limit`` candidates of part ``c``: (owner, candidate row)."""
@@ -1037,18 +1445,19 @@ class _Search:
     ) -> None:
         """After the exact search: greedy ascent on the score, one part at a time.
 
-        Each round tries every candidate of every part (the cheapest ``per_part``) with the
-        other parts held, and keeps the move that raises the score most, until the point
-        flips the decision (and passes ``accept``) or no move helps. A success is then made
-        cheaper part by part (the cheapest candidate of each part that keeps it a success)
-        and issued with ``complete=False``: it is valid and inside the action set, but not
-        proven to be the cheapest.
+        Starting from the highest-scoring point the exact search evaluated (the person's own
+        point if none scored higher), each round tries every candidate of every part (the
+        cheapest ``per_part``) with the other parts held, and keeps the move that raises the
+        score most, until the point flips the decision (and passes ``accept``) or no move
+        helps. A success is then made cheaper part by part (the cheapest candidate of each
+        part that keeps it a success) and issued with ``complete=False``: it is valid and
+        inside the action set, but not proven to be the cheapest.
         """
         per_part = max(64, self.max_points // (4 * len(cands)))
         rows = denied[persons]
-        chosen = np.stack([c.offsets[c.sub[persons]] for c in cands], axis=1)  # null = first
-        cur = self.U[rows].copy()
-        score = self.score[rows].copy()
+        chosen = self.best_rows[persons].copy()  # the best point the exact search met
+        cur = self.best_pt[persons].copy()
+        score = self.best_score[persons].copy()
         going = np.ones(len(persons), dtype=bool)
         won = np.zeros(len(persons), dtype=bool)  # current point flips and is accepted
         for _ in range(4 * len(cands)):

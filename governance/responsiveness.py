@@ -43,13 +43,16 @@ from governance.reachable import (
     _TOL,
     CompiledActionSet,
     Part,
+    _action_classes,
     _check_actionable_finite,
     _model_matrix,
     _unique_rows,
     compile_action_set,
 )
+from governance.recourse import _CellKeys, _first_of_groups, _structure, _value_box
 
 BATCH_ROWS = 250_000  # candidate points per model call
+_CHECK_ROWS = 64  # rows on which a parsed tree ensemble must reproduce the model's scores
 
 
 @dataclass(frozen=True)
@@ -148,22 +151,97 @@ def responsiveness(
     hits = np.zeros((len(U), d))
     counts = np.zeros((len(U), d), dtype=np.int64)
     bound = enum.counts_per_person() + sampler.max_per_person()
-    for lo, hi in _blocks(bound, BATCH_ROWS):
-        pts, owner, feat = [], [], []
-        for P, o, f in (*enum.points(lo, hi), *sampler.points(lo, hi)):
-            pts.append(P)
-            owner.append(o)
-            feat.append(f)
-        if not pts:
+    evaluator = _Evaluator(model, cas, U)
+    for lo, hi in _blocks(bound, evaluator.block_rows):
+        groups = [*enum.groups(lo, hi), *sampler.groups(lo, hi)]
+        if not groups:
             continue
-        P = np.concatenate(pts)
-        key = (np.concatenate(owner) - lo) * d + np.concatenate(feat)
-        ok = model.score(P) >= model.threshold
+        owner, feat, ok = evaluator.approved(groups, lo, hi)
+        key = (owner - lo) * d + feat
         size = (hi - lo) * d
         hits[lo:hi] += np.bincount(key, weights=ok, minlength=size).reshape(hi - lo, d)
         counts[lo:hi] += np.bincount(key, minlength=size).reshape(hi - lo, d)
     mu = np.divide(hits, counts, out=np.zeros_like(hits), where=counts > 0)
     return ResponsivenessResult(mu=mu[inv], n_points=counts[inv], **result)
+
+
+class _Evaluator:
+    """Decides which candidates the model approves, with as few model rows as it can.
+
+    Candidates come in groups ``(part, owner, feature, values)``: rows equal to their owner's
+    except on the part's columns. Candidates of one owner and part that are the same point are
+    scored once. For tree ensembles (see :mod:`governance.recourse`), the candidates of one
+    owner in a single-feature part that fall in the same threshold cell, among the splits the
+    owner can meet while only that feature moves, are scored once too: the model gives them
+    bit-identical scores, so the result is the same as scoring every draw. The parsed trees
+    must first reproduce the model's scores on a few of the people (rows sent along with the
+    first batch); otherwise every candidate is scored as it is.
+    """
+
+    def __init__(self, model: DecisionModel, cas: CompiledActionSet, U: np.ndarray) -> None:
+        self.model, self.cas, self.U = model, cas, U
+        self.part_index = {id(p): k for k, p in enumerate(cas.parts)}
+        structure = _structure(model)
+        self.bound = structure.bound if structure.kind == "tree" else None
+        self.keyed = set()
+        if self.bound is not None:
+            self.keyed = {
+                k for k, p in enumerate(cas.parts)
+                if p.size == 1 and int(p.idx[0]) in self.bound.numeric
+            }
+        self.checked = False
+        # grouping keeps model calls small, so blocks of candidates may be larger
+        self.block_rows = BATCH_ROWS * (4 if self.keyed else 1)
+
+    def _keys(self, lo: int, hi: int) -> _CellKeys:
+        Ub = self.U[lo:hi]
+        vlo, vhi = _value_box(self.cas, Ub)
+        cols = [int(self.cas.parts[k].idx[0]) for k in sorted(self.keyed)]
+        return _CellKeys.single(self.bound, Ub, vlo, vhi, cols)
+
+    def approved(self, groups, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Owner, feature and approval of every candidate of the groups (persons lo..hi)."""
+        by_part: dict[int, list] = {}
+        for part, owner, feat, V in groups:
+            by_part.setdefault(self.part_index[id(part)], []).append((owner, feat, V))
+        keyed = self.keyed if self.bound is not None else set()
+        keys = self._keys(lo, hi) if keyed & set(by_part) else None
+        owners, feats, points, back = [], [], [], []
+        n_rows = 0
+        for k, items in by_part.items():
+            part = self.cas.parts[k]
+            owner = np.concatenate([o for o, _, _ in items])
+            feat = np.concatenate([f for _, f, _ in items])
+            V = np.concatenate([v for _, _, v in items])
+            if k in keyed:
+                first, inv = keys.groups(owner - lo, part.idx, V, first=False)
+            elif part.size > 1:  # the same joint action often serves several features
+                first, inv = _first_of_groups(np.column_stack([owner, V]))
+            else:
+                first, inv = np.arange(len(V)), np.arange(len(V))
+            P = self.U[owner[first]]
+            P[:, part.idx] = V[first]
+            owners.append(owner)
+            feats.append(feat)
+            points.append(P)
+            back.append(inv + n_rows)
+            n_rows += len(P)
+        check = None
+        if keys is not None and not self.checked:
+            check = self.U[lo : lo + _CHECK_ROWS]
+            points.insert(0, check)
+        P = np.concatenate(points)
+        scores = np.concatenate(
+            [self.model.score(P[i : i + BATCH_ROWS]) for i in range(0, len(P), BATCH_ROWS)]
+        )
+        if check is not None:
+            self.checked = True
+            if not self.bound.matches(check, scores[: len(check)]):
+                self.bound = None  # the parse does not reproduce the model: score everything
+                return self.approved(groups, lo, hi)
+            scores = scores[len(check) :]
+        ok = scores >= self.model.threshold
+        return np.concatenate(owners), np.concatenate(feats), ok[np.concatenate(back)]
 
 
 def _in_part(cas: CompiledActionSet, j: int) -> bool:
@@ -186,19 +264,19 @@ def _gather(
     U: np.ndarray, lo: int, hi: int, sub: np.ndarray, cat: np.ndarray, offsets: np.ndarray,
     cols: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``U[u] + actions`` for persons ``lo..hi`` whose action lists are ``cat[off[s]:...]``."""
+    """Part values ``U[u, cols] + actions`` for persons ``lo..hi`` whose action lists are
+    ``cat[offsets[s]:offsets[s + 1]]``, and their owners."""
     s = sub[lo:hi]
     m = offsets[s + 1] - offsets[s]
     total = int(m.sum())
     owner = np.repeat(np.arange(lo, hi), m)
     pos = np.arange(total) - np.repeat(np.cumsum(m) - m, m) + np.repeat(offsets[s], m)
-    P = U[owner].copy()
-    P[:, cols] += cat[pos]
-    return P, owner
+    return U[:, cols][owner] + cat[pos], owner
 
 
 class _EnumeratedSets:
-    """``A_j(x)`` of every discrete actionable feature, computed once per distinct part value."""
+    """``A_j(x)`` of every discrete actionable feature, computed once per class of people with
+    the same feasible actions on the part (see :func:`governance.reachable._action_classes`)."""
 
     def __init__(self, cas: CompiledActionSet, U: np.ndarray) -> None:
         self.cas, self.U = cas, U
@@ -212,7 +290,7 @@ class _EnumeratedSets:
             ]
             if not locs:
                 continue
-            Up, sub = _unique_rows(U[:, part.idx])
+            Up, sub = _action_classes(cas, part, U[:, part.idx])
             per_loc: dict[int, list[np.ndarray]] = {li: [] for li in locs}
             for xp in Up:
                 actions = _single_feature_actions(cas, part, xp, locs)
@@ -230,11 +308,12 @@ class _EnumeratedSets:
             total += (offsets[1:] - offsets[:-1])[sub]
         return total
 
-    def points(self, lo: int, hi: int):
+    def groups(self, lo: int, hi: int):
+        """Candidates of persons ``lo..hi``: (part, owner, feature, part values) per set."""
         for part, j, sub, cat, offsets in self.sets:
-            P, owner = _gather(self.U, lo, hi, sub, cat, offsets, part.idx)
-            if len(P):
-                yield P, owner, np.full(len(P), j)
+            V, owner = _gather(self.U, lo, hi, sub, cat, offsets, part.idx)
+            if len(V):
+                yield part, owner, np.full(len(V), j), V
 
 
 def _single_feature_actions(
@@ -298,7 +377,8 @@ class _Sampler:
             out[i] = np.random.default_rng(int(s)).random((k, self.n))
         return out
 
-    def points(self, lo: int, hi: int):
+    def groups(self, lo: int, hi: int):
+        """Candidates of persons ``lo..hi``: (part, owner, feature, part values) per draw set."""
         if not self.features or self.n == 0:
             return
         R = self._uniforms(lo, hi)
@@ -310,10 +390,9 @@ class _Sampler:
             valid = (draws != 0) & (ub > lb)[:, None]
             if part.size == 1:
                 owner = np.repeat(np.arange(lo, hi), valid.sum(axis=1))
-                P = self.U[owner].copy()
-                P[:, j] += draws[valid]
-                if len(P):
-                    yield P, owner, np.full(len(P), j)
+                if len(owner):
+                    V = (self.U[owner, j] + draws[valid])[:, None]
+                    yield part, owner, np.full(len(owner), j), V
                 continue
             for i in range(hi - lo):
                 v = draws[i, valid[i]]
@@ -323,7 +402,6 @@ class _Sampler:
                 C, ok = self.cas.min_l1_actions(part, self.U[u, part.idx], li, v)
                 if not ok.any():
                     continue
-                P = np.repeat(self.U[u : u + 1], int(ok.sum()), axis=0)
-                P[:, part.idx] += C[ok]
-                yield P, np.full(len(P), u), np.full(len(P), j)
+                V = self.U[u, part.idx] + C[ok]
+                yield part, np.full(len(V), u), np.full(len(V), j), V
 
