@@ -12,16 +12,23 @@ free. The search runs in passes:
 
 0. the minimal-cost recourse is scored; where its ``R >= tau`` it is also the robust one;
 1. up to ``LAZY_PASSES`` times, the search issues the cheapest flip with ``m >= tau`` that is
-   not already known to fail, and only that point per person is scored for stability; a
-   person is settled when it passes (every cheaper candidate failed: it flips not, scores
-   below ``tau``, or was scored and failed);
+   not already known to fail, and that point is scored for stability; a person is settled
+   when it passes (every cheaper candidate failed: it flips not, scores below ``tau``, or was
+   scored and failed). When it fails, the candidates the search met right after it (likely
+   that person's next ones; 4 in the first pass, twice as many each pass) are scored too, so
+   the next pass skips them if they fail;
 2. people still open are searched once more with every candidate of ``m >= tau`` scored as it
    is met (:func:`governance.stability.stability_at_least`, exact early rejection).
 
-Each pass is exact, so the issued action is the cheapest accepted candidate of the search, as
-for minimal-cost recourse (``complete`` says whether it is proven cheapest). Stability results
-are cached by point across passes. Statuses follow :class:`~governance.recourse.
-RecourseResult`; ``"unaccepted"`` means flips exist but none found with ``R >= tau``.
+Passes share a cache of model scores and one of stability results, both by point, so a pass
+pays only for candidates it meets for the first time. Each pass is exact, so the issued action
+is the cheapest accepted candidate of the search, as for minimal-cost recourse (``complete``
+says whether it is proven cheapest). Statuses follow :class:`~governance.recourse.
+RecourseResult`; ``"unaccepted"`` means flips exist but none was found with ``R >= tau``.
+
+Cost. Robust points lie deeper in the cost order than minimal ones, and every cheaper
+candidate must be scored, plus ``k`` samples for each stability check: on the demo model
+(150 trees, 20 features) expect seconds per person, not milliseconds (``bench/stability.py``).
 """
 
 from __future__ import annotations
