@@ -82,6 +82,9 @@ def nightly_governance(
     recourse: bool = True,
     n_samples: int = 500,
     max_points: int | None = None,
+    stability: bool = True,
+    robust_tau: float | None = None,
+    deletions: bool = True,
 ) -> dict[str, Any]:
     """Explain one night of automated decisions and record them in the ledger.
 
@@ -116,6 +119,13 @@ def nightly_governance(
         Draws per continuous feature for sampled responsiveness scores.
     max_points : int, optional
         Candidate points per person for the recourse search; default the library's.
+    stability : bool, default=True
+        Store each issued recourse's stability R (Hamman et al.; k = 1000, sigma = 0.05).
+    robust_tau : float, optional
+        Recommend the cheapest action with R >= robust_tau (e.g. 0.75) instead of the
+        minimal-cost one, which is kept as the alternative.
+    deletions : bool, default=True
+        Afterwards, carry out the deletion requests recorded with ``govern forget --defer``.
     """
     t0 = time.perf_counter()
     logger = get_run_logger()
@@ -135,8 +145,13 @@ def nightly_governance(
         "n_samples": n_samples,
         "max_points": max_points,
         "seed": 0,
+        "stability": stability,
+        "robust_tau": robust_tau,
     }
-    options = {"recourse": recourse, "n_samples": n_samples, "max_points": max_points, "seed": 0}
+    options = {
+        k: parameters[k]
+        for k in ("recourse", "n_samples", "max_points", "seed", "stability", "robust_tau")
+    }
     opened = open_run(db_url, "nightly", night, model, parameters, force=force)
     run_id = opened["run_id"]
     timings: dict[str, float] = {}
@@ -181,6 +196,8 @@ def nightly_governance(
             "checks": checked["checks"],
         }
         close_run(db_url, run_id, "succeeded", counts, timings)
+        if deletions:
+            counts["deletions"] = _deferred_deletions(home, db)
         return {
             "run_id": run_id,
             "run_key": opened["run_key"],
@@ -212,3 +229,24 @@ if __name__ == "__main__":
 
     with prefect_api():
         print(nightly_governance(date.fromisoformat(sys.argv[1])))
+
+
+def _deferred_deletions(home: str | None, db: str | None) -> dict[str, Any]:
+    """Carry out open deletion requests as a subflow on the same cluster, if there are any."""
+    import sqlalchemy as sa
+
+    from flows.deletion import process_deletions
+    from flows.runtime import same_cluster
+    from governance.store.models import DeletionRequest
+    from tasks import worker
+
+    with worker.sessions(config.db_url(db, home))() as session:
+        pending = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(DeletionRequest)
+            .where(DeletionRequest.status.in_(("received", "failed")))
+        )
+    if not pending:
+        return {"requests": 0}
+    result = process_deletions.with_options(task_runner=same_cluster())(home=home, db=db)
+    return {"requests": len(result.get("requests", [])), "run_id": result.get("run_id")}

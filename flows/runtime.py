@@ -52,3 +52,17 @@ def task_runner(address: str | None = None, n_workers: int | None = None) -> Das
             "dashboard_address": ":0",
         }
     )
+
+
+def same_cluster() -> DaskTaskRunner:
+    """A task runner on the Dask cluster of the flow now running, for a subflow.
+
+    A subflow would otherwise start a cluster of its own.
+    """
+    from prefect.context import get_run_context
+
+    runner = getattr(get_run_context(), "task_runner", None)
+    client = getattr(runner, "_client", None)
+    if client is not None:
+        return DaskTaskRunner(address=client.scheduler.address)
+    return task_runner()

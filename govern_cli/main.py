@@ -123,12 +123,42 @@ def demo(
     render.nightly_summary(console, summaries)
     subject = _example_subject(db, home)
     console.print(
-        f"\nLedger: [bold]{render.safe_db(db, home)}[/]\nTry:  govern runs    "
-        f"govern history --subject {subject}    govern models show {setup.model_name}"
+        f"\nLedger: [bold]{render.safe_db(db, home)}[/]\nTry:\n"
+        f"  govern runs\n"
+        f"  govern history --subject {subject}\n"
+        f"  govern recourse --subject {subject}\n"
+        f"  govern deploy {setup.model_name} v2      # deploy the retrained model: "
+        f"runs the redeploy check\n"
+        f"  govern forget --subject {_example_borrower(db, home)}   # a past borrower asks to be "
+        f"erased\n"
+        f"  govern deletions"
     )
 
 
 def _example_subject(db: str | None, home: Path | None) -> str:
+    """A denied applicant who was issued recourse, to show in the hints."""
+    import sqlalchemy as sa
+
+    from governance.store.models import Decision, IssuedRecourse
+
+    with _sessions(db, home)() as session:
+        found = session.scalar(
+            sa.select(Decision.subject_id)
+            .join(IssuedRecourse, IssuedRecourse.decision_id == Decision.decision_id)
+            .order_by(Decision.decision_id)
+            .limit(1)
+        ) or session.scalar(
+            sa.select(Decision.subject_id)
+            .where(Decision.decision == "denied")
+            .order_by(Decision.decision_id)
+            .limit(1)
+        )
+    return found or "S10000000"
+
+
+def _example_borrower(db: str | None, home: Path | None) -> str:
+    """An applicant whose earlier loan is in the training data (ids below the demo's
+    applicant range), so erasing them retrains the model."""
     import sqlalchemy as sa
 
     from governance.store.models import Decision
@@ -136,11 +166,11 @@ def _example_subject(db: str | None, home: Path | None) -> str:
     with _sessions(db, home)() as session:
         found = session.scalar(
             sa.select(Decision.subject_id)
-            .where(Decision.decision == "denied")
-            .order_by(Decision.decision_id)
+            .where(Decision.subject_id < "S1")
+            .order_by(Decision.subject_id)
             .limit(1)
         )
-    return found or "S10000000"
+    return found or "S00000000"
 
 
 @app.command()
@@ -176,14 +206,23 @@ def history(
     as_json: AsJson = False,
 ) -> None:
     """Every decision about one subject, with its model version and the reasons given."""
-    from governance.store.queries import subject_history
+    from governance import config
+    from governance.deletion import load_or_create_salt, subject_hash
+    from governance.store.queries import subject_history, tombstones_for
 
     with _sessions(db, home)() as session:
         records = subject_history(session, subject)
+        graves = tombstones_for(
+            session, subject_hash(subject, load_or_create_salt(config.salt_path(home)))
+        )
     if as_json:
-        console.print_json(json.dumps({"subject_id": subject, "decisions": records}, default=str))
+        console.print_json(
+            json.dumps(
+                {"subject_id": subject, "decisions": records, "tombstones": graves}, default=str
+            )
+        )
         return
-    render.history(console, subject, records)
+    render.history(console, subject, records, graves)
 
 
 @app.command()
@@ -313,10 +352,229 @@ def models_register(
 
 
 @app.command()
-def deploy(name: str, version: str, home: Home = None) -> None:
-    """Mark a registered version as deployed."""
-    manifest = _registry(home).deploy(name, version)
-    console.print(f"deployed {manifest.name} {manifest.version} at {manifest.deployed_at}")
+def deploy(
+    name: str,
+    version: str,
+    home: Home = None,
+    db: Db = None,
+    check: Annotated[
+        bool | None,
+        typer.Option(
+            "--check/--no-check",
+            help="Run the redeploy check now. Default: only when no Prefect server "
+            "($PREFECT_API_URL) is there to run it on the deployment event.",
+        ),
+    ] = None,
+    gate: Annotated[float, typer.Option(help="Largest acceptable invalidation rate.")] = 0.10,
+    dask_address: DaskAddress = None,
+    workers: Workers = None,
+) -> None:
+    """Mark a registered version as deployed and emit governance.model.deployed; the redeploy
+    check then re-validates every issued recourse under it."""
+    from flows.events import emit_model_deployed
+
+    _env(home, db)
+    reg = _registry(home)
+    history = reg.deployments(name)
+    previous = history[-1]["version"] if history else None
+    manifest = reg.deploy(name, version)
+    console.print(
+        f"deployed {manifest.name} {manifest.version} at {manifest.deployed_at} "
+        f"(previously {previous or 'none'})"
+    )
+    emitted = emit_model_deployed(name, version, previous)
+    if emitted:
+        console.print("emitted governance.model.deployed: the redeploy-check deployment runs on it")
+    if check or (check is None and not emitted):
+        _redeploy(name, version, gate, dask_address, workers)
+
+
+@app.command("redeploy-check")
+def redeploy_check_cmd(
+    name: str,
+    version: str,
+    home: Home = None,
+    db: Db = None,
+    gate: Annotated[float, typer.Option(help="Largest acceptable invalidation rate.")] = 0.10,
+    window_months: Annotated[int, typer.Option(help="Recourse issued this recently is open.")] = 25,
+    recent_days: Annotated[int, typer.Option(help="Denials this recent are re-examined.")] = 90,
+    variants: Annotated[int, typer.Option(help="Retrained variants for forward validity.")] = 10,
+    dask_address: DaskAddress = None,
+    workers: Workers = None,
+    as_json: AsJson = False,
+) -> None:
+    """Re-check issued recourse and recent denials under a version, by hand; exits 3 when the
+    invalidation rate is above the gate."""
+    _env(home, db)
+    _redeploy(
+        name,
+        version,
+        gate,
+        dask_address,
+        workers,
+        window_months=window_months,
+        recent_days=recent_days,
+        variants=variants,
+        as_json=as_json,
+    )
+
+
+def _redeploy(
+    name: str,
+    version: str,
+    gate: float,
+    dask_address: str | None,
+    workers: int | None,
+    as_json: bool = False,
+    **kwargs: Any,
+) -> None:
+    from flows.redeploy import redeploy_check
+    from flows.runtime import prefect_api, task_runner
+
+    flow = redeploy_check.with_options(task_runner=task_runner(dask_address, workers))
+    with console.status(f"Redeploy check of {name} {version}"), prefect_api():
+        summary = flow(model=name, version=version, gate=gate, **kwargs)
+    from governance.store.queries import recontact
+
+    with _sessions(None, None)() as session:
+        summary["recontact_sample"] = recontact(session, summary["run_id"], limit=8)
+    if as_json:
+        console.print_json(json.dumps(summary, default=str))
+    else:
+        render.redeploy_summary(console, summary)
+    if not summary["counts"]["passed"]:
+        err.print(
+            f"[bold red]gate failed:[/] invalidation rate "
+            f"{summary['counts']['invalidation_rate']:.1%} is above {gate:.1%}"
+        )
+        raise typer.Exit(3)
+
+
+@app.command()
+def forget(
+    subject: Annotated[str, typer.Option("--subject", help="Subject (applicant) id to erase.")],
+    reason: Annotated[
+        str | None, typer.Option(help="Why (e.g. 'Art. 17 request by email'); no personal data.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model's training data.")] = None,
+    defer: Annotated[
+        bool,
+        typer.Option(
+            help="Only record the request; the next nightly run (or `govern deletions --process`) "
+            "carries it out."
+        ),
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(help="Retrain and check, but do not purge.")] = False,
+    home: Home = None,
+    db: Db = None,
+    dask_address: DaskAddress = None,
+    workers: Workers = None,
+    as_json: AsJson = False,
+) -> None:
+    """Record a right-to-be-forgotten request (due in one month) and carry it out: retrain
+    without the subject, check what that invalidates for others, purge, keep a tombstone."""
+    from datetime import UTC, datetime
+
+    from flows.events import emit_deletion_requested
+    from governance import config
+    from governance.deletion import due_date, load_or_create_salt, subject_hash
+    from governance.store import writes
+
+    _env(home, db)
+    salt = load_or_create_salt(config.salt_path(home))
+    received = datetime.now(UTC)
+    with _sessions(db, home).begin() as session:
+        request_id, new = writes.record_deletion_request(
+            session,
+            subject,
+            subject_hash(subject, salt),
+            received_at=received,
+            due_at=due_date(received),
+            reason=reason,
+            model_name=model,
+        )
+    console.print(
+        f"deletion request {request_id} "
+        f"{'recorded' if new else 'already open'}; due {due_date(received):%Y-%m-%d}"
+    )
+    emitted = new and not defer and emit_deletion_requested(request_id, model)
+    if emitted:
+        console.print("emitted governance.deletion.requested: the deletion deployment runs on it")
+    if defer or emitted:
+        return
+    summary = _run_deletions([request_id], dask_address, workers, purge=not dry_run)
+    if as_json:
+        console.print_json(json.dumps(summary, default=str))
+    else:
+        render.deletion_summary(console, summary)
+
+
+@app.command()
+def deletions(
+    process: Annotated[
+        bool, typer.Option("--process", help="Carry out every open request now.")
+    ] = False,
+    home: Home = None,
+    db: Db = None,
+    dask_address: DaskAddress = None,
+    workers: Workers = None,
+    as_json: AsJson = False,
+) -> None:
+    """Deletion requests with their due dates and status (overdue ones first)."""
+    from governance.store.queries import deletion_requests
+
+    _env(home, db)
+    if process:
+        summary = _run_deletions(None, dask_address, workers, purge=True)
+        render.deletion_summary(console, summary)
+    with _sessions(db, home)() as session:
+        frame = deletion_requests(session)
+    if as_json:
+        console.print_json(frame.to_json(orient="records", date_format="iso"))
+        return
+    render.frame_table(console, frame, title="Deletion requests")
+
+
+@app.command()
+def fragility(
+    model: Annotated[str, typer.Option(help="Model name.")],
+    version: Annotated[str | None, typer.Option(help="Version (default: deployed).")] = None,
+    budget: Annotated[int, typer.Option("--k", help="Deletion budget K.")] = 5,
+    method: Annotated[str, typer.Option(help="approximate or exact.")] = "approximate",
+    limit: Annotated[int | None, typer.Option(help="At most this many recourses.")] = None,
+    home: Home = None,
+    db: Db = None,
+    dask_address: DaskAddress = None,
+    workers: Workers = None,
+) -> None:
+    """Worst-case fragility of issued recourse: the fewest training deletions that would
+    invalidate each one (k <= K), ahead of any request."""
+    from flows.fragility import fragility_scan
+    from flows.runtime import prefect_api, task_runner
+
+    _env(home, db)
+    reg = _registry(home)
+    version = version or reg.deployed_version(model)
+    flow = fragility_scan.with_options(task_runner=task_runner(dask_address, workers))
+    with console.status(f"Fragility of recourse issued under {model} {version}"), prefect_api():
+        summary = flow(model=model, version=version, budget=budget, method=method, limit=limit)
+    c = summary["counts"]
+    console.print(
+        f"{c['recourses']:,} recourses under {model} {version}: {c['flippable']:,} can be "
+        f"invalidated by at most {budget} deletions, {c['fragile']:,} "
+        f"({c['fragile_share']:.1%}) by 1 or 2 ({method})."
+    )
+
+
+def _run_deletions(
+    request_ids: list[str] | None, dask_address: str | None, workers: int | None, purge: bool
+) -> dict[str, Any]:
+    from flows.deletion import process_deletions
+    from flows.runtime import prefect_api, task_runner
+
+    flow = process_deletions.with_options(task_runner=task_runner(dask_address, workers))
+    with console.status("Carrying out deletion requests"), prefect_api():
+        return flow(request_ids=request_ids, purge=purge)
 
 
 def _parse_date(text: str) -> date:

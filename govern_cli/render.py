@@ -121,9 +121,21 @@ def nightly_summary(console: Console, summaries: list[dict[str, Any]]) -> None:
     )
 
 
-def history(console: Console, subject: str, records: list[dict[str, Any]]) -> None:
+def history(
+    console: Console,
+    subject: str,
+    records: list[dict[str, Any]],
+    tombstones: list[dict[str, Any]] | None = None,
+) -> None:
+    for t in tombstones or []:
+        console.print(
+            f"[bold]Erased[/] on request {t['request_id']} (received {t['received_at']:%Y-%m-%d},"
+            f" purged {t['purged_at']:%Y-%m-%d}): {t['decisions']} decision(s) and "
+            f"{t['ledger_rows']} ledger row(s) removed; only this tombstone remains."
+        )
     if not records:
-        console.print(f"No decisions recorded for subject {subject!r}.")
+        if not tombstones:
+            console.print(f"No decisions recorded for subject {subject!r}.")
         return
     console.print(f"[bold]Subject {subject}[/]: {len(records)} decision(s)")
     for r in records:
@@ -195,3 +207,83 @@ def recourse(console: Console, subject: str, records: list[dict[str, Any]]) -> N
             )
             for ch in rec["changes"]:
                 console.print(f"  • {ch['feature']}: {_fmt(ch['from'])} → {_fmt(ch['to'])}")
+
+
+def redeploy_summary(console: Console, summary: dict[str, Any]) -> None:
+    """What the redeploy check found: invalidated promises, by feature and segment, and changes
+    for recent denials."""
+    c = summary["counts"]
+    rate = c.get("invalidation_rate")
+    console.print(
+        f"\n[bold]Redeploy check {summary['model']} {summary['version']}[/]: "
+        f"{c['invalidated']:,} of {c['recourses_checked']:,} issued recourses invalidated"
+        + (f" ({rate:.1%})" if rate is not None else "")
+        + f"; gate {c['gate']:.0%}: "
+        + ("[green]passed[/]" if c["passed"] else "[bold red]FAILED[/]")
+    )
+    if c.get("invalidation_by_feature"):
+        table = Table(title="Invalidation by feature the recourse asked to change")
+        for col in ("feature", "recourses", "invalidated", "rate"):
+            table.add_column(col, justify="left" if col == "feature" else "right")
+        for f, v in list(c["invalidation_by_feature"].items())[:10]:
+            table.add_row(f, f"{v['recourses']:,}", f"{v['invalidated']:,}", f"{v['rate']:.1%}")
+        console.print(table)
+    if c.get("invalidation_by_segment"):
+        parts = ", ".join(f"{k} {v['rate']:.1%}" for k, v in c["invalidation_by_segment"].items())
+        console.print(f"by {c['segment']}: {parts}")
+    if c.get("mean_forward_validity") is not None:
+        console.print(
+            f"forward validity (share of retrained variants approving), mean: "
+            f"{c['mean_forward_validity']:.1%}"
+        )
+    alt = c.get("alternative_validity")
+    if alt:
+        console.print(
+            f"validity: issued {alt['issued']:.1%} vs {alt['alternative_kind']} "
+            f"alternative {alt['alternative']:.1%}"
+        )
+    r = c.get("recent_denials") or {}
+    if r:
+        console.print(
+            f"recent denials re-examined: {r.get('compared', 0):,}; reasons changed for "
+            f"{r.get('reasons_changed', 0):,}, became fixed {r.get('became_fixed', 0):,}, "
+            f"gained recourse {r.get('gained_recourse', 0):,}, now approved "
+            f"{r.get('now_approved', 0):,}"
+        )
+    if c.get("recontact_subjects"):
+        sample = ", ".join(c["recontact_sample"][:8])
+        console.print(
+            f"[yellow]{c['recontact_subjects']:,} applicants to re-contact[/] "
+            f"(e.g. {sample}); all of them: SELECT * FROM v_recontact"
+        )
+
+
+def deletion_summary(console: Console, summary: dict[str, Any]) -> None:
+    """What a deletion batch did: candidates, what they invalidate, what was purged."""
+    if not summary.get("requests"):
+        console.print("No open deletion requests.")
+        return
+    console.print(f"[bold]Deletion requests[/] {', '.join(summary['requests'])}")
+    for c in summary.get("checks", []):
+        if c["candidate_version"] is None:
+            console.print(
+                f"  {c['model_name']} {c['current_version']}: the subject is not in "
+                "its training data; no retraining needed"
+            )
+            continue
+        console.print(
+            f"  {c['model_name']} {c['current_version']} → candidate "
+            f"{c['candidate_version']} (not deployed): {c['training_rows_removed']} training "
+            f"row(s) removed; {c['invalidated']:,} of {c['recourses_checked']:,} recourses issued "
+            f"to others would be invalidated; reasons change for {c['reasons_changed']:,} recent "
+            f"denials, {c['became_fixed']:,} become fixed, {c['gained_recourse']:,} gain recourse"
+        )
+    purged = summary["counts"].get("purged")
+    if purged:
+        rows = sum(purged["ledger_rows"].values())
+        f = purged["files"]
+        console.print(
+            f"  purged {rows:,} ledger rows ({purged['ledger_rows'].get('decisions', 0)} "
+            f"decisions), {f['training_rows']} training rows in {f['training_files']} file(s), "
+            f"{f['log_rows']} decision-log rows; tombstone kept"
+        )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,13 +16,16 @@ import numpy as np
 import pandas as pd
 
 from governance.action_set import ActionSet
+from governance.compare import positions, reason_agreement, verdict_changes
 from governance.costs import Cost
 from governance.decision_log import DECIDED_AT, DECISION, DENIED, ID, SCORE, SUBJECT
 from governance.explain import TOP_K, Explainer, Explanation, top_reasons
 from governance.hashing import sha256_bytes
 from governance.model import DecisionModel
-from governance.recourse import find_recourse
+from governance.recourse import RecourseResult, find_recourse
 from governance.responsiveness import responsiveness
+from governance.robust_recourse import robust_recourse
+from governance.stability import stability
 
 SCORE_TOLERANCE = 1e-6  # logged vs recomputed score; larger gaps mean the log names the wrong model
 
@@ -143,6 +147,30 @@ class RecourseSetup:
     n_samples: int = 500
     seed: int = 0
     max_points: int = 20_000
+    # issue 4: stability of issued recourse (Hamman et al.) and the robust-recourse option
+    scale: np.ndarray | None = None
+    stability_k: int = 1000
+    stability_sigma: float = 0.05
+    robust_tau: float | None = None
+
+
+def _issued_rows(
+    model: DecisionModel, X: np.ndarray, rec: RecourseResult, rows: Sequence[int]
+) -> tuple[list[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """Per issued row: the changes it asks for and the full point after them, as people read."""
+    names = model.schema.names
+    changes, points = [], []
+    for i in rows:
+        before, after = _human(model, X[i]), _human(model, rec.x_after[i])
+        changed = np.nonzero(rec.action[i] != 0)[0]
+        changes.append(
+            [
+                {"feature": names[j], "from": before[names[j]], "to": after[names[j]]}
+                for j in changed
+            ]
+        )
+        points.append(after)
+    return changes, points
 
 
 def _human(model: DecisionModel, row: np.ndarray) -> dict[str, Any]:
@@ -241,35 +269,109 @@ def recourse_rows(
             "mu": top_mu[rows, ranks],
         }
     )
-    issued = np.nonzero(status == "recourse")[0]
-    stamps = pd.to_datetime(denied[DECIDED_AT], utc=True).to_numpy()
-    changes, x_after = [], []
-    for i in issued:
-        before, after = _human(model, X[i]), _human(model, rec.x_after[i])
-        changed = np.nonzero(rec.action[i] != 0)[0]
-        changes.append(
-            [
-                {"feature": names[j], "from": before[names[j]], "to": after[names[j]]}
-                for j in changed
-            ]
+    # What the applicant is told: the minimal-cost action, or with the robust option the
+    # cheapest action with stability R >= tau, keeping the minimal-cost one as the alternative
+    # (and issuing it when no robust action exists).
+    chosen: dict[int, tuple[RecourseResult, str, float]] = {}
+    alternative: dict[int, tuple[RecourseResult, float]] = {}
+    has = np.nonzero(status == "recourse")[0]
+    if setup.scale is not None and setup.robust_tau is not None:
+        rr = robust_recourse(
+            model,
+            setup.action_set,
+            X,
+            setup.cost,
+            setup.scale,
+            tau=setup.robust_tau,
+            k=setup.stability_k,
+            sigma=setup.stability_sigma,
+            seed=setup.seed,
+            max_points=setup.max_points,
+            minimal=rec,
         )
-        x_after.append(after)
+        for i in np.nonzero(rr.base.status == "recourse")[0]:
+            chosen[i] = (rr.base, "robust", rr.stability[i])
+            if rec.status[i] == "recourse":
+                alternative[i] = (rec, rr.minimal_stability[i])
+        for i in has:
+            chosen.setdefault(i, (rec, "minimal", rr.minimal_stability[i]))
+    else:
+        stab = np.full(n, np.nan)
+        if setup.scale is not None and len(has):
+            stab[has] = stability(
+                model,
+                rec.x_after[has],
+                setup.scale,
+                k=setup.stability_k,
+                sigma=setup.stability_sigma,
+                seed=setup.seed,
+            )
+        chosen = {i: (rec, "minimal", stab[i]) for i in has}
+    issued = np.array(sorted(chosen), dtype=int)
+    layout = model.schema.layout_sha256
+    stamps = pd.to_datetime(denied[DECIDED_AT], utc=True).to_numpy()
+    rows = []
+    for i in issued:
+        result, kind, r = chosen[i]
+        changes, points = _issued_rows(model, X, result, [i])
+        alt = None
+        if i in alternative:
+            alt_result, alt_r = alternative[i]
+            alt_changes, alt_points = _issued_rows(model, X, alt_result, [i])
+            alt = {
+                "kind": "minimal",
+                "cost": float(alt_result.cost[i]),
+                "score_after": float(alt_result.score_after[i]),
+                "stability": None if np.isnan(alt_r) else float(alt_r),
+                "changes": alt_changes[0],
+                "x_after": alt_points[0],
+            }
+        rows.append(
+            {
+                "recourse_id": f"{ids[i]}@{model_version_id}",
+                "decision_id": ids[i],
+                "model_version_id": model_version_id,
+                "action_set_id": setup.action_set_id,
+                "cost_model_id": setup.cost_model_id,
+                "issued_at": stamps[i],
+                "cost": float(result.cost[i]),
+                "score_before": float(rec.score[i]),
+                "score_after": float(result.score_after[i]),
+                "complete": bool(result.complete[i]),
+                "changes": changes[0],
+                "x_after": points[0],
+                "x_codes": np.asarray(result.x_after[i], dtype="<f8").tobytes(),
+                "layout_sha256": layout,
+                "changed": ",".join(ch["feature"] for ch in changes[0]),
+                "run_id": run_id,
+                "kind": kind,
+                "stability": None if np.isnan(r) else float(r),
+                "alternative": alt,
+            }
+        )
     issued_frame = pd.DataFrame(
-        {
-            "recourse_id": [f"{ids[i]}@{model_version_id}" for i in issued],
-            "decision_id": ids[issued],
-            "model_version_id": model_version_id,
-            "action_set_id": setup.action_set_id,
-            "cost_model_id": setup.cost_model_id,
-            "issued_at": stamps[issued],
-            "cost": rec.cost[issued],
-            "score_before": rec.score[issued],
-            "score_after": rec.score_after[issued],
-            "complete": rec.complete[issued].astype(bool),
-            "changes": changes,
-            "x_after": x_after,
-            "run_id": run_id,
-        }
+        rows,
+        columns=[
+            "recourse_id",
+            "decision_id",
+            "model_version_id",
+            "action_set_id",
+            "cost_model_id",
+            "issued_at",
+            "cost",
+            "score_before",
+            "score_after",
+            "complete",
+            "changes",
+            "x_after",
+            "run_id",
+            "kind",
+            "stability",
+            "alternative",
+            "x_codes",
+            "layout_sha256",
+            "changed",
+        ],
     )
     with_reasons = n_given > 0
     counts = {
@@ -282,7 +384,15 @@ def recourse_rows(
         "recourse": int((status == "recourse").sum()),
         "recourse_proven_cheapest": int(((status == "recourse") & rec.complete).sum()),
         "undetermined": int((status == "undetermined").sum()),
+        "recourse_issued": len(issued),
     }
+    if alternative:
+        robust_rows = list(alternative)
+        counts["robust_issued"] = sum(1 for v in chosen.values() if v[1] == "robust")
+        counts["robust_pairs"] = len(robust_rows)
+        counts["robust_cost_increase_sum"] = float(
+            sum(chosen[i][0].cost[i] - rec.cost[i] for i in robust_rows)
+        )
     frames = {
         "responsiveness": responsiveness_frame,
         "recourse_checks": checks,
@@ -369,3 +479,115 @@ def explain_chunk(
         counts.update(more)
         seconds["recourse"] = time.perf_counter() - t1
     return ChunkResult(frames, counts, seconds)
+
+
+def comparison_rows(
+    denied: pd.DataFrame,
+    new_model: DecisionModel,
+    explainer: Explainer,
+    *,
+    old: dict[str, pd.DataFrame],
+    model_version_id: int,
+    explainer_id: int,
+    run_id: int,
+    recourse: RecourseSetup | None = None,
+    top_k: int = TOP_K,
+) -> ChunkResult:
+    """What a new model version would tell applicants denied under an older one.
+
+    Parameters
+    ----------
+    denied : DataFrame
+        Decisions (``decision_id``, ``model_version_id`` of the old version, the schema's
+        feature columns).
+    old : dict of DataFrame
+        The ledger's rows for these decisions under their own version: ``reasons``
+        (decision_id, rank, feature), ``checks`` (decision_id, status), ``responsiveness``
+        (decision_id, feature, mu).
+
+    Returns
+    -------
+    ChunkResult
+        Rows of ``explanations``, ``attributions``, ``reasons``, ``responsiveness``,
+        ``recourse_checks`` and ``responsive_reasons`` under the new version (what it would
+        say; nothing is issued), and ``version_comparisons``.
+    """
+    import time
+
+    t0 = time.perf_counter()
+    names = new_model.schema.names
+    ids = denied[ID].astype(str).to_numpy()
+    new_score = new_model.score(denied)
+    still_denied = new_score < new_model.threshold
+    # Explanations and reasons as the new version would give them (reasons only if it denies).
+    as_new = denied.assign(**{DECISION: np.where(still_denied, DENIED, "approved")})
+    expl = explainer.explain(denied)
+    frames = explanation_rows(
+        as_new,
+        expl,
+        model_version_id=model_version_id,
+        explainer_id=explainer_id,
+        run_id=run_id,
+        top_k=top_k,
+    )
+    new_idx = np.full((len(ids), top_k), -1, dtype=np.int64)
+    new_idx[still_denied], _ = top_reasons(expl.values[still_denied], top_k)
+    old_idx = positions(names, old["reasons"], ids, top_k)
+    fa, ra = reason_agreement(old_idx, new_idx)
+    old_status = (
+        old["checks"].set_index("decision_id")["status"].reindex(ids).to_numpy(dtype=object)
+    )
+    new_status = np.where(still_denied, None, "approved").astype(object)
+    mu_change = np.full(len(ids), np.nan)
+    counts = {"compared": len(ids), "now_approved": int((~still_denied).sum())}
+    if recourse is not None and still_denied.any():
+        sub = denied.loc[still_denied].reset_index(drop=True)
+        extra, reason_mu, more = recourse_rows(
+            sub.assign(**{DECIDED_AT: denied.loc[still_denied, DECIDED_AT].to_numpy()}),
+            new_model,
+            recourse,
+            attributions=expl.values[still_denied],
+            reason_index=new_idx[still_denied],
+            model_version_id=model_version_id,
+            run_id=run_id,
+            top_k=top_k,
+        )
+        frames["reasons"] = frames["reasons"].assign(mu=reason_mu[new_idx[still_denied] >= 0])
+        extra.pop("issued_recourse")  # what v+1 would offer is not issued to anyone
+        frames.update(extra)
+        new_status[still_denied] = extra["recourse_checks"]["status"].to_numpy()
+        if not old["responsiveness"].empty:
+            old_mu = old["responsiveness"].pivot(
+                index="decision_id", columns="feature", values="mu"
+            )
+            new_mu = extra["responsiveness"].pivot(
+                index="decision_id", columns="feature", values="mu"
+            )
+            common = old_mu.index.intersection(new_mu.index)
+            diff = (new_mu.loc[common, names] - old_mu.loc[common, names]).abs().mean(axis=1)
+            mu_change = diff.reindex(ids).to_numpy(dtype=float)
+        counts.update({f"new_{k}": v for k, v in more.items()})
+    changes = verdict_changes(old_status, new_status)
+    frames["version_comparisons"] = pd.DataFrame(
+        {
+            "decision_id": ids,
+            "model_version_id": model_version_id,
+            "old_model_version_id": denied["model_version_id"].to_numpy(),
+            "run_id": run_id,
+            "new_score": new_score,
+            "reasons_changed": fa < 1.0,
+            "feature_agreement": fa,
+            "rank_agreement": ra,
+            "old_status": old_status,
+            "new_status": new_status,
+            "became_fixed": changes["became_fixed"].to_numpy(),
+            "gained_recourse": changes["gained_recourse"].to_numpy(),
+            "mu_mean_abs_change": mu_change,
+        }
+    )
+    counts.update(
+        reasons_changed=int((fa < 1.0).sum()),
+        became_fixed=int(changes["became_fixed"].sum()),
+        gained_recourse=int(changes["gained_recourse"].sum()),
+    )
+    return ChunkResult(frames, counts, {"compare": time.perf_counter() - t0})

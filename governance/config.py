@@ -68,3 +68,15 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return governance.__version__
     return f"{governance.__version__}+g{sha}{'-dirty' if dirty else ''}"
+
+
+ENV_SALT_FILE = "GOVERNANCE_SALT_FILE"
+
+
+def salt_path(base: str | Path | None = None) -> Path:
+    """The tombstone salt: $GOVERNANCE_SALT_FILE, else secrets/ in the data folder.
+
+    Keep it outside the ledger and its backups: with it, a tombstone can be matched to a
+    person's id; without it, nobody can.
+    """
+    return Path(os.environ.get(ENV_SALT_FILE) or home(base) / "secrets" / "tombstone.salt")

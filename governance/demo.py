@@ -36,6 +36,7 @@ DEMO_RECIPE = TrainingRecipe(
     seed=20261125,
     label=LABEL,
 )
+V2_LABEL_SHIFT = 0.6
 Progress = Callable[[str], None]
 
 
@@ -93,23 +94,41 @@ def train_model(
     except ValueError:
         rel = str(path)
     return registry.register(
-        name, version, estimator, SYNTHETIC_SCHEMA, recipe,
-        favourable_class=FAVOURABLE, threshold=threshold,
+        name,
+        version,
+        estimator,
+        SYNTHETIC_SCHEMA,
+        recipe,
+        favourable_class=FAVOURABLE,
+        threshold=threshold,
         training_data=TrainingData(rel, sha256_file(path), len(train), recipe.label, "subject_id"),
-        metrics=metrics, parent=parent, notes=notes, action_set_path=action_set,
+        metrics=metrics,
+        parent=parent,
+        notes=notes,
+        action_set_path=action_set,
     )
 
 
 def day_of_decisions(
-    night: date, n: int, seed: int, start_id: int, returning: pd.DataFrame | None = None
+    night: date,
+    n: int,
+    seed: int,
+    start_id: int,
+    returning: pd.DataFrame | None = None,
+    past_borrowers: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Applicants of one day: mostly new people, some returning from earlier days."""
+    """Applicants of one day: mostly new people, 5% returning from earlier days and 1% past
+    borrowers whose loans are in the training data (so a deletion request finds their rows)."""
     rng = np.random.default_rng([seed, night.toordinal()])
     fresh = generate_population(n, seed=seed + 1, start_id=start_id)
-    if returning is not None and len(returning):
-        k = min(len(returning), n // 20)
-        back = returning.sample(n=k, random_state=int(rng.integers(2**31)))
-        fresh = pd.concat([fresh.iloc[: n - k], back], ignore_index=True)
+    parts, used = [], 0
+    for pool, share in ((returning, 20), (past_borrowers, 100)):
+        if pool is not None and len(pool):
+            k = min(len(pool), n // share)
+            parts.append(pool.sample(n=k, random_state=int(rng.integers(2**31))))
+            used += k
+    if parts:
+        fresh = pd.concat([fresh.iloc[: n - used], *parts], ignore_index=True)
     seconds = np.sort(rng.integers(0, 86_400, size=len(fresh)))
     stamps = pd.Timestamp(night, tz="UTC") + pd.to_timedelta(seconds, unit="s")
     return fresh.assign(**{DECIDED_AT: stamps})
@@ -155,23 +174,61 @@ def prepare_demo(
         train, test = pop.iloc[:50_000], pop.iloc[50_000:]
         action_set = ACTION_SETS / "synthetic_lending.json"
         train_model(
-            registry, MODEL_NAME, version, train, DEMO_RECIPE, data_dir=home / "training-data",
-            test=test, action_set=action_set if action_set.exists() else None,
+            registry,
+            MODEL_NAME,
+            version,
+            train,
+            DEMO_RECIPE,
+            data_dir=home / "training-data",
+            test=test,
+            action_set=action_set if action_set.exists() else None,
             notes="demo model trained on the synthetic lending population",
         )
         registry.deploy(MODEL_NAME, version)
+    if "v2" not in registry.versions(MODEL_NAME):
+        # The retrained successor: same recipe on v1's rows plus newer applicants, after the
+        # population's repayment behaviour drifted (debt weighs more). Registered, not
+        # deployed: deploying it runs the redeploy check.
+        say("training the successor model v2 on newer, drifted data (not deployed)")
+        newer = generate_population(
+            60_000, seed=seed + 1000, start_id=1_000_000, label_shift=V2_LABEL_SHIFT
+        )
+        action_set = ACTION_SETS / "synthetic_lending.json"
+        earlier = registry.training_frame(MODEL_NAME, version)
+        train_model(
+            registry,
+            MODEL_NAME,
+            "v2",
+            pd.concat([earlier, newer.iloc[:50_000]], ignore_index=True),
+            DEMO_RECIPE,
+            data_dir=home / "training-data",
+            test=newer.iloc[50_000:],
+            action_set=action_set if action_set.exists() else None,
+            parent=version,
+            notes="retrained on newer applicants after a drift in repayment behaviour",
+        )
     model = registry.load(MODEL_NAME, version)
     log = ParquetDecisionLog(config.decision_log_dir(home))
     previous: pd.DataFrame | None = None
+    past_borrowers = registry.training_frame(MODEL_NAME, version).drop(
+        columns=[LABEL, "p_repay"], errors="ignore"
+    )
     for i, night in enumerate(nights):
         say(f"writing the decision log of {night}")
-        people = day_of_decisions(night, rows_per_night, seed, 10_000_000 + i * rows_per_night,
-                                  previous)
+        people = day_of_decisions(
+            night, rows_per_night, seed, 10_000_000 + i * rows_per_night, previous, past_borrowers
+        )
         scores = model.score(people)
         decisions = make_decisions(
-            people, scores, model.threshold, model_name=MODEL_NAME, model_version=version,
-            decided_at=people[DECIDED_AT], features=SYNTHETIC_SCHEMA.names,
-            id_prefix=f"D{night:%Y%m%d}-", start_id=0,
+            people,
+            scores,
+            model.threshold,
+            model_name=MODEL_NAME,
+            model_version=version,
+            decided_at=people[DECIDED_AT],
+            features=SYNTHETIC_SCHEMA.names,
+            id_prefix=f"D{night:%Y%m%d}-",
+            start_id=0,
         )
         decisions = inject_bad_rows(decisions, seed + night.toordinal())
         log.write_night(night, decisions)

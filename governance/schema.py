@@ -100,6 +100,18 @@ class FeatureSchema:
     def categorical(self) -> list[str]:
         return [f.name for f in self.features if not f.is_numeric]
 
+    @property
+    def layout_sha256(self) -> str:
+        """Hash of what a code matrix's columns mean (names, dtypes, category order).
+
+        Two schemas with the same layout read each other's code matrices unchanged.
+        """
+        import hashlib
+        import json
+
+        layout = [(f.name, f.dtype, list(f.categories or ())) for f in self.features]
+        return hashlib.sha256(json.dumps(layout).encode()).hexdigest()
+
     def to_list(self) -> list[dict[str, Any]]:
         return [f.to_dict() for f in self.features]
 

@@ -56,6 +56,20 @@ CREATE TABLE action_sets (
 	FOREIGN KEY(model_version_id) REFERENCES model_versions (id)
 );
 
+CREATE TABLE calibration_bins (
+	run_id INTEGER NOT NULL,
+	bin INTEGER NOT NULL,
+	lower FLOAT NOT NULL,
+	upper FLOAT NOT NULL,
+	n INTEGER NOT NULL,
+	mean_stability FLOAT,
+	realised_validity FLOAT,
+	ci_low FLOAT,
+	ci_high FLOAT,
+	PRIMARY KEY (run_id, bin),
+	FOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE
+);
+
 CREATE TABLE decisions (
 	decision_id VARCHAR(64) NOT NULL,
 	subject_id VARCHAR(64) NOT NULL,
@@ -75,6 +89,40 @@ CREATE INDEX ix_decisions_decision_date ON decisions (decision_date);
 CREATE INDEX ix_decisions_model_version_id ON decisions (model_version_id);
 CREATE INDEX ix_decisions_run_id ON decisions (run_id);
 CREATE INDEX ix_decisions_subject ON decisions (subject_id, decided_at);
+
+CREATE TABLE deletion_requests (
+	request_id VARCHAR(64) NOT NULL,
+	subject_hash VARCHAR(64) NOT NULL,
+	subject_id VARCHAR(64),
+	reason TEXT,
+	model_name VARCHAR(64),
+	received_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	due_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	status VARCHAR(16) NOT NULL,
+	completed_at TIMESTAMP WITH TIME ZONE,
+	run_id INTEGER,
+	counts JSONB NOT NULL,
+	error TEXT,
+	PRIMARY KEY (request_id),
+	FOREIGN KEY(run_id) REFERENCES runs (id)
+);
+CREATE INDEX ix_deletion_requests_due_at ON deletion_requests (due_at);
+CREATE INDEX ix_deletion_requests_status ON deletion_requests (status);
+CREATE INDEX ix_deletion_requests_subject_hash ON deletion_requests (subject_hash);
+
+CREATE TABLE deployment_checks (
+	run_id INTEGER NOT NULL,
+	model_name VARCHAR(64) NOT NULL,
+	new_version VARCHAR(64) NOT NULL,
+	recourses_checked INTEGER NOT NULL,
+	invalidated INTEGER NOT NULL,
+	invalidation_rate FLOAT,
+	gate FLOAT,
+	passed BOOLEAN NOT NULL,
+	checked_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (run_id),
+	FOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE
+);
 
 CREATE TABLE explainers (
 	id SERIAL NOT NULL,
@@ -132,6 +180,25 @@ CREATE TABLE attributions (
 	FOREIGN KEY(model_version_id) REFERENCES model_versions (id)
 );
 
+CREATE TABLE deletion_checks (
+	request_id VARCHAR(64) NOT NULL,
+	model_name VARCHAR(64) NOT NULL,
+	current_version VARCHAR(64) NOT NULL,
+	candidate_version VARCHAR(64),
+	training_rows_removed INTEGER NOT NULL,
+	sha256_before VARCHAR(64),
+	sha256_after VARCHAR(64),
+	recourses_checked INTEGER NOT NULL,
+	invalidated INTEGER NOT NULL,
+	reasons_changed INTEGER NOT NULL,
+	became_fixed INTEGER NOT NULL,
+	gained_recourse INTEGER NOT NULL,
+	run_id INTEGER NOT NULL,
+	PRIMARY KEY (request_id, model_name),
+	FOREIGN KEY(request_id) REFERENCES deletion_requests (request_id) ON DELETE CASCADE,
+	FOREIGN KEY(run_id) REFERENCES runs (id)
+);
+
 CREATE TABLE explanations (
 	decision_id VARCHAR(64) NOT NULL,
 	model_version_id INTEGER NOT NULL,
@@ -163,6 +230,12 @@ CREATE TABLE issued_recourse (
 	changes JSONB NOT NULL,
 	x_after JSONB NOT NULL,
 	run_id INTEGER NOT NULL,
+	kind VARCHAR(16) DEFAULT 'minimal' NOT NULL,
+	stability FLOAT,
+	alternative JSONB,
+	x_codes BYTEA,
+	layout_sha256 VARCHAR(64),
+	changed TEXT,
 	PRIMARY KEY (recourse_id),
 	UNIQUE (decision_id, model_version_id),
 	FOREIGN KEY(decision_id) REFERENCES decisions (decision_id) ON DELETE CASCADE,
@@ -234,3 +307,69 @@ CREATE TABLE responsiveness (
 	FOREIGN KEY(model_version_id) REFERENCES model_versions (id),
 	FOREIGN KEY(action_set_id) REFERENCES action_sets (id)
 );
+
+CREATE TABLE tombstones (
+	request_id VARCHAR(64) NOT NULL,
+	subject_hash VARCHAR(64) NOT NULL,
+	received_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	purged_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	counts JSONB NOT NULL,
+	PRIMARY KEY (request_id),
+	FOREIGN KEY(request_id) REFERENCES deletion_requests (request_id) ON DELETE CASCADE
+);
+CREATE INDEX ix_tombstones_subject_hash ON tombstones (subject_hash);
+
+CREATE TABLE version_comparisons (
+	decision_id VARCHAR(64) NOT NULL,
+	model_version_id INTEGER NOT NULL,
+	old_model_version_id INTEGER NOT NULL,
+	run_id INTEGER NOT NULL,
+	new_score FLOAT NOT NULL,
+	reasons_changed BOOLEAN NOT NULL,
+	feature_agreement FLOAT NOT NULL,
+	rank_agreement FLOAT NOT NULL,
+	old_status VARCHAR(16),
+	new_status VARCHAR(16),
+	became_fixed BOOLEAN NOT NULL,
+	gained_recourse BOOLEAN NOT NULL,
+	mu_mean_abs_change FLOAT,
+	PRIMARY KEY (decision_id, model_version_id),
+	FOREIGN KEY(decision_id) REFERENCES decisions (decision_id) ON DELETE CASCADE,
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id),
+	FOREIGN KEY(old_model_version_id) REFERENCES model_versions (id),
+	FOREIGN KEY(run_id) REFERENCES runs (id)
+);
+CREATE INDEX ix_version_comparisons_run_id ON version_comparisons (run_id);
+
+CREATE TABLE recourse_fragility (
+	recourse_id VARCHAR(88) NOT NULL,
+	model_version_id INTEGER NOT NULL,
+	k INTEGER,
+	budget INTEGER NOT NULL,
+	method VARCHAR(16) NOT NULL,
+	final_score FLOAT,
+	run_id INTEGER NOT NULL,
+	computed_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (recourse_id, model_version_id),
+	FOREIGN KEY(recourse_id) REFERENCES issued_recourse (recourse_id) ON DELETE CASCADE,
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id),
+	FOREIGN KEY(run_id) REFERENCES runs (id)
+);
+CREATE INDEX ix_recourse_fragility_run_id ON recourse_fragility (run_id);
+
+CREATE TABLE recourse_validity (
+	recourse_id VARCHAR(88) NOT NULL,
+	model_version_id INTEGER NOT NULL,
+	run_id INTEGER NOT NULL,
+	valid BOOLEAN NOT NULL,
+	score FLOAT NOT NULL,
+	checked_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	forward_validity FLOAT,
+	n_variants INTEGER,
+	alternative_valid BOOLEAN,
+	PRIMARY KEY (recourse_id, model_version_id),
+	FOREIGN KEY(recourse_id) REFERENCES issued_recourse (recourse_id) ON DELETE CASCADE,
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id),
+	FOREIGN KEY(run_id) REFERENCES runs (id)
+);
+CREATE INDEX ix_recourse_validity_run_id ON recourse_validity (run_id);

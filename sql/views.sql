@@ -35,3 +35,16 @@ CREATE VIEW v_recourse_overview AS
     JOIN model_versions mv ON mv.id = c.model_version_id
     LEFT JOIN issued_recourse i
            ON i.decision_id = c.decision_id AND i.model_version_id = c.model_version_id;
+
+-- Applicants told something that is no longer true: recourse a later version no longer approves.
+CREATE VIEW v_recontact AS
+    SELECT d.subject_id, d.decision_id, i.recourse_id, i.issued_at,
+           mv_old.name AS model_name, mv_old.version AS issued_under,
+           mv_new.version AS checked_under, i.score_after AS promised_score,
+           v.score AS new_score, i.changes, i.stability, v.checked_at, v.run_id
+    FROM recourse_validity v
+    JOIN issued_recourse i ON i.recourse_id = v.recourse_id
+    JOIN decisions d ON d.decision_id = i.decision_id
+    JOIN model_versions mv_old ON mv_old.id = i.model_version_id
+    JOIN model_versions mv_new ON mv_new.id = v.model_version_id
+    WHERE NOT v.valid;

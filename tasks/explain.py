@@ -15,7 +15,14 @@ from governance.store import writes
 from tasks import worker
 from tasks.worker import ModelRef
 
-RECOURSE_OPTIONS = ("n_samples", "seed", "max_points")
+RECOURSE_OPTIONS = (
+    "n_samples",
+    "seed",
+    "max_points",
+    "stability_k",
+    "stability_sigma",
+    "robust_tau",
+)
 
 
 @task(name="explain-chunk", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
@@ -31,8 +38,9 @@ def explain_chunk(
 ) -> dict[str, Any]:
     """Attributions, reasons, responsiveness and recourse for ``chunk``, written to the ledger.
 
-    ``options``: ``recourse`` (bool, default True) and the recourse settings ``n_samples``,
-    ``seed`` and ``max_points``. Safe to retry and to rerun: the chunk's rows are replaced as a
+    ``options``: ``recourse`` and ``stability`` (bools, default True) and the settings
+    ``n_samples``, ``seed``, ``max_points``, ``stability_k``, ``stability_sigma`` and
+    ``robust_tau``. Safe to retry and to rerun: the chunk's rows are replaced as a
     whole, and the chunk is recorded as done in the same transaction.
     """
     options = options or {}
@@ -47,7 +55,7 @@ def explain_chunk(
             session, model_version_id, explainer.config.to_dict()
         )
         if inputs is not None:
-            action_set, cost = inputs
+            action_set, cost, scale = inputs
             setup = RecourseSetup(
                 action_set,
                 cost,
@@ -57,6 +65,7 @@ def explain_chunk(
                 cost_model_id=writes.ensure_cost_model(
                     session, cost.kind, cost.to_dict(), cost.sha256
                 ),
+                scale=scale if options.get("stability", True) else None,
                 **{k: options[k] for k in RECOURSE_OPTIONS if options.get(k) is not None},
             )
     t_load = time.perf_counter() - t0
@@ -78,7 +87,12 @@ def explain_chunk(
             model_version_id=model_version_id,
         )
         writes.record_chunk(
-            session, run_id, chunk_no, chunk_sha256, len(chunk), result.counts,
+            session,
+            run_id,
+            chunk_no,
+            chunk_sha256,
+            len(chunk),
+            result.counts,
             time.perf_counter() - t0,
         )
     seconds = {**result.seconds, "store": time.perf_counter() - t1, "load": t_load}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,6 +15,7 @@ from governance.exceptions import ManifestError
 from governance.explain import Explainer
 from governance.model import DecisionModel
 from governance.registry import ModelRegistry
+from governance.stability import feature_scale
 from governance.store.engine import make_engine, session_factory
 
 
@@ -53,8 +55,10 @@ def sessions(url: str) -> sessionmaker[Session]:
 
 
 @lru_cache(maxsize=8)
-def recourse_inputs(ref: ModelRef) -> tuple[ActionSet, Cost] | None:
-    """The version's action set and its fitted percentile-shift cost, or None without one."""
+def recourse_inputs(ref: ModelRef) -> tuple[ActionSet, Cost, np.ndarray] | None:
+    """The version's action set, its percentile-shift cost and the per-feature spread used for
+    stability scores, all fitted on its training data; None for a version without an action
+    set."""
     reg = ModelRegistry(ref.registry)
     path = reg.action_set_path(ref.name, ref.version)
     if path is None:
@@ -67,5 +71,5 @@ def recourse_inputs(ref: ModelRef) -> tuple[ActionSet, Cost] | None:
             f"model {ref.name} {ref.version} has an action set but no training data to fit "
             "the recourse cost on"
         )
-    cost = PercentileShiftCost.fit(reg.training_frame(ref.name, ref.version), schema)
-    return action_set, cost
+    train = reg.training_frame(ref.name, ref.version)
+    return action_set, PercentileShiftCost.fit(train, schema), feature_scale(schema, train)

@@ -40,6 +40,7 @@ def make_engine(url: str) -> sa.Engine:
             cur.execute("PRAGMA busy_timeout=60000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA secure_delete=ON")  # erased subjects leave no bytes in free pages
             cur.close()
 
         return engine

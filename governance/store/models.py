@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -34,7 +35,9 @@ NAME_LEN = 64  # model names, versions, features
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JsonType, list[Any]: JsonType}
+    type_annotation_map = {
+        dict[str, Any]: JsonType, dict[str, Any] | None: JsonType, list[Any]: JsonType
+    }
 
 
 class ModelVersion(Base):
@@ -282,7 +285,9 @@ class ResponsiveReason(Base):
 
 
 class IssuedRecourse(Base):
-    """The minimal-cost action recommended to a denied applicant: a promise to keep checking."""
+    """The action recommended to a denied applicant: a promise the redeploy and deletion checks
+    keep testing. With the robust option the recommended action is the cheapest with stability
+    R >= tau, and the minimal-cost one is kept as ``alternative`` (and vice versa)."""
 
     __tablename__ = "issued_recourse"
     __table_args__ = (
@@ -305,3 +310,166 @@ class IssuedRecourse(Base):
     changes: Mapped[list[Any]]  # [{"feature", "from", "to"}] for each feature the action changes
     x_after: Mapped[dict[str, Any]]  # the full point the applicant would reach
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    # issue 4: which search produced it, its stability at issue time, and the other candidate
+    kind: Mapped[str] = mapped_column(String(16), default="minimal", server_default="minimal")
+    stability: Mapped[float | None] = mapped_column(Float)  # Hamman et al. R(x') at issue time
+    alternative: Mapped[dict[str, Any] | None]  # {kind, cost, score_after, stability, x_after}
+    # Machine copy of x_after for re-validating millions of promises without parsing JSON: the
+    # point as little-endian float64 in the issuing schema's layout (categories as codes).
+    x_codes: Mapped[bytes | None] = mapped_column(LargeBinary)
+    layout_sha256: Mapped[str | None] = mapped_column(String(64))
+    changed: Mapped[str | None] = mapped_column(Text)  # features the action changes, comma-joined
+
+
+class RecourseValidity(Base):
+    """An issued recourse re-checked under a later model version (redeploy or deletion)."""
+
+    __tablename__ = "recourse_validity"
+
+    recourse_id: Mapped[str] = mapped_column(
+        ForeignKey("issued_recourse.recourse_id", ondelete="CASCADE"), primary_key=True
+    )
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id"), primary_key=True
+    )
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    valid: Mapped[bool] = mapped_column(Boolean)
+    score: Mapped[float] = mapped_column(Float)
+    checked_at: Mapped[datetime] = mapped_column(Stamp)
+    forward_validity: Mapped[float | None] = mapped_column(Float)  # share of retrained variants
+    n_variants: Mapped[int | None]
+    alternative_valid: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class VersionComparison(Base):
+    """What a later version would tell a recently denied applicant, against what they were told."""
+
+    __tablename__ = "version_comparisons"
+
+    decision_id: Mapped[str] = mapped_column(
+        ForeignKey("decisions.decision_id", ondelete="CASCADE"), primary_key=True
+    )
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id"), primary_key=True
+    )
+    old_model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    new_score: Mapped[float] = mapped_column(Float)
+    reasons_changed: Mapped[bool] = mapped_column(Boolean)
+    feature_agreement: Mapped[float] = mapped_column(Float)
+    rank_agreement: Mapped[float] = mapped_column(Float)
+    old_status: Mapped[str | None] = mapped_column(String(16))
+    new_status: Mapped[str | None] = mapped_column(String(16))
+    became_fixed: Mapped[bool] = mapped_column(Boolean)
+    gained_recourse: Mapped[bool] = mapped_column(Boolean)
+    mu_mean_abs_change: Mapped[float | None] = mapped_column(Float)
+
+
+class CalibrationBin(Base):
+    """Stability at issue time against validity realised after a redeploy, per bin of R."""
+
+    __tablename__ = "calibration_bins"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    bin: Mapped[int] = mapped_column(primary_key=True)
+    lower: Mapped[float] = mapped_column(Float)
+    upper: Mapped[float] = mapped_column(Float)
+    n: Mapped[int]
+    mean_stability: Mapped[float | None] = mapped_column(Float)
+    realised_validity: Mapped[float | None] = mapped_column(Float)
+    ci_low: Mapped[float | None] = mapped_column(Float)
+    ci_high: Mapped[float | None] = mapped_column(Float)
+
+
+class DeploymentCheck(Base):
+    """The redeploy check's verdict on one deployment: the gate the CLI exits on."""
+
+    __tablename__ = "deployment_checks"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(NAME_LEN))
+    new_version: Mapped[str] = mapped_column(String(NAME_LEN))
+    recourses_checked: Mapped[int]
+    invalidated: Mapped[int]
+    invalidation_rate: Mapped[float | None] = mapped_column(Float)
+    gate: Mapped[float | None] = mapped_column(Float)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    checked_at: Mapped[datetime] = mapped_column(Stamp)
+
+
+class DeletionRequest(Base):
+    """A request to erase a subject (GDPR Art. 17), due one month after receipt.
+
+    The subject id is held only until the purge; afterwards the salted hash and the
+    tombstone are all that is left.
+    """
+
+    __tablename__ = "deletion_requests"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject_hash: Mapped[str] = mapped_column(String(64), index=True)
+    subject_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    reason: Mapped[str | None] = mapped_column(Text)
+    model_name: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    received_at: Mapped[datetime] = mapped_column(Stamp)
+    due_at: Mapped[datetime] = mapped_column(Stamp, index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    completed_at: Mapped[datetime | None] = mapped_column(Stamp)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    counts: Mapped[dict[str, Any]]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class DeletionCheck(Base):
+    """Per request and model: the candidate retrained without the subject, and what it breaks."""
+
+    __tablename__ = "deletion_checks"
+
+    request_id: Mapped[str] = mapped_column(
+        ForeignKey("deletion_requests.request_id", ondelete="CASCADE"), primary_key=True
+    )
+    model_name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    current_version: Mapped[str] = mapped_column(String(NAME_LEN))
+    candidate_version: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    training_rows_removed: Mapped[int]
+    sha256_before: Mapped[str | None] = mapped_column(String(64))
+    sha256_after: Mapped[str | None] = mapped_column(String(64))
+    recourses_checked: Mapped[int]
+    invalidated: Mapped[int]
+    reasons_changed: Mapped[int]
+    became_fixed: Mapped[int]
+    gained_recourse: Mapped[int]
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+
+
+class Tombstone(Base):
+    """What remains of an erased subject: a salted hash, the request, dates and counts."""
+
+    __tablename__ = "tombstones"
+
+    request_id: Mapped[str] = mapped_column(
+        ForeignKey("deletion_requests.request_id", ondelete="CASCADE"), primary_key=True
+    )
+    subject_hash: Mapped[str] = mapped_column(String(64), index=True)
+    received_at: Mapped[datetime] = mapped_column(Stamp)
+    purged_at: Mapped[datetime] = mapped_column(Stamp)
+    counts: Mapped[dict[str, Any]]
+
+
+class RecourseFragility(Base):
+    """Worst-case fragility of an issued recourse: the fewest training deletions that flip it."""
+
+    __tablename__ = "recourse_fragility"
+
+    recourse_id: Mapped[str] = mapped_column(
+        ForeignKey("issued_recourse.recourse_id", ondelete="CASCADE"), primary_key=True
+    )
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id"), primary_key=True
+    )
+    k: Mapped[int | None]  # None: more than K deletions needed
+    budget: Mapped[int]  # K
+    method: Mapped[str] = mapped_column(String(16))
+    final_score: Mapped[float | None] = mapped_column(Float)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    computed_at: Mapped[datetime] = mapped_column(Stamp)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -179,3 +179,206 @@ def chunk_totals(session: Session, run_id: int) -> dict[str, int]:
             if isinstance(v, int | float):
                 totals[k] = totals.get(k, 0) + v
     return totals
+
+
+def open_recourse(
+    session: Session, model_name: str, exclude_version_id: int, since: datetime
+) -> pd.DataFrame:
+    """Recourse issued under other versions of ``model_name`` since ``since``, in recourse_id
+    order, with what re-validation needs and nothing it does not (no JSON is parsed here).
+
+    Columns: recourse_id, decision_id, subject_id, model_version_id, kind, stability, changed,
+    x_codes, layout_sha256, has_alternative.
+    """
+    stmt = (
+        sa.select(
+            IssuedRecourse.recourse_id,
+            IssuedRecourse.decision_id,
+            Decision.subject_id,
+            IssuedRecourse.model_version_id,
+            IssuedRecourse.kind,
+            IssuedRecourse.stability,
+            IssuedRecourse.changed,
+            IssuedRecourse.x_codes,
+            IssuedRecourse.layout_sha256,
+            IssuedRecourse.alternative.is_not(None),
+        )
+        .join(Decision, Decision.decision_id == IssuedRecourse.decision_id)
+        .join(ModelVersion, ModelVersion.id == IssuedRecourse.model_version_id)
+        .where(
+            ModelVersion.name == model_name,
+            IssuedRecourse.model_version_id != exclude_version_id,
+            IssuedRecourse.issued_at >= since,
+        )
+        .order_by(IssuedRecourse.recourse_id)
+    )
+    return pd.DataFrame(
+        session.execute(stmt).all(),
+        columns=[
+            "recourse_id",
+            "decision_id",
+            "subject_id",
+            "model_version_id",
+            "kind",
+            "stability",
+            "changed",
+            "x_codes",
+            "layout_sha256",
+            "has_alternative",
+        ],
+    )
+
+
+def recourse_points(session: Session, recourse_ids: Sequence[str]) -> pd.DataFrame:
+    """The promised points (x_after) and alternatives of some recourses, parsed from JSON."""
+    rows: list = []
+    for batch in _batches(recourse_ids):
+        rows += session.execute(
+            sa.select(
+                IssuedRecourse.recourse_id, IssuedRecourse.x_after, IssuedRecourse.alternative
+            ).where(IssuedRecourse.recourse_id.in_(batch))
+        ).all()
+    return pd.DataFrame(rows, columns=["recourse_id", "x_after", "alternative"])
+
+
+def recent_denied(
+    session: Session, model_name: str, exclude_version_id: int, since: datetime
+) -> pd.DataFrame:
+    """Denials by other versions of ``model_name`` since ``since``: id, version, time, features."""
+    stmt = (
+        sa.select(
+            Decision.decision_id, Decision.model_version_id, Decision.decided_at, Decision.features
+        )
+        .join(ModelVersion, ModelVersion.id == Decision.model_version_id)
+        .where(
+            ModelVersion.name == model_name,
+            Decision.model_version_id != exclude_version_id,
+            Decision.decision == "denied",
+            Decision.decided_at >= since,
+        )
+        .order_by(Decision.decision_id)
+    )
+    return pd.DataFrame(
+        session.execute(stmt).all(),
+        columns=["decision_id", "model_version_id", "decided_at", "features"],
+    )
+
+
+def old_results(session: Session, decision_ids: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """Reasons, verification verdicts and responsiveness the ledger holds for decisions under
+    the version that made them."""
+    from governance.store.models import Responsiveness
+
+    frames: dict[str, list] = {"reasons": [], "checks": [], "responsiveness": []}
+    own = Decision.model_version_id
+    for batch in _batches(decision_ids):
+        frames["reasons"] += session.execute(
+            sa.select(Reason.decision_id, Reason.rank, Reason.feature)
+            .join(
+                Decision,
+                (Decision.decision_id == Reason.decision_id) & (own == Reason.model_version_id),
+            )
+            .where(Reason.decision_id.in_(batch))
+        ).all()
+        frames["checks"] += session.execute(
+            sa.select(RecourseCheck.decision_id, RecourseCheck.status)
+            .join(
+                Decision,
+                (Decision.decision_id == RecourseCheck.decision_id)
+                & (own == RecourseCheck.model_version_id),
+            )
+            .where(RecourseCheck.decision_id.in_(batch))
+        ).all()
+        frames["responsiveness"] += session.execute(
+            sa.select(Responsiveness.decision_id, Responsiveness.feature, Responsiveness.mu)
+            .join(
+                Decision,
+                (Decision.decision_id == Responsiveness.decision_id)
+                & (own == Responsiveness.model_version_id),
+            )
+            .where(Responsiveness.decision_id.in_(batch))
+        ).all()
+    return {
+        "reasons": pd.DataFrame(frames["reasons"], columns=["decision_id", "rank", "feature"]),
+        "checks": pd.DataFrame(frames["checks"], columns=["decision_id", "status"]),
+        "responsiveness": pd.DataFrame(
+            frames["responsiveness"], columns=["decision_id", "feature", "mu"]
+        ),
+    }
+
+
+def recontact(session: Session, run_id: int, limit: int | None = None) -> list[str]:
+    """Subjects whose recourse the check in ``run_id`` found no longer valid, oldest first."""
+    from governance.store.models import RecourseValidity
+
+    stmt = (
+        sa.select(Decision.subject_id, sa.func.min(IssuedRecourse.issued_at))
+        .join(IssuedRecourse, IssuedRecourse.decision_id == Decision.decision_id)
+        .join(RecourseValidity, RecourseValidity.recourse_id == IssuedRecourse.recourse_id)
+        .where(RecourseValidity.run_id == run_id, sa.not_(RecourseValidity.valid))
+        .group_by(Decision.subject_id)
+        .order_by(sa.func.min(IssuedRecourse.issued_at), Decision.subject_id)
+    )
+    if limit:
+        stmt = stmt.limit(limit)
+    return [row[0] for row in session.execute(stmt)]
+
+
+def tombstones_for(session: Session, subject_hash: str) -> list[dict[str, Any]]:
+    """Tombstones left by erasing the subject whose salted hash is ``subject_hash``."""
+    from governance.store.models import Tombstone
+
+    out = []
+    for t in session.scalars(sa.select(Tombstone).where(Tombstone.subject_hash == subject_hash)):
+        rows = t.counts.get("ledger_rows", {})
+        out.append(
+            {
+                "request_id": t.request_id,
+                "received_at": t.received_at,
+                "purged_at": t.purged_at,
+                "decisions": rows.get("decisions", 0),
+                "ledger_rows": sum(rows.values()),
+            }
+        )
+    return out
+
+
+def deletion_requests(session: Session) -> pd.DataFrame:
+    """Every deletion request with due date and status; open and overdue first."""
+    from datetime import UTC
+
+    from governance.store.models import DeletionRequest
+
+    now = datetime.now(UTC)
+    rows = []
+    for r in session.scalars(sa.select(DeletionRequest).order_by(DeletionRequest.due_at)):
+        due = r.due_at if r.due_at.tzinfo else r.due_at.replace(tzinfo=UTC)
+        done = r.status == "purged"
+        rows.append(
+            {
+                "request_id": r.request_id,
+                "received": r.received_at.date(),
+                "due": due.date(),
+                "status": r.status,
+                "days_left": None if done else (due - now).days,
+                "overdue": (not done) and now > due,
+                "completed": r.completed_at.date() if r.completed_at else None,
+                "reason": r.reason,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame = frame.sort_values(["overdue", "status", "due"], ascending=[False, True, True])
+    return frame
+
+
+def issued_under(session: Session, model_version_id: int, limit: int | None = None) -> pd.DataFrame:
+    """Recourse issued under one model version: recourse_id and the promised point."""
+    stmt = (
+        sa.select(IssuedRecourse.recourse_id, IssuedRecourse.x_after)
+        .where(IssuedRecourse.model_version_id == model_version_id)
+        .order_by(IssuedRecourse.recourse_id)
+    )
+    if limit:
+        stmt = stmt.limit(limit)
+    return pd.DataFrame(session.execute(stmt).all(), columns=["recourse_id", "x_after"])

@@ -137,10 +137,14 @@ def ensure_action_set(
 
 
 def ensure_cost_model(session: Session, kind: str, body: Mapping[str, Any], sha256: str) -> int:
-    """Return the id of a fitted cost model, recording it on first use."""
-    return _ensure(
-        session, CostModel, {"sha256": sha256}, {"kind": kind, "body": _plain(dict(body))}
-    )
+    """Return the id of a fitted cost model, recording it on first use.
+
+    The fitted state (quantile knots, spreads) is left out: it is made of training values,
+    which may be a person's own, and it is refitted exactly from the version's training data;
+    the sha256 pins it.
+    """
+    kept = {k: v for k, v in dict(body).items() if k != "params"}
+    return _ensure(session, CostModel, {"sha256": sha256}, {"kind": kind, "body": _plain(kept)})
 
 
 # -- runs --------------------------------------------------------------------------------------
@@ -293,6 +297,32 @@ def replace_rows(
             bulk_insert(session, tables[table.name], frames[table.name])
 
 
+def replace_keyed(
+    session: Session,
+    table: sa.Table,
+    frame: pd.DataFrame,
+    *,
+    key: str,
+    values: Sequence[Any],
+    model_version_id: int,
+) -> None:
+    """Replace one model version's rows of ``table`` for the given ``key`` values.
+
+    The first check under a version finds nothing to delete and skips the deletes.
+    """
+    exists = session.execute(
+        sa.select(sa.literal(1)).where(table.c.model_version_id == model_version_id).limit(1)
+    ).first()
+    if exists:
+        for batch in _batches(values, 5_000):
+            session.execute(
+                sa.delete(table).where(
+                    table.c[key].in_(batch), table.c.model_version_id == model_version_id
+                )
+            )
+    bulk_insert(session, table, frame)
+
+
 def upsert(session: Session, table: sa.Table, frame: pd.DataFrame) -> None:
     """Insert rows, updating every non-key column of rows whose primary key exists."""
     if frame.empty:
@@ -334,19 +364,33 @@ def bulk_insert(session: Session, table: sa.Table, frame: pd.DataFrame | Iterabl
             ],
         )
         return
-    # Bind through each column type's own processor, then executemany on the DBAPI cursor:
-    # the same stored representation as the ORM, at a fraction of the per-row cost.
-    procs = [table.c[c].type._cached_bind_processor(conn.dialect) for c in cols]
-    rows = [
-        tuple(
-            p(_sql_value(v)) if p is not None else _sql_value(v)
-            for p, v in zip(procs, values, strict=True)
-        )
-        for values in records[cols].itertuples(index=False, name=None)
+    # Bind column by column through each type's own processor, then executemany on the DBAPI
+    # cursor: the same stored representation as the ORM, at a fraction of the per-row cost.
+    columns = [
+        _bound_column(records[c], table.c[c].type._cached_bind_processor(conn.dialect))
+        for c in cols
     ]
     quoted = ", ".join(f'"{c}"' for c in cols)
     marks = ", ".join("?" for _ in cols)
-    conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})', rows)
+    conn.exec_driver_sql(
+        f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})', list(zip(*columns, strict=True))
+    )
+
+
+def _bound_column(series: pd.Series, proc: Any) -> list[Any]:
+    """A column's values as the driver takes them; NaN and NaT become NULL."""
+    kind = series.dtype.kind
+    if proc is None and kind in "iub":
+        return series.to_numpy().tolist()
+    if proc is None and kind == "f":
+        arr = series.to_numpy()
+        out = arr.astype(object)
+        out[np.isnan(arr)] = None
+        return out.tolist()
+    values = [_sql_value(v) for v in series]  # Timestamps stay Timestamps, not epoch integers
+    if proc is None:
+        return values
+    return [None if v is None else proc(v) for v in values]
 
 
 def _copy(conn: sa.Connection, table: sa.Table, cols: list[str], records: pd.DataFrame) -> None:
@@ -371,10 +415,10 @@ def delete_where_in(session: Session, table: sa.Table, column: str, values: Sequ
     return deleted
 
 
-def _batches(values: Sequence[Any]) -> Iterable[list[Any]]:
+def _batches(values: Sequence[Any], size: int = _IN_BATCH) -> Iterable[list[Any]]:
     values = list(values)
-    for i in range(0, len(values), _IN_BATCH):
-        yield values[i : i + _IN_BATCH]
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
 
 
 def _sql_value(v: Any) -> Any:
@@ -402,3 +446,48 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, datetime | date):
         return obj.isoformat()
     return obj
+
+
+# -- deletion requests --------------------------------------------------------------------------
+def record_deletion_request(
+    session: Session,
+    subject_id: str,
+    subject_hash: str,
+    *,
+    received_at: datetime,
+    due_at: datetime,
+    reason: str | None = None,
+    model_name: str | None = None,
+) -> tuple[str, bool]:
+    """Record a request to erase ``subject_id``; an open request for the same subject is reused.
+
+    Returns the request id and whether it is new.
+    """
+    import secrets
+
+    from governance.store.models import DeletionRequest
+
+    open_request = session.scalar(
+        sa.select(DeletionRequest.request_id).where(
+            DeletionRequest.subject_hash == subject_hash,
+            DeletionRequest.status.in_(("received", "failed")),
+        )
+    )
+    if open_request is not None:
+        return open_request, False
+    request_id = f"del-{secrets.token_hex(6)}"
+    session.add(
+        DeletionRequest(
+            request_id=request_id,
+            subject_hash=subject_hash,
+            subject_id=subject_id,
+            reason=reason,
+            model_name=model_name,
+            received_at=received_at,
+            due_at=due_at,
+            status="received",
+            counts={},
+        )
+    )
+    session.flush()
+    return request_id, True

@@ -1,0 +1,56 @@
+"""Prefect events the governance flows react to (deploy/prefect.yaml holds the triggers)."""
+
+from __future__ import annotations
+
+import os
+
+MODEL_DEPLOYED = "governance.model.deployed"
+DELETION_REQUESTED = "governance.deletion.requested"
+
+
+def model_resource(name: str, version: str) -> dict[str, str]:
+    """The resource a deployment event is about: one model, with the version as a label."""
+    return {
+        "prefect.resource.id": f"governance.model.{name}",
+        "prefect.resource.name": name,
+        "governance.model.version": version,
+    }
+
+
+def emit_model_deployed(name: str, version: str, previous: str | None) -> bool:
+    """Tell the Prefect server a version was deployed; False when no server is configured.
+
+    Event triggers live in a running Prefect server (``PREFECT_API_URL``); without one the
+    caller runs the redeploy check itself.
+    """
+    if not os.environ.get("PREFECT_API_URL"):
+        return False
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+
+    emit_event(
+        event=MODEL_DEPLOYED,
+        resource=model_resource(name, version),
+        payload={"name": name, "version": version, "previous_version": previous},
+    )
+    EventsWorker.drain_all()  # deliver before a short-lived CLI process exits
+    return True
+
+
+def emit_deletion_requested(request_id: str, model: str | None) -> bool:
+    """Tell the Prefect server a deletion request arrived; False when no server is configured."""
+    if not os.environ.get("PREFECT_API_URL"):
+        return False
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+
+    emit_event(
+        event=DELETION_REQUESTED,
+        resource={
+            "prefect.resource.id": f"governance.deletion.{request_id}",
+            "governance.deletion.request": request_id,
+        },
+        payload={"request_id": request_id, "model": model},
+    )
+    EventsWorker.drain_all()
+    return True

@@ -1,0 +1,268 @@
+"""The redeploy check: does recourse issued under earlier versions still hold under the new one?"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import flow, get_run_logger
+
+from flows.checks import compare_denied, revalidate_issued
+from flows.runtime import task_runner
+from governance import config
+from governance.calibration import calibration_table
+from governance.registry import ModelRegistry
+from governance.store import init_store, writes
+from governance.store.engine import safe_url
+from governance.store.models import Base
+from governance.store.queries import open_recourse, recent_denied
+from tasks import worker
+from tasks.ledger import close_run, open_run
+from tasks.redeploy import fit_variant_task
+from tasks.worker import ModelRef
+
+RETENTION_MONTHS = 25  # Reg B keeps adverse-action records 25 months
+DEFAULT_GATE = 0.10
+
+
+def _months_ago(months: int) -> datetime:
+    return datetime.now(UTC) - timedelta(days=round(months * 30.4375))
+
+
+def summarise(recourse: pd.DataFrame, checked: pd.DataFrame, segment: str | None) -> dict[str, Any]:
+    """Invalidation overall, by feature the recourse changes, by segment and by kind; how many
+    to re-contact (their ids stay in the ledger's tables, never in run summaries, which a
+    deletion does not purge); and, where an alternative was kept, validity of both."""
+    df = recourse[["recourse_id", "subject_id", "kind", "changed"]].merge(checked, on="recourse_id")
+    n = len(df)
+    valid = df["valid"].astype(bool)
+    out: dict[str, Any] = {
+        "recourses_checked": n,
+        "invalidated": int((~valid).sum()),
+        "invalidation_rate": round(float((~valid).mean()), 6) if n else None,
+    }
+    if not n:
+        return out
+    features = df["changed"].fillna("").str.split(",").explode()
+    features = features[features != ""]
+    by_feature = (~valid).groupby(features).agg(["size", "sum"])
+    out["invalidation_by_feature"] = {
+        f: {"recourses": int(a), "invalidated": int(b), "rate": round(b / a, 6)}
+        for f, (a, b) in by_feature.sort_values("sum", ascending=False).iterrows()
+    }
+    if segment and "segment" in df:
+        out["segment"] = segment
+        out["invalidation_by_segment"] = {
+            str(k): {"recourses": int(len(g)), "rate": round(float((~g).mean()), 6)}
+            for k, g in valid.groupby(df["segment"].astype(str))
+        }
+    out["invalidation_by_kind"] = {
+        k: round(float((~g).mean()), 6) for k, g in valid.groupby(df["kind"])
+    }
+    if df["forward_validity"].notna().any():
+        out["mean_forward_validity"] = round(float(df["forward_validity"].mean()), 6)
+    alt = df["alternative_valid"].dropna()
+    if len(alt):
+        out["alternative_validity"] = {
+            "issued": round(float(valid.loc[alt.index].mean()), 6),
+            "alternative": round(float(alt.astype(bool).mean()), 6),
+            "alternative_kind": "minimal",
+        }
+    out["recontact_subjects"] = int(df.loc[~valid, "subject_id"].nunique())
+    return out
+
+
+@flow(name="redeploy-check", task_runner=task_runner(), log_prints=True)
+def redeploy_check(
+    model: str,
+    version: str,
+    home: str | None = None,
+    db: str | None = None,
+    window_months: int = RETENTION_MONTHS,
+    recent_days: int = 90,
+    gate: float = DEFAULT_GATE,
+    variants: int = 10,
+    chunk_rows: int = 200_000,
+    compare_rows: int = 2_000,
+    segment: str | None = None,
+    recourse: bool = True,
+) -> dict[str, Any]:
+    """Check a newly deployed version against what earlier versions told applicants.
+
+    1. Open the run for this deployment (a rerun reopens it).
+    2. Retrain ``variants`` copies of the new version from its recipe (seeds, bootstraps).
+    3. Re-validate every recourse issued within ``window_months`` under the new version and
+       the variants; store one validity event per recourse.
+    4. For denials of the last ``recent_days``: reasons, responsiveness and verification under
+       the new version, and what changed.
+    5. Calibrate stability at issue time against realised validity.
+    6. Summarise (by feature, segment, kind; who to re-contact) and apply the gate.
+
+    Parameters
+    ----------
+    model, version : str
+        The version just deployed.
+    gate : float, default=0.10
+        Largest acceptable invalidation rate; above it the check fails.
+    variants : int, default=10
+        Retrained variants for the forward validity estimate (0 to skip).
+    segment : str, optional
+        Feature to break invalidation down by; default the schema's first category feature.
+    """
+    t0 = time.perf_counter()
+    logger = get_run_logger()
+    db_url = config.db_url(db, home)
+    registry = ModelRegistry(config.registry_dir(home))
+    manifest = registry.manifest(model, version)
+    init_store(db_url)
+    segment = segment or next(iter(manifest.schema.categorical), None)
+    parameters = {
+        "model": model,
+        "version": version,
+        "db": safe_url(db_url),
+        "window_months": window_months,
+        "recent_days": recent_days,
+        "gate": gate,
+        "variants": variants,
+        "segment": segment,
+    }
+    opened = open_run(db_url, "redeploy", None, model, parameters, extra_key=version, force=True)
+    run_id = opened["run_id"]
+    ref = ModelRef(str(registry.root), model, version, manifest.artifact_sha256)
+    timings: dict[str, float] = {}
+    try:
+        with worker.sessions(db_url).begin() as session:
+            new_id = writes.ensure_model_version(session, manifest)
+            issued = open_recourse(session, model, new_id, _months_ago(window_months))
+            denied = recent_denied(
+                session, model, new_id, datetime.now(UTC) - timedelta(days=recent_days)
+            )
+        timings["load"] = time.perf_counter() - t0
+        names = manifest.schema.names
+
+        t = time.perf_counter()
+        fitted = [f.result() for f in fit_variant_task.map([ref] * variants, range(variants))]
+        timings["variants"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        checked = revalidate_issued(
+            issued,
+            ref,
+            new_id,
+            run_id,
+            db_url,
+            variants=fitted,
+            segment=segment,
+            chunk_rows=chunk_rows,
+        )
+        timings["revalidate"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        comparison = compare_denied(
+            denied,
+            ref,
+            new_id,
+            run_id,
+            db_url,
+            names,
+            chunk_rows=compare_rows,
+            options={"recourse": recourse, "seed": 0, "stability": False},
+        )
+        timings["compare"] = time.perf_counter() - t
+
+        summary = summarise(issued, checked, segment)
+        summary["recent_denials"] = comparison
+
+        stab = issued.set_index("recourse_id")["stability"]
+        valid = checked.set_index("recourse_id")["valid"].astype(float)
+        known = stab.dropna().index.intersection(valid.index)
+        table = (
+            calibration_table(stab.loc[known].to_numpy(dtype=float), valid.loc[known].to_numpy())
+            if len(known)
+            else pd.DataFrame()
+        )
+        rate = summary["invalidation_rate"]
+        passed = rate is None or rate <= gate
+        with worker.sessions(db_url).begin() as session:
+            tables = Base.metadata.tables
+            session.execute(
+                tables["calibration_bins"]
+                .delete()
+                .where(tables["calibration_bins"].c.run_id == run_id)
+            )
+            session.execute(
+                tables["deployment_checks"]
+                .delete()
+                .where(tables["deployment_checks"].c.run_id == run_id)
+            )
+            if len(table):
+                writes.bulk_insert(
+                    session,
+                    tables["calibration_bins"],
+                    pd.DataFrame(
+                        {
+                            "run_id": run_id,
+                            "bin": np.arange(len(table)),
+                            "lower": table["lo"],
+                            "upper": table["hi"],
+                            "n": table["n"],
+                            "mean_stability": table["mean_R"],
+                            "realised_validity": table["validity"],
+                            "ci_low": table["ci_low"],
+                            "ci_high": table["ci_high"],
+                        }
+                    ),
+                )
+            writes.bulk_insert(
+                session,
+                tables["deployment_checks"],
+                pd.DataFrame(
+                    [
+                        {
+                            "run_id": run_id,
+                            "model_name": model,
+                            "new_version": version,
+                            "recourses_checked": summary["recourses_checked"],
+                            "invalidated": summary["invalidated"],
+                            "invalidation_rate": rate,
+                            "gate": gate,
+                            "passed": passed,
+                            "checked_at": writes.now(),
+                        }
+                    ]
+                ),
+            )
+        summary.update(
+            gate=gate, passed=passed, calibration=table.to_dict("records") if len(table) else []
+        )
+        timings["wall"] = time.perf_counter() - t0
+        logger.info(
+            "redeploy check %s %s: %s of %s recourses invalidated; gate %s",
+            model,
+            version,
+            summary["invalidated"],
+            summary["recourses_checked"],
+            "passed" if passed else "FAILED",
+        )
+        close_run(db_url, run_id, "succeeded", summary, timings)
+        return {
+            "run_id": run_id,
+            "model": model,
+            "version": version,
+            "counts": summary,
+            "timings": timings,
+        }
+    except BaseException as exc:
+        timings["wall"] = time.perf_counter() - t0
+        close_run(
+            db_url,
+            run_id,
+            "failed",
+            {},
+            timings,
+            error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
+        )
+        raise

@@ -1,0 +1,136 @@
+"""Tasks of the deletion flow: retrain without the subjects, purge what we own, fragility."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from governance.decision_log import ParquetDecisionLog
+from governance.deletion import (
+    ErasureRecord,
+    next_candidate_version,
+    purge_decision_logs,
+    purge_training_files,
+    retrain_without,
+)
+from governance.fragility import fragility
+from governance.registry import ModelRegistry
+from governance.store import writes
+from governance.store.models import Base
+from tasks import worker
+from tasks.worker import ModelRef
+
+
+@task(name="retrain-without", cache_policy=NO_CACHE, retries=1)
+def retrain_candidate(
+    registry: str, name: str, version: str, subject_ids: list[str], tag: str
+) -> dict[str, Any] | None:
+    """Register ``version`` retrained without the subjects as an undeployed candidate.
+
+    Returns None when the subjects have no training rows (nothing to retrain).
+    """
+    reg = ModelRegistry(registry)
+    candidate = retrain_without(
+        reg,
+        name,
+        version,
+        subject_ids,
+        candidate_version=next_candidate_version(reg, name, version, tag),
+        notes=f"candidate for deletion request(s) {tag}",
+    )
+    if candidate is None:
+        return None
+    return {
+        "version": candidate.version,
+        "rows_removed": candidate.rows_removed,
+        "sha256_before": candidate.sha256_before,
+        "sha256_after": candidate.sha256_after,
+        "artifact_sha256": candidate.manifest.artifact_sha256,
+    }
+
+
+@task(name="purge-files", cache_policy=NO_CACHE, retries=1)
+def purge_files(
+    registry: str,
+    log_root: str | None,
+    model_names: list[str],
+    subject_ids: list[str],
+    request_id: str,
+    erased_at: datetime,
+) -> dict[str, Any]:
+    """Erase the subjects from the training files of every model version and from the decision
+    logs we own. Idempotent: a rerun finds nothing left."""
+    reg = ModelRegistry(registry)
+    records: list[ErasureRecord] = []
+    for name in model_names:
+        records += purge_training_files(
+            reg, name, subject_ids, request_id=request_id, erased_at=erased_at
+        )
+    removed_logs = (
+        purge_decision_logs(ParquetDecisionLog(log_root), subject_ids) if log_root else {}
+    )
+    return {
+        "training_files": len(records),
+        "training_rows": sum(r.rows_removed for r in records),
+        "log_rows": sum(removed_logs.values()),
+        "log_nights": len([n for n, v in removed_logs.items() if v]),
+    }
+
+
+@task(name="fragility-chunk", cache_policy=NO_CACHE, retries=1)
+def fragility_chunk(
+    points: pd.DataFrame,
+    ref: ModelRef,
+    model_version_id: int,
+    run_id: int,
+    db_url: str,
+    budget: int,
+    method: str,
+) -> dict[str, int]:
+    """Worst-case deletions that flip each issued recourse in ``points``; one row each."""
+    reg = ModelRegistry(ref.registry)
+    manifest = reg.manifest(ref.name, ref.version)
+    train = reg.training_frame(ref.name, ref.version)
+    model = worker.model(ref)
+    y = train[manifest.recipe.label].to_numpy()
+    result = fragility(
+        model,
+        manifest.recipe,
+        train[model.schema.names],
+        y,
+        model.matrix(points),
+        K=budget,
+        method=method,
+    )
+    frame = result.to_frame(points["recourse_id"].tolist())
+    rows = pd.DataFrame(
+        {
+            "recourse_id": frame["recourse_id"],
+            "model_version_id": model_version_id,
+            "k": [None if k < 0 else int(k) for k in result.k],
+            "budget": budget,
+            "method": result.method,
+            "final_score": frame["final_score"],
+            "run_id": run_id,
+            "computed_at": writes.now(),
+        }
+    )
+    with worker.sessions(db_url).begin() as session:
+        writes.replace_keyed(
+            session,
+            Base.metadata.tables["recourse_fragility"],
+            rows,
+            key="recourse_id",
+            values=rows["recourse_id"].tolist(),
+            model_version_id=model_version_id,
+        )
+    ks = result.k
+    return {
+        "recourses": len(rows),
+        "fragile": int(((ks >= 1) & (ks <= 2)).sum()),
+        "flippable": int((ks >= 1).sum()),
+    }

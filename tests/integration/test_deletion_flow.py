@@ -1,0 +1,194 @@
+"""Deletion requests end to end: retrain without the subject, check, purge, tombstone, scan."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from governance.deletion import (
+    load_or_create_salt,
+    scan_for_subject,
+    subject_hash,
+    subject_needles,
+)
+from governance.registry import ModelRegistry
+from governance.store import init_store, session_factory, writes
+from governance.store.models import Base
+from tests.conftest import DEMO_NIGHT
+
+
+def _read(url: str, sql: str, **params) -> pd.DataFrame:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        frame = pd.read_sql(sa.text(sql), conn, params=params)
+    engine.dispose()
+    return frame
+
+
+def _request(url: str, home, subject: str, received: datetime | None = None) -> str:
+    from governance.deletion import due_date
+
+    received = received or datetime.now(UTC)
+    salt = load_or_create_salt(home / "secrets" / "tombstone.salt")
+    with session_factory(init_store(url)).begin() as session:
+        request_id, _ = writes.record_deletion_request(
+            session,
+            subject,
+            subject_hash(subject, salt),
+            received_at=received,
+            due_at=due_date(received),
+            reason="test",
+        )
+    return request_id
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def setting(request, run_nightly, demo_home, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(demo_home, home)
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        engine.dispose()
+        from tasks import worker
+
+        worker.engine.cache_clear()
+        worker.sessions.cache_clear()
+    run_nightly(DEMO_NIGHT, home, url)
+    return home, url, request.param
+
+
+def _borrower(url: str) -> str:
+    """A past borrower (in the training data) who was decided on this night."""
+    found = _read(
+        url, "SELECT subject_id FROM decisions WHERE subject_id < 'S1' ORDER BY subject_id"
+    )
+    assert len(found), "the demo night has no past borrower"
+    return found["subject_id"][0]
+
+
+def _sql_hits(url: str, needles: list) -> list[tuple[str, str]]:
+    """Every table's rows as text, searched for the needles (how a PostgreSQL store is scanned)."""
+    hits = []
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            for row in conn.execute(sa.select(table)):
+                text = " ".join(str(v) for v in row)
+                hits += [
+                    (table.name, str(n))
+                    for n in needles
+                    if (str(n) if isinstance(n, str) else repr(n)) in text
+                ]
+    engine.dispose()
+    return hits
+
+
+def test_forget_retrains_checks_purges_and_leaves_only_a_tombstone(dask_cluster, setting, tmp_path):
+    from prefect_dask import DaskTaskRunner
+
+    from flows.deletion import process_deletions
+
+    home, url, backend = setting
+    subject = _borrower(url)
+    reg = ModelRegistry(home / "registry")
+    training = reg.training_frame("credit-default", "v1")
+    decisions = _read(url, "SELECT decision_id FROM decisions WHERE subject_id = :s", s=subject)
+    needles = [subject, *subject_needles(training, [subject], min_chars=6)]
+    assert len(needles) > 3
+    others_recourse = _read(
+        url,
+        "SELECT COUNT(*) AS n FROM issued_recourse i JOIN decisions d "
+        "ON d.decision_id = i.decision_id WHERE d.subject_id <> :s",
+        s=subject,
+    )["n"][0]
+    request_id = _request(url, home, subject)
+
+    flow = process_deletions.with_options(
+        task_runner=DaskTaskRunner(address=dask_cluster.scheduler_address)
+    )
+    result = flow(
+        request_ids=[request_id], home=str(home), db=url, recent_days=100_000, window_months=1_000
+    )
+
+    # 1. a candidate per version that held the subject, registered and not deployed
+    checks = {c["model_name"]: c for c in result["checks"]}
+    cand = checks["credit-default"]["candidate_version"]
+    assert cand and cand in reg.versions("credit-default")
+    assert reg.deployed_version("credit-default") == "v1"
+    assert checks["credit-default"]["training_rows_removed"] >= 1
+    assert checks["credit-default"]["sha256_before"] != checks["credit-default"]["sha256_after"]
+    cand_frame = reg.training_frame("credit-default", cand)
+    assert subject not in set(cand_frame["subject_id"])
+    # 2. the exact invalidation check covered every other applicant's recourse
+    assert checks["credit-default"]["recourses_checked"] == others_recourse
+    stored = _read(
+        url,
+        "SELECT COUNT(*) AS n FROM recourse_validity v JOIN model_versions mv "
+        "ON mv.id = v.model_version_id WHERE mv.version = :c",
+        c=cand,
+    )["n"][0]
+    assert stored == others_recourse
+    # 3. the purge: nothing about the subject in any table, a tombstone and a closed request
+    for table in Base.metadata.sorted_tables:
+        if "subject_id" in table.c:
+            left = _read(
+                url, f"SELECT COUNT(*) AS n FROM {table.name} WHERE subject_id = :s", s=subject
+            )["n"][0]
+            assert left == 0, table.name
+    assert (
+        _read(
+            url,
+            "SELECT COUNT(*) AS n FROM decisions WHERE decision_id IN "
+            f"({','.join(repr(d) for d in decisions['decision_id'])})",
+        )["n"][0]
+        == 0
+    )
+    req = _read(
+        url, "SELECT status, subject_id FROM deletion_requests WHERE request_id = :r", r=request_id
+    )
+    assert req["status"][0] == "purged" and req["subject_id"].isna()[0]
+    tomb = _read(url, "SELECT subject_hash, counts FROM tombstones")
+    salt = load_or_create_salt(home / "secrets" / "tombstone.salt")
+    assert tomb["subject_hash"].tolist() == [subject_hash(subject, salt)]
+    # 4. no file or table we own still holds the subject's id or their own values
+    scan_paths = [home] + ([tmp_path / "ledger.db"] if backend == "sqlite" else [])
+    assert scan_for_subject(scan_paths, needles) == []
+    assert _sql_hits(url, needles) == []
+    # the subject's rows are gone from every training file and decision log we own
+    for version in reg.versions("credit-default"):
+        if reg.manifest("credit-default", version).training_data:
+            assert subject not in set(reg.training_frame("credit-default", version)["subject_id"])
+
+
+def test_deferred_requests_have_due_dates_and_are_carried_out_by_the_nightly_run(
+    run_nightly, setting
+):
+    home, url, _ = setting
+    subject = _borrower(url)
+    old = datetime.now(UTC) - timedelta(days=40)
+    late = _request(url, home, subject, received=old)
+    from governance.store.queries import deletion_requests
+
+    with session_factory(init_store(url))() as session:
+        frame = deletion_requests(session).set_index("request_id")
+    assert bool(frame.loc[late, "overdue"]) and frame.loc[late, "status"] == "received"
+    assert (
+        frame.loc[late, "due"] == (old + timedelta(days=30)).date()
+        or frame.loc[late, "due"].month == (old.month % 12) + 1
+    )
+    summary = run_nightly(DEMO_NIGHT, home, url, recourse=False)
+    assert summary["counts"]["deletions"]["requests"] == 1
+    assert _read(url, "SELECT status FROM deletion_requests")["status"].tolist() == ["purged"]
+    assert (
+        _read(url, "SELECT COUNT(*) AS n FROM decisions WHERE subject_id = :s", s=subject)["n"][0]
+        == 0
+    )
