@@ -163,11 +163,19 @@ class Cost(ABC):
     def _params(self) -> dict[str, Any]:
         """Fitted state as JSON-ready values."""
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name != "_sha256":  # any reassignment drops the cached hash
+            object.__setattr__(self, "_sha256", None)
+        object.__setattr__(self, name, value)
+
     @property
     def sha256(self) -> str:
-        """Content hash of the fitted cost, for provenance."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return sha256_bytes(text.encode())
+        """Content hash of the fitted cost, for provenance (cached until an attribute is
+        reassigned; the fitted arrays themselves are not meant to be edited in place)."""
+        if getattr(self, "_sha256", None) is None:
+            text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+            self._sha256 = sha256_bytes(text.encode())
+        return self._sha256
 
     def to_json(self, path: str | Path) -> Path:
         """Write the fitted cost to ``path`` and return it."""

@@ -28,10 +28,11 @@ non-decreasing total cost: the top ``M`` combinations of the lists are computed 
 merging one part at a time and keeping the ``M`` cheapest (a combination's prefix is among
 the ``M`` cheapest prefixes, and only index pairs with ``(i + 1)(j + 1) <= M`` can qualify),
 with a fixed tie order, so the top ``M`` of a larger budget extends that of a smaller one.
-Budgets grow geometrically (8, 64, 512, ... up to ``max_points``); each round evaluates the new
-candidates of every unresolved person of the chunk in a few large ``model.score`` calls. The
-first flipping candidate in cost order is the exact minimum over the candidate space: every
-cheaper candidate was evaluated and failed.
+Budgets double (8, 16, 32, ... up to ``max_points``), so a person whose first flip has rank
+``r`` costs fewer than ``2r`` model rows; each round evaluates the new candidates of every
+unresolved person of the chunk in a few large ``model.score`` calls. The first flipping
+candidate in cost order is the exact minimum over the candidate space: every cheaper candidate
+was evaluated and failed.
 
 Candidate spaces. Discrete features are enumerated exactly. Float features are represented by
 a grid (multiples of the feature's ``step_size`` in the reachable interval, both interval ends
@@ -47,7 +48,12 @@ candidate space provably covers every prediction ``A(x)`` can reach:
   feature, so for single-feature parts the candidates are one representative per threshold
   cell (the grid value closest to ``x`` inside the cell, or the cell's edge when no grid value
   falls inside; placement is checked with the model's own arithmetic, float32 included), which
-  is a complete search for those features and gives the exact minimum over that set;
+  is a complete search for those features and gives the exact minimum over that set. Each
+  person's lists are then narrowed to the splits that points of ``A(x)`` can actually meet: a
+  box containing ``A(x)`` is walked through every tree, and of the candidates of a part that
+  fall in the same cells of the thresholds used at reachable split nodes only the cheapest is
+  kept (the others give the same score in every combination, at a higher cost), so the minimum
+  and the coverage are unchanged while the lists shrink several-fold;
 - logistic regression in the same pipelines: the score is monotone in each feature and
   additive over parts, so the point that takes, in every part, the candidate with the largest
   logit gain is the best point of ``A(x)`` (float grids contain both interval ends); if it
@@ -57,13 +63,24 @@ candidate space provably covers every prediction ``A(x)`` can reach:
 
 Float features inside multi-feature parts, and other models, are searched on their grids and
 end "undetermined" when nothing flips. Tree ensembles also get a sound upper bound on the
-score over a box containing ``A(x)`` (refined by a small branch and bound): below the
-threshold, the person is fixed without any search.
+score over a box containing ``A(x)``: below the threshold, the person is fixed without any
+search; people nothing flipped for after the search get the bound refined by a small branch
+and bound. The parsed trees are trusted only where they reproduce the model's scores.
 
 When the budget ends without a flip, a greedy ascent (one part at a time, the move that raises
-the score most, batched across people) looks for any flipping action; a flip it finds is made
-cheaper part by part and issued as "recourse" with ``complete=False``: valid and inside the
-action set, but not proven to be the cheapest.
+the score most, batched across people, starting from the highest-scoring point the exact
+search met) looks for any flipping action; a flip it finds is made cheaper part by part and
+issued as "recourse" with ``complete=False``: valid and inside the action set, but not proven
+to be the cheapest.
+
+Budget. ``max_points`` bounds the exact search per person. The default (:data:`MAX_POINTS`)
+is sized for nightly runs. On the demo lender (histogram gradient boosting, 150 trees, the
+synthetic lending action set, 1,000 denied people) it costs about 670 model rows and 10 ms
+of one core per person: 37% end proven (7% "fixed" by the bound, 30% with their minimum
+proven), 60% get flagged recourse (``complete=False``) and 3% stay "undetermined"; it reaches
+95% of the minima that a 20,000-point search over the un-narrowed lists proves. Larger budgets
+prove more minima slowly (46% at 2,000 points, about 58% at 20,000) for proportionally more
+model rows.
 """
 
 from __future__ import annotations
@@ -90,6 +107,7 @@ from governance.reachable import (
 )
 
 STATUSES = ("approved", "recourse", "fixed", "undetermined", "unaccepted")
+MAX_POINTS = 512  # default exact-search budget per person (see "Budget" above)
 _FIRST_BUDGET = 8
 _GROWTH = 2
 _MERGE_CELLS = 4_000_000  # floats held by one merge step of one group of people
@@ -188,7 +206,7 @@ def find_recourse(
     X: np.ndarray,
     cost: Cost,
     *,
-    max_points: int = 20_000,
+    max_points: int = MAX_POINTS,
     batch_rows: int = 250_000,
     accept: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> RecourseResult:
@@ -204,10 +222,10 @@ def find_recourse(
         Rows in schema order, categories as integer codes.
     cost : Cost
         Fitted on the model's features (:mod:`governance.costs`).
-    max_points : int, default=20_000
+    max_points : int, default=MAX_POINTS (512)
         Candidate points of the exact cost-ordered search per person. Past it, a greedy
         ascent may still find a (not proven cheapest) recourse; otherwise the verdict is
-        "undetermined".
+        "undetermined". Raise it to prove more minima at proportionally more model rows.
     batch_rows : int, default=250_000
         Rows per ``model.score`` call.
     accept : callable, optional
@@ -1009,10 +1027,8 @@ def _tree_candidates(
     n = len(xs)
     g_owner, grid = cas.own_grids(j, xs)
     on = xs[g_owner] + grid
-    lo = np.full(n, np.inf)
-    hi = np.full(n, -np.inf)
-    np.minimum.at(lo, g_owner, on)
-    np.maximum.at(hi, g_owner, on)
+    first = np.searchsorted(g_owner, np.arange(n), "left")  # grids are sorted per owner
+    lo, hi = on[first], on[np.searchsorted(g_owner, np.arange(n), "right") - 1]
     discrete = cas.elements[j].discrete
     if discrete:
         owner, pool, on_grid = g_owner, on, np.ones(len(on), dtype=bool)
@@ -1121,8 +1137,8 @@ def _top_combinations(
     """
     G = len(persons)
     P = np.zeros((G, 1))
-    T = np.zeros((G, 1, 0), dtype=np.int32)
     rows = np.arange(G)[:, None]
+    steps = []  # per part: (prefix it extends, own position), both (G, m)
     for cand in cands:
         width = int(min(cand.lengths(persons).max(), budget))
         costs = cand.padded_costs(persons, width)
@@ -1130,7 +1146,13 @@ def _top_combinations(
         S = P[:, pi] + costs[:, pj]
         order = np.argsort(S, axis=1, kind="stable")[:, :budget]
         P = np.take_along_axis(S, order, axis=1)
-        T = np.concatenate([T[rows, pi[order]], pj[order][..., None].astype(np.int32)], axis=2)
+        steps.append((pi[order], pj[order]))
+    T = np.zeros((G, P.shape[1], len(cands)), dtype=np.int32)
+    at = np.broadcast_to(np.arange(P.shape[1]), P.shape)
+    for k in range(len(cands) - 1, -1, -1):  # follow each combination back to the first part
+        prefix, own = steps[k]
+        T[:, :, k] = own[rows, at]
+        at = prefix[rows, at]
     return P, T
 
 
@@ -1341,11 +1363,12 @@ class _Search:
         best = self.U[denied].copy()
         chosen = np.zeros((len(denied), len(cands)), dtype=np.int64)
         for k, c in enumerate(cands):
-            # the candidate with the largest logit gain, per distinct value of the part
-            starts, ends = c.offsets[:-1], c.offsets[1:]
-            arg = np.array(
-                [a + int(np.argmax(c.gain[a:b])) for a, b in zip(starts, ends, strict=True)]
-            )
+            # the candidate with the largest logit gain (the first such), per list
+            lens = np.diff(c.offsets)
+            owner = np.repeat(np.arange(len(lens)), lens)
+            top = np.maximum.reduceat(c.gain, c.offsets[:-1])
+            hit = np.flatnonzero(c.gain == top[owner])
+            arg = hit[np.concatenate([[True], owner[hit][1:] != owner[hit][:-1]])]
             chosen[:, k] = arg[c.sub]
             best[:, c.part.idx] += c.C[chosen[:, k]]
         ok = self._score(best) >= self.model.threshold

@@ -26,7 +26,13 @@ neighbourhood's actions must satisfy every constraint of the part (reachml's sub
 constraints that reach outside the neighbourhood), so only truly feasible actions count.
 
 All candidate points of a chunk are scored in a few large ``model.score`` calls, and rows are
-deduplicated first, so repeated applicants cost nothing.
+deduplicated first, so repeated applicants cost nothing. Candidates that are the same point
+(one joint action serving several features of a part) are scored once. For tree ensembles
+(see :mod:`governance.recourse`) a single-feature part's draws and grid values are grouped by
+threshold cell: among the split nodes the person can reach while only that feature moves,
+values in the same cell take the same path through every tree, so one of them is scored for
+all, with bit-identical results (on the demo lender, 74 model rows per person instead of about
+3,000). The parsed trees must first reproduce the model's scores on a few of the people.
 """
 
 from __future__ import annotations

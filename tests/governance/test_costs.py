@@ -116,3 +116,12 @@ def test_cost_rejects_other_features_and_bad_files(tmp_path):
     with pytest.raises(CostError, match="not valid JSON"):
         load_cost(bad)
     assert json.loads(cost.to_json(tmp_path / "ok.json").read_text())["kind"] == "mad_l1"
+
+
+def test_hash_is_cached_and_follows_reassigned_attributes():
+    cost = PercentileShiftCost.fit(REF, SCHEMA)
+    first = cost.sha256
+    assert cost.sha256 == first and cost._sha256 == first
+    cost.change_penalty = 0.5
+    assert cost.sha256 != first
+    assert cost.sha256 == cost_from_dict(cost.to_dict()).sha256

@@ -281,3 +281,30 @@ def test_compile_rejects_features_missing_from_the_names():
         compile_action_set(A, ["b"])
     with pytest.raises(ActionSetError, match="x must have 1 values"):
         reachable_set(A, [0, 1])
+
+
+def test_vectorised_own_grids_equal_the_per_value_grids():
+    rng = np.random.default_rng(0)
+    elements = [
+        ActionElement("f", "float", lb=0, ub=100, step_size=0.7, step_lb=-13, step_ub=9),
+        ActionElement("g", "float", lb=-5, ub=5, step_direction=-1, step_size=0.01),
+        ActionElement("h", "float", lb=0, ub=1e6, step_direction=1, step_size=1.0),  # coarsened
+        ActionElement("i", "int", lb=0, ub=20, step_lb=-3, step_ub=2),
+        ActionElement("k", "int", lb=0, ub=20, step_direction=1, step_size=2),
+        ActionElement("b", "bool"),
+        ActionElement("c", "float", actionable=False),
+    ]
+    cas = compile_action_set(ActionSet(elements))
+    for j, el in enumerate(elements):
+        lb, ub = (el.lb, el.ub) if np.isfinite(el.ub - el.lb) else (0.0, 10.0)
+        xs = np.round(rng.uniform(lb, ub, 60), 3)
+        if el.type in ("int", "bool"):
+            xs = np.round(xs)
+        xs[:3] = [lb, ub, (lb + ub) / 2]
+        owner, actions = cas.own_grids(j, xs)
+        for i, x in enumerate(xs):
+            ref = cas.own_grid(j, float(x))
+            np.testing.assert_array_equal(actions[owner == i], ref)
+    unbounded = compile_action_set(ActionSet([ActionElement("u", "float", lb=-np.inf)]))
+    with pytest.raises(ActionSetError, match="actionable but unbounded at value 1"):
+        unbounded.own_grids(0, np.array([1.0]))

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from threadpoolctl import threadpool_limits
 
 from governance.action_set import ActionElement, ActionSet
 from governance.constraints import (
@@ -15,6 +16,13 @@ from governance.exceptions import ActionSetError
 from governance.model import DecisionModel
 from governance.responsiveness import responsiveness
 from governance.schema import FeatureSchema, FeatureSpec
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Model calls single-threaded: OpenMP threads crawl on a shared, busy machine."""
+    with threadpool_limits(1):
+        yield
 
 
 class Stub:
@@ -220,3 +228,106 @@ def test_missing_actionable_value_raises():
     X[0, 0] = np.nan
     with pytest.raises(ActionSetError, match="non-finite values in actionable feature"):
         responsiveness(model, A, X)
+
+
+# -- tree ensembles: one model row per threshold cell ----------------------------------------
+class Opaque:
+    """Hides a fitted estimator's structure, so every candidate is scored as it is."""
+
+    def __init__(self, est):
+        self.est, self.classes_ = est, est.classes_
+
+    def predict_proba(self, X):
+        return self.est.predict_proba(X)
+
+
+def _tree_case(estimator, scale, seed=0, n=300):
+    from governance.training import TrainingRecipe
+
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "f": rng.uniform(0, 10, n),
+            "g": rng.uniform(0, 10, n),
+            "k": rng.integers(0, 8, n).astype(float),
+            "h": rng.uniform(0, 5, n),
+            "c": rng.choice(["a", "b", "z"], n),
+        }
+    )
+    y = ((df["f"] - 0.5 * df["g"] + 0.3 * df["k"] + df["h"] + (df["c"] == "b")) > 4.5).astype(int)
+    schema = FeatureSchema(
+        (
+            FeatureSpec("f", "float", 0, 10),
+            FeatureSpec("g", "float", 0, 10),
+            FeatureSpec("k", "int", 0, 7),
+            FeatureSpec("h", "float", 0, 5),
+            FeatureSpec("c", "category", categories=("a", "b", "z")),
+        )
+    )
+    params = {
+        "decision_tree": {"max_depth": 6},
+        "random_forest": {"n_estimators": 15, "max_depth": 5},
+        "gradient_boosting": {"n_estimators": 20, "max_depth": 3},
+        "hist_gradient_boosting": {"max_iter": 20},
+    }[estimator]
+    recipe = TrainingRecipe(estimator, params, seed=0, scale_numeric=scale)
+    with threadpool_limits(1):  # OpenMP threads crawl on a busy machine
+        model = DecisionModel(recipe.fit(schema, df, y.to_numpy()), schema)
+    A = ActionSet(
+        [
+            ActionElement("f", "float", lb=0, ub=10, step_direction=1, step_ub=4),
+            ActionElement("g", "float", lb=0, ub=10, step_lb=-3, step_ub=3, step_size=0.1),
+            ActionElement("k", "int", lb=0, ub=7, step_lb=-2, step_ub=3),
+            ActionElement("h", "float", lb=0, ub=5, actionable=False),
+            ActionElement("c", "category", categories=("a", "b", "z"), actionable=False),
+        ]
+    )
+    return model, A, model.matrix(df.iloc[:40])
+
+
+@pytest.mark.parametrize(
+    "estimator, scale",
+    [
+        ("decision_tree", False),
+        ("decision_tree", True),
+        ("random_forest", False),
+        ("gradient_boosting", True),
+        ("hist_gradient_boosting", False),
+    ],
+)
+def test_tree_models_score_one_row_per_cell_with_bit_identical_results(estimator, scale):
+    model, A, X = _tree_case(estimator, scale)
+    plain = DecisionModel(Opaque(model.estimator), model.schema)
+    fast = responsiveness(model, A, X, n_samples=300)
+    slow = responsiveness(plain, A, X, n_samples=300)
+    np.testing.assert_array_equal(fast.mu, slow.mu)
+    np.testing.assert_array_equal(fast.n_points, slow.n_points)
+    assert slow.n_points[:, :2].sum() == 40 * 600  # every draw counted
+    assert model.stats.rows * 4 < plain.stats.rows  # but far fewer rows scored
+
+
+def test_tree_cells_with_missing_immutable_values_stay_identical():
+    model, A, X = _tree_case("hist_gradient_boosting", False, seed=1)
+    X[::3, 3] = np.nan  # h is immutable: missing values may go either way in the trees
+    plain = DecisionModel(Opaque(model.estimator), model.schema)
+    fast = responsiveness(model, A, X, n_samples=200)
+    slow = responsiveness(plain, A, X, n_samples=200)
+    np.testing.assert_array_equal(fast.mu, slow.mu)
+
+
+def test_tree_parse_that_does_not_reproduce_the_model_scores_every_draw():
+    from sklearn.pipeline import Pipeline
+
+    class Skewed(Pipeline):  # the same trees inside, other scores outside
+        def predict_proba(self, X):
+            p = super().predict_proba(X)
+            return np.column_stack([p[:, 0] * 0.9, 1 - p[:, 0] * 0.9])
+
+    model, A, X = _tree_case("decision_tree", False)
+    skewed = DecisionModel(Skewed(model.estimator.steps), model.schema)
+    plain = DecisionModel(Opaque(skewed.estimator), model.schema)
+    got = responsiveness(skewed, A, X, n_samples=100)
+    ref = responsiveness(plain, A, X, n_samples=100)
+    np.testing.assert_array_equal(got.mu, ref.mu)
+    assert skewed.stats.calls == 2  # the checked first try, then every candidate as it is
+    assert skewed.stats.rows > plain.stats.rows + 40
