@@ -34,6 +34,7 @@ from governance.decision_log import (
 )
 from governance.exceptions import DecisionLogError
 from governance.schema import FeatureSchema
+from governance.store.models import ID_LEN, NAME_LEN
 
 ROW = "_row"  # position of a row in the night's log, the key quarantine records point to
 
@@ -56,6 +57,9 @@ CHECK_IN_NIGHT = "decided_at_within_night"
 CHECK_DECISION_RULE = "decision_matches_score_and_threshold"
 CHECK_INTEGRAL = "expect_column_values_to_be_integers"
 CHECK_SEEN = "decision_id_not_recorded_on_another_night"
+# Identifiers are stored in columns of fixed width; longer ones could not be recorded at all.
+ID_COLUMNS = (ID, SUBJECT)
+TEXT_WIDTH = {ID: ID_LEN, SUBJECT: ID_LEN, MODEL_NAME: NAME_LEN, MODEL_VERSION: NAME_LEN}
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,8 @@ def build_suite(contract: ModelContract) -> Any:
 
     Required columns exist; identifiers, timestamps, scores and features are not null; numeric
     features lie within their declared range; categories belong to their declared set;
-    decision ids are unique; scores lie in [0, 1]; decisions are 'approved' or 'denied'.
+    decision ids are unique; decision and subject ids are 1 to 64 characters long (the width
+    the ledger stores); scores lie in [0, 1]; decisions are 'approved' or 'denied'.
     """
     global _suite_counter
     gx, gxe, (context, _) = _gx()
@@ -133,6 +138,12 @@ def build_suite(contract: ModelContract) -> Any:
     for column in (ID, SUBJECT, DECIDED_AT, MODEL_NAME, MODEL_VERSION, SCORE, DECISION):
         suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
     suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column=ID))
+    for column in ID_COLUMNS:
+        suite.add_expectation(
+            gxe.ExpectColumnValueLengthsToBeBetween(
+                column=column, min_value=1, max_value=TEXT_WIDTH[column]
+            )
+        )
     suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=SCORE, min_value=0, max_value=1))
     suite.add_expectation(
         gxe.ExpectColumnValuesToBeInSet(column=DECISION, value_set=[APPROVED, DENIED])
@@ -166,6 +177,10 @@ def _required(contracts: Mapping[tuple[str, str], ModelContract]) -> set[str]:
     for c in contracts.values():
         names.update(c.schema.names)
     return names
+
+
+def _missing(v: Any) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v))
 
 
 def _json_value(v: Any) -> Any:
@@ -224,10 +239,16 @@ def validate_night(
     Raises
     ------
     DecisionLogError
-        If a required column is missing or ``decided_at`` carries no time zone.
+        If a required column is missing or repeated, or ``decided_at`` carries no time zone.
     """
-    if frame.empty:
+    if len(frame) == 0:
         return ValidationResult(frame.assign(**{ROW: []}), _empty_quarantine(), [])
+    repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if repeated:
+        raise DecisionLogError(
+            f"decision log for {night} has column(s) {', '.join(repeated)} more than once; "
+            "expected each column once"
+        )
     present = set(frame.columns)
     versions_seen = (
         {
@@ -245,6 +266,9 @@ def validate_night(
         )
     df = frame.reset_index(drop=True).copy()
     df[ROW] = np.arange(len(df), dtype=np.int64)
+    # Identifiers are checked in the form the ledger stores them, text: 7 and "7" are one id.
+    for col in (ID, SUBJECT, MODEL_NAME, MODEL_VERSION):
+        df[col] = df[col].astype(object).map(lambda v: None if _missing(v) else str(v))
     fails = _Failures()
 
     # Timestamps: a column without a time zone cannot be placed in a night at all.
@@ -360,9 +384,12 @@ def _quarantine_frame(raw: pd.DataFrame, fails: _Failures) -> pd.DataFrame:
     rows = raw.iloc[rec["row_number"].to_numpy()]
 
     def ident(col: str) -> list[Any]:
+        # Cut to the ledger's column width (marked with '…'); row_json keeps the whole value.
         if col not in rows.columns:
             return [None] * len(rows)
-        return [None if _json_value(v) is None else str(v) for v in rows[col]]
+        width = TEXT_WIDTH[col]
+        text = [None if _missing(v) else str(v) for v in rows[col]]
+        return [t if t is None or len(t) <= width else t[: width - 1] + "…" for t in text]
 
     row_json = [
         json.dumps({k: _json_value(v) for k, v in r.items()}, sort_keys=True, default=str)
