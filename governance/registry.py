@@ -131,6 +131,8 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Manifest:
+        if not isinstance(d, Mapping):
+            raise ManifestError(f"a manifest must be a JSON object; got {type(d).__name__}")
         if d.get("format") != MANIFEST_FORMAT:
             raise ManifestError(
                 f"manifest format {d.get('format')!r} not supported; expected {MANIFEST_FORMAT!r}"
@@ -138,7 +140,7 @@ class Manifest:
         try:
             td = d.get("training_data")
             aset = d.get("action_set")
-            return cls(
+            manifest = cls(
                 name=check_name(d["name"]),
                 version=check_name(d["version"], "version"),
                 created_at=datetime.fromisoformat(d["created_at"]),
@@ -156,10 +158,16 @@ class Manifest:
                 notes=d.get("notes", ""),
                 action_set_sha256=aset["sha256"] if aset else None,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, ManifestError | InvalidName):
                 raise
             raise ManifestError(f"malformed manifest: {exc!r}") from exc
+        if not 0.0 < manifest.threshold < 1.0:
+            raise ManifestError(
+                f"manifest of {manifest.name} {manifest.version}: decision threshold "
+                f"{manifest.threshold} must lie strictly between 0 and 1"
+            )
+        return manifest
 
 
 def _jsonable(value: Any) -> Any:
@@ -364,6 +372,7 @@ class ModelRegistry:
                 f"{manifest.artifact_sha256[:16]}…; refusing to load"
             )
         estimator = load_trusted(artifact)
+        _check_fits(manifest, estimator)
         return DecisionModel(
             estimator=estimator,
             schema=manifest.schema,
@@ -410,6 +419,24 @@ class ModelRegistry:
             raise ManifestError(f"model {name} {version} records no training data")
         path = Path(td.path)
         return path if path.is_absolute() else self.root / path
+
+
+def _check_fits(manifest: Manifest, estimator: Any) -> None:
+    """Refuse a manifest that does not describe its artifact: the manifest is not hashed, so
+    an edited one must fail here, by name, rather than deep inside a nightly chunk."""
+    where = f"manifest of {manifest.name} {manifest.version}"
+    classes = list(getattr(estimator, "classes_", []))
+    if manifest.favourable_class not in classes:
+        raise ManifestError(
+            f"{where}: favourable class {manifest.favourable_class!r} is not a class of the "
+            f"artifact; classes: {classes}"
+        )
+    fitted = getattr(estimator, "feature_names_in_", None)
+    if fitted is not None and list(fitted) != manifest.schema.names:
+        raise ManifestError(
+            f"{where}: features {manifest.schema.names} differ from those the artifact was "
+            f"fitted on, {list(fitted)}"
+        )
 
 
 def load_trusted(path: str | Path) -> Any:
