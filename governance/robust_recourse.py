@@ -43,7 +43,7 @@ from governance.action_set import ActionSet
 from governance.costs import Cost
 from governance.exceptions import RobustnessError
 from governance.model import DecisionModel
-from governance.recourse import RecourseResult, find_recourse
+from governance.recourse import MAX_POINTS, RecourseResult, find_recourse
 from governance.stability import (
     BATCH_ROWS,
     DEFAULT_K,
@@ -149,7 +149,7 @@ def robust_recourse(
     k: int = DEFAULT_K,
     sigma: float = DEFAULT_SIGMA,
     seed: int = 0,
-    max_points: int = 20_000,
+    max_points: int = MAX_POINTS,
     batch_rows: int = BATCH_ROWS,
     minimal: RecourseResult | None = None,
 ) -> RobustRecourseResult:
@@ -171,8 +171,8 @@ def robust_recourse(
         Stability bar, in ``(0, 1]``.
     k, sigma, seed : int, float, int
         Parameters of ``R`` (:func:`governance.stability.stability`).
-    max_points : int, default=20_000
-        Candidate budget per person and search pass (as in ``find_recourse``).
+    max_points : int, default=recourse.MAX_POINTS
+        Exact-search budget per person and search pass (as in ``find_recourse``).
     batch_rows : int, default=500_000
         Rows per model call.
     minimal : RecourseResult, optional
