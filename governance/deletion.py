@@ -775,11 +775,11 @@ def subject_needles(
 ) -> list[str | float]:
     """What a purge check should look for: the ids and each value only these subjects hold.
 
-    A value shared with anyone else (an income of exactly 50,000) would be found after a correct
-    purge, so only values that appear in the subjects' rows and in no other row of ``frame``
-    are returned: numbers as floats, everything else as text. Values whose text is shorter than
-    ``min_chars`` (an age of ``37.0``) are left out too: a short string turns up by chance in
-    any binary file.
+    A value shared with anyone else (an income of exactly 50,000, in any column) would be found
+    after a correct purge, so only values that appear in the subjects' rows and nowhere in the
+    other rows of ``frame`` are returned: numbers as floats, everything else as text. Values
+    whose text is shorter than ``min_chars`` (an age of ``37.0``) are left out too: a short
+    string turns up by chance in any binary file.
 
     Parameters
     ----------
@@ -801,12 +801,23 @@ def subject_needles(
     ids = _check_ids(subject_ids)
     mine = _subject_mask(frame, id_column, ids, "the frame")
     needles: list[str | float] = list(ids)
-    for c in columns or [c for c in frame.columns if c != id_column]:
+    chosen = list(columns or [c for c in frame.columns if c != id_column])
+    # A value anyone else holds in ANY column would be found after a correct purge too (a
+    # savings balance equal to someone's checking balance), so compare against all of them.
+    others_num: set[float] = set()
+    others_text: set[str] = set()
+    for c in chosen:
+        col = frame[c]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            others_num.update(col.to_numpy(dtype=float, na_value=np.nan)[~mine].tolist())
+        else:
+            others_text.update(col.astype(str).to_numpy()[~mine].tolist())
+    for c in chosen:
         col = frame[c]
         numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
         values = col.to_numpy(dtype=float, na_value=np.nan) if numeric else col.astype(str)
         values = np.asarray(values)
-        others = set(values[~mine].tolist())
+        others = others_num if numeric else others_text
         for v in dict.fromkeys(values[mine].tolist()):
             if v in others or (numeric and not np.isfinite(v)):
                 continue
