@@ -113,8 +113,11 @@ class ParquetDecisionLog:
                 pf = pq.ParquetFile(path)
                 for batch in pf.iter_batches(batch_size=chunk_rows):
                     yield batch.to_pandas()
-            except (pa.ArrowException, OSError) as exc:
-                raise DecisionLogError(f"decision log file {path} is unreadable: {exc}") from exc
+            # A damaged footer or pandas metadata surfaces as any of these, not only Arrow's own.
+            except (pa.ArrowException, OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+                raise DecisionLogError(
+                    f"decision log file {path} is unreadable: {_one_line(exc)}"
+                ) from exc
 
     def write_night(self, night: date, frame: pd.DataFrame, part: str = "part-0") -> Path:
         """Replace the night's partition with ``frame`` atomically and return the file written."""
@@ -186,9 +189,14 @@ class SqlDecisionLog:
             with engine.connect() as conn:
                 yield from pd.read_sql(stmt, conn, chunksize=chunk_rows)
         except sa.exc.OperationalError as exc:
-            raise DecisionLogError(f"cannot read {self.describe()}: {exc.orig}") from exc
+            raise DecisionLogError(f"cannot read {self.describe()}: {_one_line(exc.orig)}") from exc
         finally:
             engine.dispose()
+
+
+def _one_line(exc: BaseException | None) -> str:
+    """An error's text on one line, for messages an operator reads in a log."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def make_decisions(
