@@ -28,9 +28,10 @@ non-decreasing total cost: the top ``M`` combinations of the lists are computed 
 merging one part at a time and keeping the ``M`` cheapest (a combination's prefix is among
 the ``M`` cheapest prefixes, and only index pairs with ``(i + 1)(j + 1) <= M`` can qualify),
 with a fixed tie order, so the top ``M`` of a larger budget extends that of a smaller one.
-Budgets double (8, 16, 32, ... up to ``max_points``), so a person whose first flip has rank
-``r`` costs fewer than ``2r`` model rows; each round evaluates the new candidates of every
-unresolved person of the chunk in a few large ``model.score`` calls. The first flipping
+Budgets grow fourfold (8, 32, 128, 512, ... up to ``max_points``): a person whose first flip
+has rank ``r`` costs fewer than ``4r`` model rows, in few rounds (model calls have a fixed
+cost too, large for forests); each round evaluates the new candidates of every unresolved
+person of the chunk in a few large ``model.score`` calls. The first flipping
 candidate in cost order is the exact minimum over the candidate space: every cheaper candidate
 was evaluated and failed.
 
@@ -109,7 +110,7 @@ from governance.reachable import (
 STATUSES = ("approved", "recourse", "fixed", "undetermined", "unaccepted")
 MAX_POINTS = 512  # default exact-search budget per person (see "Budget" above)
 _FIRST_BUDGET = 8
-_GROWTH = 2
+_GROWTH = 4
 _MERGE_CELLS = 4_000_000  # floats held by one merge step of one group of people
 _REACH_CELLS = 8_000_000  # (box, tree node) flags held at once by a walk of the forest
 
@@ -785,11 +786,12 @@ _FITTED = ("_predictors", "estimators_", "tree_", "coef_", "intercept_", "classe
 
 
 def _fitted_state(est) -> list:
-    """The objects that hold an estimator's fitted state (refitting replaces them)."""
+    """The objects that hold an estimator's fitted state (refitting replaces them). The
+    estimator itself is left out: the cache entry must not keep its own key alive."""
     from sklearn.pipeline import Pipeline
 
     parts = [s for _, s in est.steps] if isinstance(est, Pipeline) else [est]
-    out: list = [est, *parts]
+    out: list = [p for p in parts if p is not est]
     for p in parts:
         out += [getattr(p, a, None) for a in _FITTED]
         for t in getattr(p, "transformers_", None) or []:
@@ -1298,26 +1300,31 @@ class _Search:
         self, bound: _TreeBound, cands: list[_Candidates], denied: np.ndarray
     ) -> list[_Candidates]:
         """Tree ensembles: per person and part, keep the cheapest candidate of each threshold
-        cell among the splits that points of ``A(x)`` can meet (see :class:`_CellKeys`).
+        cell among the splits that the search's points can meet (see :class:`_CellKeys`).
 
-        A dropped candidate gives, combined with anything the other parts do, the same score
-        as a kept one that costs no more, so the minimum over the candidate space and its
-        coverage of ``A(x)``'s predictions are unchanged; only the lists get shorter. Used only
-        if the parsed trees reproduce the model's scores.
+        The box is, per person, the hull of every candidate of every part, so it holds every
+        combination the search can form (parts share no column). A dropped candidate gives,
+        combined with anything the other parts do, the same score as a kept one that costs no
+        more, so the minimum over the candidate space and its coverage of ``A(x)``'s
+        predictions are unchanged; only the lists get shorter.
         """
         X = self.U[denied]
-        if not bound.matches(X, self.score[denied]):
-            return cands
-        keys = _CellKeys.joint(bound, *_value_box(self.cas, X))
         n = len(denied)
-        out = []
+        lo, hi = X.copy(), X.copy()
+        values = []
         for c in cands:
-            s = c.sub
-            lens = c.offsets[s + 1] - c.offsets[s]
+            lens = c.lengths(np.arange(n))
             owner = np.repeat(np.arange(n), lens)
-            start = np.repeat(c.offsets[s] - (np.cumsum(lens) - lens), lens)
+            start = np.repeat(c.offsets[c.sub] - (np.cumsum(lens) - lens), lens)
             rows = start + np.arange(int(lens.sum()))
             V = X[:, c.part.idx][owner] + c.C[rows]
+            first_row = np.cumsum(lens) - lens  # every list holds the null action at least
+            lo[:, c.part.idx] = np.minimum.reduceat(V, first_row, axis=0)
+            hi[:, c.part.idx] = np.maximum.reduceat(V, first_row, axis=0)
+            values.append((owner, rows, V))
+        keys = _CellKeys.joint(bound, lo, hi)
+        out = []
+        for c, (owner, rows, V) in zip(cands, values, strict=True):
             first, _ = keys.groups(owner, c.part.idx, V)
             keep = rows[first]  # in list order per person, so still cheapest first
             counts = np.bincount(owner[first], minlength=n)
@@ -1328,7 +1335,7 @@ class _Search:
                     offsets=np.concatenate([[0], np.cumsum(counts)]),
                     C=c.C[keep],
                     costs=c.costs[keep],
-                    exact=c.exact[s],
+                    exact=c.exact[c.sub],
                     gain=None if c.gain is None else c.gain[keep],
                 )
             )

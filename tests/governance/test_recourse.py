@@ -547,3 +547,17 @@ def test_parsed_structure_is_reused_until_the_estimator_is_refit():
     np.testing.assert_allclose(
         again.bound.upper(*again.bound.box(model.matrix(df), model.matrix(df))),
         model.score(df), atol=1e-12)
+
+
+def test_parsed_structures_do_not_outlive_their_estimator():
+    import gc
+
+    from governance.recourse import _STRUCTURES, _structure
+
+    df, y, schema = _float_data(8)
+    pipe = TrainingRecipe("decision_tree", {"max_depth": 2}, seed=0).fit(schema, df, y)
+    _structure(DecisionModel(pipe, schema))
+    before = len(_STRUCTURES)
+    del pipe
+    gc.collect()
+    assert len(_STRUCTURES) == before - 1
