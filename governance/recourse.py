@@ -76,7 +76,7 @@ to be the cheapest.
 
 Budget. ``max_points`` bounds the exact search per person. The default (:data:`MAX_POINTS`)
 is sized for nightly runs. On the demo lender (histogram gradient boosting, 150 trees, the
-synthetic lending action set, 1,000 denied people) it costs about 670 model rows and 10 ms
+synthetic lending action set, 1,000 denied people) it costs about 690 model rows and 8 ms
 of one core per person: 37% end proven (7% "fixed" by the bound, 30% with their minimum
 proven), 60% get flagged recourse (``complete=False``) and 3% stay "undetermined"; it reaches
 95% of the minima that a 20,000-point search over the un-narrowed lists proves. Larger budgets
