@@ -46,9 +46,11 @@ def summarise(recourse: pd.DataFrame, checked: pd.DataFrame, segment: str | None
     }
     if not n:
         return out
-    features = df["changed"].fillna("").str.split(",").explode()
-    features = features[features != ""]
-    by_feature = (~valid).groupby(features).agg(["size", "sum"])
+    pairs = pd.DataFrame(
+        {"feature": df["changed"].fillna("").str.split(","), "invalid": ~valid}
+    ).explode("feature")
+    pairs = pairs[pairs["feature"] != ""]
+    by_feature = pairs.groupby("feature")["invalid"].agg(["size", "sum"])
     out["invalidation_by_feature"] = {
         f: {"recourses": int(a), "invalidated": int(b), "rate": round(b / a, 6)}
         for f, (a, b) in by_feature.sort_values("sum", ascending=False).iterrows()
