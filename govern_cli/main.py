@@ -32,7 +32,8 @@ models_app = typer.Typer(
 app.add_typer(models_app, name="models")
 
 console = Console()
-err = Console(stderr=True)
+# Errors are one line however long (no wrapping at the terminal's width) and never markup.
+err = Console(stderr=True, soft_wrap=True)
 
 Home = Annotated[
     Path | None,
@@ -586,12 +587,19 @@ def _parse_date(text: str) -> date:
 
 def main() -> None:
     """Entry point: run the app, turning expected failures into one-line errors."""
+    from rich.markup import escape
+
     from governance.exceptions import GovernanceError
 
+    # A failed flow reaches the user once, as the line below (or, for an unexpected error, as
+    # its traceback); Prefect's console copies, each with a traceback, would bury it. Set in
+    # the environment so local Dask workers inherit it; Prefect's API handler still records
+    # every log, and an operator's own setting wins.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     try:
         app(standalone_mode=False)
     except GovernanceError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
+        err.print(f"[bold red]error:[/] {escape(_one_line(exc))}")
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         err.print("aborted")
@@ -610,10 +618,16 @@ def main() -> None:
         if isinstance(exc, sa.exc.OperationalError):
             err.print(
                 f"[bold red]error:[/] the store could not be reached: "
-                f"{str(exc.orig).splitlines()[0]}"
+                f"{escape(_one_line(exc.orig))}"
             )
             sys.exit(2)
         raise
+
+
+def _one_line(exc: BaseException | None) -> str:
+    """An error's text on one line: its first line, which names the problem."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 if __name__ == "__main__":
