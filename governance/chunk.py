@@ -22,7 +22,7 @@ from governance.decision_log import DECIDED_AT, DECISION, DENIED, ID, SCORE, SUB
 from governance.explain import TOP_K, Explainer, Explanation, top_reasons
 from governance.hashing import sha256_bytes
 from governance.model import DecisionModel
-from governance.recourse import RecourseResult, find_recourse
+from governance.recourse import MAX_POINTS, RecourseResult, find_recourse
 from governance.responsiveness import responsiveness
 from governance.robust_recourse import robust_recourse
 from governance.stability import stability
@@ -146,7 +146,7 @@ class RecourseSetup:
     cost_model_id: int
     n_samples: int = 500
     seed: int = 0
-    max_points: int = 20_000
+    max_points: int = MAX_POINTS
     # issue 4: stability of issued recourse (Hamman et al.) and the robust-recourse option
     scale: np.ndarray | None = None
     stability_k: int = 1000
