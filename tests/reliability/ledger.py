@@ -76,9 +76,15 @@ def ledger_rows(url: str) -> dict[str, list[str]]:
                     row = dict(record)
                     for col in VERSION_COLUMNS & row.keys():
                         row[col] = versions.get(row[col], row[col])
-                    if table.name == "runs" and isinstance(row.get("counts"), dict):
+                    if table.name == "runs":
                         row["counts"] = {
-                            k: v for k, v in row["counts"].items() if k not in VOLATILE_COUNTS
+                            k: v
+                            for k, v in (row["counts"] or {}).items()
+                            if k not in VOLATILE_COUNTS
+                        }
+                        # where the ledger itself lives differs between two test ledgers
+                        row["parameters"] = {
+                            k: v for k, v in (row["parameters"] or {}).items() if k != "db"
                         }
                     rows.append(json.dumps({k: _norm(v) for k, v in row.items()}, sort_keys=True))
                 out[table.name] = sorted(rows)
@@ -108,8 +114,13 @@ def assert_same_ledger(actual: dict[str, list[str]], expected: dict[str, list[st
             f"{name}: {len(actual.get(name, []))} rows vs {len(expected.get(name, []))} expected; "
             f"{len(a - e)} unexpected, {len(e - a)} missing"
         )
-        lines += [f"  + {r[:300]}" for r in sorted(a - e)[:3]]
-        lines += [f"  - {r[:300]}" for r in sorted(e - a)[:3]]
+        extra, missing = sorted(a - e), sorted(e - a)
+        if len(extra) == len(missing) == 1:  # one row changed: name the fields
+            x, m = json.loads(extra[0]), json.loads(missing[0])
+            lines += [f"  {k}: {x.get(k)!r} != {m.get(k)!r}" for k in sorted(x) if x[k] != m.get(k)]
+        else:
+            lines += [f"  + {r[:300]}" for r in extra[:3]]
+            lines += [f"  - {r[:300]}" for r in missing[:3]]
     raise AssertionError("ledgers differ:\n" + "\n".join(lines))
 
 
