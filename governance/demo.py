@@ -161,17 +161,20 @@ def prepare_demo(
     seed: int = 0,
     nights: list[date] | None = None,
     progress: Progress | None = None,
+    train_rows: int = 50_000,
+    test_rows: int = 10_000,
 ) -> DemoSetup:
-    """Generate the population, train and deploy model v1, and write the nights' decision logs."""
+    """Generate the population, train and deploy model v1, register its successor v2, and
+    write the nights' decision logs. ``train_rows`` sizes each training set (tests use less)."""
     say = progress or (lambda _msg: None)
     home = config.home(home)
     registry = ModelRegistry(config.registry_dir(home))
     nights = nights or default_nights(days)
     version = "v1"
     if version not in registry.versions(MODEL_NAME):
-        say("generating 60,000 applicants and training model v1")
-        pop = generate_population(60_000, seed=seed)
-        train, test = pop.iloc[:50_000], pop.iloc[50_000:]
+        say(f"generating {train_rows + test_rows:,} applicants and training model v1")
+        pop = generate_population(train_rows + test_rows, seed=seed)
+        train, test = pop.iloc[:train_rows], pop.iloc[train_rows:]
         action_set = ACTION_SETS / "synthetic_lending.json"
         train_model(
             registry,
@@ -191,7 +194,10 @@ def prepare_demo(
         # deployed: deploying it runs the redeploy check.
         say("training the successor model v2 on newer, drifted data (not deployed)")
         newer = generate_population(
-            60_000, seed=seed + 1000, start_id=1_000_000, label_shift=V2_LABEL_SHIFT
+            train_rows + test_rows,
+            seed=seed + 1000,
+            start_id=1_000_000,
+            label_shift=V2_LABEL_SHIFT,
         )
         action_set = ACTION_SETS / "synthetic_lending.json"
         earlier = registry.training_frame(MODEL_NAME, version)
@@ -199,10 +205,10 @@ def prepare_demo(
             registry,
             MODEL_NAME,
             "v2",
-            pd.concat([earlier, newer.iloc[:50_000]], ignore_index=True),
+            pd.concat([earlier, newer.iloc[:train_rows]], ignore_index=True),
             DEMO_RECIPE,
             data_dir=home / "training-data",
-            test=newer.iloc[50_000:],
+            test=newer.iloc[train_rows:],
             action_set=action_set if action_set.exists() else None,
             parent=version,
             notes="retrained on newer applicants after a drift in repayment behaviour",

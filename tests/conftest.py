@@ -76,7 +76,8 @@ def demo_home(tmp_path_factory) -> Path:
     from governance.demo import prepare_demo
 
     home = tmp_path_factory.mktemp("demo-home")
-    prepare_demo(home, rows_per_night=DEMO_ROWS, nights=[DEMO_NIGHT])
+    prepare_demo(home, rows_per_night=DEMO_ROWS, nights=[DEMO_NIGHT], train_rows=8_000,
+                 test_rows=2_000)
     return home
 
 
