@@ -64,14 +64,17 @@ def _clean_night(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def small_home(demo_home, tmp_path_factory) -> Path:
     """The demo registry (v1 deployed, v2 registered) with two clean nights of 240 decisions:
-    NIGHT, and NIGHT2 with the same applicants a day later under new decision ids."""
+    NIGHT, and NIGHT2 a day later under new decision ids, where the applicants of NIGHT's
+    second half come back and those of its first half are replaced by new ones."""
     home = tmp_path_factory.mktemp("reliability") / "home"
     shutil.copytree(demo_home, home)
     log = ParquetDecisionLog(home / "decision-logs")
     first = _clean_night(pd.read_parquet(log.files(NIGHT)[0]), NIGHT_ROWS)
+    half = NIGHT_ROWS // 2
     second = first.assign(
         decision_id=first["decision_id"].str.replace(f"D{NIGHT:%Y%m%d}-", f"D{NIGHT2:%Y%m%d}-"),
         decided_at=first["decided_at"] + pd.Timedelta(days=1),
+        subject_id=[f"R{s}" if i < half else s for i, s in enumerate(first["subject_id"])],
     )
     log.write_night(NIGHT, first)
     log.write_night(NIGHT2, second)
