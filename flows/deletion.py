@@ -154,6 +154,7 @@ def process_deletions(
 
         if purge:
             t = time.perf_counter()
+            counts["notices"] = _external_notices(requests, db_url, home)
             log_root = config.decision_log_dir(home)
             erased_at = datetime.now(UTC)
             files = purge_files(
@@ -268,3 +269,42 @@ def _subject_decisions(db_url: str, subjects: list[str]) -> set[str]:
 
     with worker.sessions(db_url)() as session:
         return set(_select_in(session, Decision.decision_id, Decision.subject_id, subjects))
+
+
+def _external_notices(requests: list[DeletionRequest], db_url: str, home: str | None) -> int:
+    """For decision logs we read but do not own (SQL tables), write the list of rows their
+    owner must erase, naming the subject only by salted hash. Returns notices written."""
+    import json
+
+    from governance.deletion import external_log_notice
+    from governance.store.models import Decision, Run
+
+    folder = config.home(home) / "erasure-notices"
+    written = 0
+    with worker.sessions(db_url)() as session:
+        for req in requests:
+            rows = session.execute(
+                sa.select(Decision.decision_id, Run.parameters)
+                .join(Run, Run.id == Decision.run_id)
+                .where(Decision.subject_id == req.subject_id)
+            ).all()
+            by_log: dict[str, list[str]] = {}
+            for decision_id, params in rows:
+                log = str((params or {}).get("log", ""))
+                if log.startswith("sql:"):  # Parquet logs we own are rewritten instead
+                    by_log.setdefault(log, []).append(decision_id)
+            for log, ids in sorted(by_log.items()):
+                notice = external_log_notice(
+                    log,
+                    req.subject_hash,
+                    ids,
+                    request_id=req.request_id,
+                    received_at=req.received_at
+                    if req.received_at.tzinfo
+                    else req.received_at.replace(tzinfo=UTC),
+                )
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / f"{req.request_id}-{written}.json"
+                path.write_text(json.dumps(notice, indent=1) + "\n")
+                written += 1
+    return written

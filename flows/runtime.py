@@ -66,3 +66,24 @@ def same_cluster() -> DaskTaskRunner:
     if client is not None:
         return DaskTaskRunner(address=client.scheduler.address)
     return task_runner()
+
+
+@contextmanager
+def cluster(address: str | None = None, n_workers: int | None = None) -> Iterator[str]:
+    """An existing scheduler's address, or a local cluster kept up for several flow runs.
+
+    Runs that share it also share each worker's loaded models, explainers and engines.
+    """
+    address = dask_address(address)
+    if address:
+        yield address
+        return
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=n_workers or DEFAULT_WORKERS,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+    ) as local:
+        yield local.scheduler_address

@@ -82,18 +82,18 @@ def _sessions(db: str | None, home: Path | None):  # noqa: ANN202
 def _run_nightly(
     night: date,
     model: str | None,
-    dask_address: str | None,
-    workers: int | None,
+    address: str,
     chunk_rows: int,
     force: bool,
     log: str | None,
 ) -> dict[str, Any]:
-    from flows.nightly import nightly_governance
-    from flows.runtime import prefect_api, task_runner
+    """One nightly run on the cluster at ``address``; the caller holds the Prefect API."""
+    from prefect_dask import DaskTaskRunner
 
-    flow = nightly_governance.with_options(task_runner=task_runner(dask_address, workers))
-    with prefect_api():
-        return flow(night=night, model=model, log=log, chunk_rows=chunk_rows, force=force)
+    from flows.nightly import nightly_governance
+
+    flow = nightly_governance.with_options(task_runner=DaskTaskRunner(address=address))
+    return flow(night=night, model=model, log=log, chunk_rows=chunk_rows, force=force)
 
 
 @app.command()
@@ -112,14 +112,15 @@ def demo(
     _env(home, db)
     with render.steps(console, "Preparing the demo lender") as say:
         setup = prepare_demo(home, days=days, rows_per_night=rows, progress=say)
+    from flows.runtime import cluster, prefect_api
+
     summaries = []
-    with render.progress(console) as bar:
+    # One Prefect API and one Dask cluster for all nights: workers keep their loaded models.
+    with render.progress(console) as bar, prefect_api(), cluster(dask_address, workers) as address:
         job = bar.add_task("Nightly governance runs", total=len(setup.nights))
         for night in setup.nights:
             bar.update(job, description=f"Nightly run for {night}")
-            summaries.append(
-                _run_nightly(night, setup.model_name, dask_address, workers, 5_000, False, None)
-            )
+            summaries.append(_run_nightly(night, setup.model_name, address, 5_000, False, None))
             bar.advance(job)
     render.nightly_summary(console, summaries)
     subject = _example_subject(db, home)
@@ -195,7 +196,10 @@ def nightly(
     _env(home, db)
     day = _parse_date(night)
     with console.status(f"Nightly governance run for {day}"):
-        summary = _run_nightly(day, model, dask_address, workers, chunk_rows, force, log)
+        from flows.runtime import cluster, prefect_api
+
+        with prefect_api(), cluster(dask_address, workers) as address:
+            summary = _run_nightly(day, model, address, chunk_rows, force, log)
     render.nightly_summary(console, [summary])
 
 
@@ -617,8 +621,7 @@ def main() -> None:
             sys.exit(exc.exit_code)
         if isinstance(exc, sa.exc.OperationalError):
             err.print(
-                f"[bold red]error:[/] the store could not be reached: "
-                f"{escape(_one_line(exc.orig))}"
+                f"[bold red]error:[/] the store could not be reached: {escape(_one_line(exc.orig))}"
             )
             sys.exit(2)
         raise

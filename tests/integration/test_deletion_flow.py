@@ -192,3 +192,50 @@ def test_deferred_requests_have_due_dates_and_are_carried_out_by_the_nightly_run
         _read(url, "SELECT COUNT(*) AS n FROM decisions WHERE subject_id = :s", s=subject)["n"][0]
         == 0
     )
+
+
+def test_external_read_only_log_gets_a_notice_for_its_owner(
+    dask_cluster, run_nightly, demo_home, tmp_path, monkeypatch
+):
+    import json
+
+    from prefect_dask import DaskTaskRunner
+
+    from flows.deletion import process_deletions
+    from governance.decision_log import ParquetDecisionLog, read_night
+
+    home = tmp_path / "home"
+    shutil.copytree(demo_home, home)
+    source = f"sqlite:///{tmp_path / 'their-log.db'}"
+    log = read_night(ParquetDecisionLog(home / "decision-logs"), DEMO_NIGHT)
+    engine = sa.create_engine(source)
+    log.to_sql("decision_log", engine, index=False)
+    engine.dispose()
+    monkeypatch.setenv("GOVERNANCE_LOG_URL", source)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    run_nightly(DEMO_NIGHT, home, url, log="table:decision_log", recourse=False)
+    subject = _borrower(url)
+    theirs = sorted(log.loc[log["subject_id"] == subject, "decision_id"])
+    request_id = _request(url, home, subject)
+
+    flow = process_deletions.with_options(
+        task_runner=DaskTaskRunner(address=dask_cluster.scheduler_address)
+    )
+    result = flow(request_ids=[request_id], home=str(home), db=url, check=False)
+    assert result["counts"]["notices"] == 1
+    (path,) = (home / "erasure-notices").glob(f"{request_id}-*.json")
+    notice = json.loads(path.read_text())
+    assert notice["decision_ids"] == theirs and notice["source"].startswith("sql:")
+    assert subject not in path.read_text()
+    # we do not own that log: its rows stay until its owner acts on the notice
+    engine = sa.create_engine(source)
+    with engine.connect() as conn:
+        still = conn.execute(
+            sa.text("SELECT COUNT(*) FROM decision_log WHERE subject_id = :s"), {"s": subject}
+        ).scalar()
+    engine.dispose()
+    assert still == len(theirs)
+    assert (
+        _read(url, "SELECT COUNT(*) AS n FROM decisions WHERE subject_id = :s", s=subject)["n"][0]
+        == 0
+    )
