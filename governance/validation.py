@@ -129,7 +129,8 @@ def build_suite(contract: ModelContract) -> Any:
     Required columns exist; identifiers, timestamps, scores and features are not null; numeric
     features lie within their declared range; categories belong to their declared set;
     decision ids are unique; decision and subject ids are 1 to 64 characters long (the width
-    the ledger stores); scores lie in [0, 1]; decisions are 'approved' or 'denied'.
+    the ledger stores) without NUL characters; scores lie in [0, 1]; decisions are 'approved'
+    or 'denied'.
     """
     global _suite_counter
     gx, gxe, (context, _) = _gx()
@@ -144,6 +145,8 @@ def build_suite(contract: ModelContract) -> Any:
                 column=column, min_value=1, max_value=TEXT_WIDTH[column]
             )
         )
+        # PostgreSQL text cannot hold NUL: one such id would fail the whole chunk's write.
+        suite.add_expectation(gxe.ExpectColumnValuesToNotMatchRegex(column=column, regex="\x00"))
     suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=SCORE, min_value=0, max_value=1))
     suite.add_expectation(
         gxe.ExpectColumnValuesToBeInSet(column=DECISION, value_set=[APPROVED, DENIED])
@@ -384,11 +387,12 @@ def _quarantine_frame(raw: pd.DataFrame, fails: _Failures) -> pd.DataFrame:
     rows = raw.iloc[rec["row_number"].to_numpy()]
 
     def ident(col: str) -> list[Any]:
-        # Cut to the ledger's column width (marked with '…'); row_json keeps the whole value.
+        # Cut to the ledger's column width (marked with '…') and NUL made visible (a text
+        # column cannot hold it); row_json keeps the whole value, escaped.
         if col not in rows.columns:
             return [None] * len(rows)
         width = TEXT_WIDTH[col]
-        text = [None if _missing(v) else str(v) for v in rows[col]]
+        text = [None if _missing(v) else str(v).replace("\x00", "\ufffd") for v in rows[col]]
         return [t if t is None or len(t) <= width else t[: width - 1] + "…" for t in text]
 
     row_json = [
