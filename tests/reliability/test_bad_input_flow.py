@@ -45,11 +45,13 @@ DAMAGE = {
     10: ("decided_at", "next day", "decided_at_within_night"),
     11: ("score", 1.5, "expect_column_values_to_be_between"),
     12: ("decision", "flip", "decision_matches_score_and_threshold"),
+    13: ("subject_id", "S\x00NUL", "expect_column_values_to_not_match_regex"),
+    14: ("model_name", "m\x00del", "model_version_is_registered"),
 }
 
 
 def damaged_night(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, set[str]]]:
-    """The night with one kind of damage per row 0-12 (5 is 4's duplicate), hostile but valid
+    """The night with one kind of damage per row 0-14 (5 is 4's duplicate), hostile but valid
     ids on rows 20-26, and decided_at in New York time (harmless)."""
     log = frame.copy()
     for col in ("decision_id", "subject_id", "model_name", "model_version", "home_ownership"):

@@ -44,6 +44,7 @@ UNIQUE = "expect_column_values_to_be_unique"
 INTEGERS = "expect_column_values_to_be_integers"
 TYPE = "expect_column_values_to_be_of_type"
 LENGTH = "expect_column_value_lengths_to_be_between"
+NO_NUL = "expect_column_values_to_not_match_regex"
 REGISTERED = "model_version_is_registered"
 IN_NIGHT = "decided_at_within_night"
 RULE = "decision_matches_score_and_threshold"
@@ -106,6 +107,7 @@ ROW_DAMAGE = {
     "garbage_time": ("decided_at", st.sampled_from(["yesterday", "2026-13-45", ""]), {IN_NIGHT}),
     "long_id": ("decision_id", st.integers(65, 300).map(lambda n: "D" * n), {LENGTH}),
     "long_subject": ("subject_id", st.integers(65, 300).map(lambda n: "S" * n), {LENGTH}),
+    "nul_in_subject": ("subject_id", st.sampled_from(["S\x00", "\x00", "a\x00b"]), {NO_NUL}),
 }
 
 # Changes to the whole log that must not cost a single row.
