@@ -166,7 +166,9 @@ def process_deletions(
                 erased_at,
             )
             with sessions.begin() as session:
-                # One transaction: a reader sees the subjects whole or not at all.
+                # One transaction: a reader sees the subjects whole or not at all; writers that
+                # read them earlier wait and then see the tombstones (erasure_guard).
+                writes.erasure_guard(session, exclusive=True)
                 removed = purge_subjects(session, subjects)
                 for request_id in ids:
                     req = session.get(DeletionRequest, request_id)

@@ -188,6 +188,7 @@ def nightly_governance(
         counts = {
             "pulled": len(frame),
             "quarantined": checked["quarantined_rows"],
+            "erased_rows_skipped": checked.get("erased_rows_skipped", 0),
             "valid": len(checked["valid"]),
             "chunks": len(todo) + skipped,
             "chunks_skipped": skipped,

@@ -591,3 +591,17 @@ def comparison_rows(
         gained_recourse=int(changes["gained_recourse"].sum()),
     )
     return ChunkResult(frames, counts, {"compare": time.perf_counter() - t0})
+
+
+def drop_decisions(
+    frames: dict[str, pd.DataFrame], decision_ids: set[str]
+) -> dict[str, pd.DataFrame]:
+    """``frames`` without the rows of ``decision_ids`` (e.g. subjects erased meanwhile)."""
+    if not decision_ids:
+        return frames
+    return {
+        name: frame.loc[~frame["decision_id"].isin(decision_ids)].reset_index(drop=True)
+        if "decision_id" in frame
+        else frame
+        for name, frame in frames.items()
+    }

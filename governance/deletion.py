@@ -418,17 +418,29 @@ def retrain_without(
         f"sha256 before {td.sha256} after {sha_after}"
     )
     candidate = registry.register(
-        name, candidate_version, estimator, schema, recipe,
-        favourable_class=manifest.favourable_class, threshold=manifest.threshold,
+        name,
+        candidate_version,
+        estimator,
+        schema,
+        recipe,
+        favourable_class=manifest.favourable_class,
+        threshold=manifest.threshold,
         training_data=TrainingData(
             _relative(new_path, registry.root), sha_after, len(reduced), td.label, column
         ),
-        metrics=metrics, parent=version, notes=note + (f"\n{notes}" if notes else ""),
+        metrics=metrics,
+        parent=version,
+        notes=note + (f"\n{notes}" if notes else ""),
         action_set_path=registry.action_set_path(name, version),
     )
     return CandidateVersion(
-        name=name, version=candidate_version, parent=version, manifest=candidate,
-        rows_removed=removed, sha256_before=td.sha256, sha256_after=sha_after,
+        name=name,
+        version=candidate_version,
+        parent=version,
+        manifest=candidate,
+        rows_removed=removed,
+        sha256_before=td.sha256,
+        sha256_after=sha_after,
         training_path=new_path,
     )
 
@@ -445,8 +457,12 @@ def read_retrain_note(manifest: Manifest) -> dict[str, Any] | None:
     m = _RETRAIN_NOTE.search(manifest.notes or "")
     if m is None:
         return None
-    return {"parent": m["parent"], "rows_removed": int(m["rows"]),
-            "sha256_before": m["before"], "sha256_after": m["after"]}
+    return {
+        "parent": m["parent"],
+        "rows_removed": int(m["rows"]),
+        "sha256_before": m["before"],
+        "sha256_after": m["after"],
+    }
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -461,15 +477,23 @@ def _holdout_metrics(manifest: Manifest, data: pd.DataFrame, y: np.ndarray) -> d
     if share is None:
         return {}
     recipe, schema, fav = manifest.recipe, manifest.schema, manifest.favourable_class
-    train, test = train_test_split(data, test_size=float(share), random_state=recipe.seed,
-                                   stratify=y if len(np.unique(y)) > 1 else None)
-    model = DecisionModel(recipe.fit(schema, train, train[recipe.label].to_numpy()), schema,
-                          fav, manifest.threshold)
+    train, test = train_test_split(
+        data,
+        test_size=float(share),
+        random_state=recipe.seed,
+        stratify=y if len(np.unique(y)) > 1 else None,
+    )
+    model = DecisionModel(
+        recipe.fit(schema, train, train[recipe.label].to_numpy()), schema, fav, manifest.threshold
+    )
     p = model.score(test)
     yt = (test[recipe.label].to_numpy() == fav).astype(int)
-    return {HOLDOUT_KEY: float(share), "test_rows": len(test),
-            "auc": round(float(roc_auc_score(yt, p)), 4),
-            "accuracy": round(float(accuracy_score(yt, p >= manifest.threshold)), 4)}
+    return {
+        HOLDOUT_KEY: float(share),
+        "test_rows": len(test),
+        "auc": round(float(roc_auc_score(yt, p)), 4),
+        "accuracy": round(float(accuracy_score(yt, p >= manifest.threshold)), 4),
+    }
 
 
 def recourse_validity(
@@ -492,8 +516,15 @@ def recourse_validity(
     """
     s0, s1 = current.score(X_recourse), candidate.score(X_recourse)
     v0, v1 = s0 >= current.threshold, s1 >= candidate.threshold
-    return pd.DataFrame({"score_before": s0, "score_after": s1, "valid_before": v0,
-                         "valid_after": v1, "invalidated": v0 & ~v1})
+    return pd.DataFrame(
+        {
+            "score_before": s0,
+            "score_after": s1,
+            "valid_before": v0,
+            "valid_after": v1,
+            "invalidated": v0 & ~v1,
+        }
+    )
 
 
 # -- purge -----------------------------------------------------------------------------------
@@ -607,7 +638,8 @@ def purge_training_files(
         )
         for m in manifests:
             updated = replace(
-                m, training_data=replace(m.training_data, sha256=after, rows=kept.num_rows),
+                m,
+                training_data=replace(m.training_data, sha256=after, rows=kept.num_rows),
                 notes=f"{m.notes}\n{line}" if m.notes else line,
             )
             _atomic_json(registry.path(m.name, m.version) / MANIFEST, updated.to_dict())
@@ -770,8 +802,12 @@ def external_log_notice(
 
 # -- proving the purge -----------------------------------------------------------------------
 def subject_needles(
-    frame: pd.DataFrame, subject_ids: Sequence[str], *, id_column: str = SUBJECT,
-    columns: Sequence[str] | None = None, min_chars: int = 5,
+    frame: pd.DataFrame,
+    subject_ids: Sequence[str],
+    *,
+    id_column: str = SUBJECT,
+    columns: Sequence[str] | None = None,
+    min_chars: int = 5,
 ) -> list[str | float]:
     """What a purge check should look for: the ids and each value only these subjects hold.
 
@@ -868,7 +904,8 @@ def _cell_hits(values: list[Any], needles: Sequence[str | float], todo: set[int]
     """Needles (by index) found among decoded cell values."""
     found: set[int] = set()
     num_set = {
-        float(v) for v in values
+        float(v)
+        for v in values
         if isinstance(v, int | float | np.number) and not isinstance(v, bool)
     }
     texts: list[str] | None = None
@@ -914,8 +951,9 @@ def _parquet_hits(path: Path, needles: Sequence[str | float], todo: set[int]) ->
                 if any(pc.any(pc.match_substring(col, f)).as_py() for f in _text_forms(needles[i])):
                     found.add(i)
         else:  # timestamps, booleans, nested values: compare their text
-            found |= _cell_hits([None if v is None else str(v) for v in col.to_pylist()],
-                                needles, left)
+            found |= _cell_hits(
+                [None if v is None else str(v) for v in col.to_pylist()], needles, left
+            )
     return found
 
 
@@ -955,8 +993,9 @@ def _scan_file(path: Path, needles: Sequence[str | float]) -> set[int]:
             with zipfile.ZipFile(path) as zf:
                 for info in zf.infolist():
                     with zf.open(info) as member:
-                        found |= _search_stream(iter(lambda m=member: m.read(_SCAN_BLOCK), b""),
-                                                patterns)
+                        found |= _search_stream(
+                            iter(lambda m=member: m.read(_SCAN_BLOCK), b""), patterns
+                        )
     except (pa.ArrowException, sqlite3.Error, zipfile.BadZipFile, OSError):
         pass  # undecodable: the byte scan above is all we can do, and it ran
     return found
@@ -1025,3 +1064,11 @@ def scan_for_subject(
             n = needles[i]
             hits.add((path, n if isinstance(n, str) else repr(float(n))))
     return sorted(hits, key=lambda h: (str(h[0]), h[1]))
+
+
+def read_salt(path: str | Path) -> bytes | None:
+    """The tombstone salt if one was ever created, else None (nobody was erased yet)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    return load_or_create_salt(path)

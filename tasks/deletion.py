@@ -20,7 +20,7 @@ from governance.deletion import (
 from governance.fragility import fragility
 from governance.registry import ModelRegistry
 from governance.store import writes
-from governance.store.models import Base
+from governance.store.models import Base, IssuedRecourse
 from tasks import worker
 from tasks.worker import ModelRef
 
@@ -120,6 +120,9 @@ def fragility_chunk(
         }
     )
     with worker.sessions(db_url).begin() as session:
+        writes.erasure_guard(session)
+        kept = writes.existing(session, IssuedRecourse.recourse_id, rows["recourse_id"].tolist())
+        rows = rows.loc[rows["recourse_id"].isin(kept)]
         writes.replace_keyed(
             session,
             Base.metadata.tables["recourse_fragility"],

@@ -9,7 +9,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from governance.chunk import RecourseSetup
+from governance.chunk import RecourseSetup, drop_decisions
 from governance.chunk import explain_chunk as explain_rows
 from governance.store import writes
 from tasks import worker
@@ -80,10 +80,20 @@ def explain_chunk(
     )
     t1 = time.perf_counter()
     with sessions.begin() as session:
+        # Subjects erased since this chunk was pulled must not come back with it.
+        writes.erasure_guard(session)
+        decisions = result.frames["decisions"]
+        erased = writes.erased_subjects(
+            session, decisions["subject_id"].unique().tolist(), worker.salt_for(ref.registry)
+        )
+        frames = drop_decisions(
+            result.frames,
+            set(decisions.loc[decisions["subject_id"].isin(erased), "decision_id"]),
+        )
         writes.replace_rows(
             session,
-            result.frames,
-            decision_ids=result.frames["decisions"]["decision_id"].tolist(),
+            frames,
+            decision_ids=frames["decisions"]["decision_id"].tolist(),
             model_version_id=model_version_id,
         )
         writes.record_chunk(

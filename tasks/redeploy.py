@@ -10,12 +10,12 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from governance.chunk import RecourseSetup, comparison_rows
+from governance.chunk import RecourseSetup, comparison_rows, drop_decisions
 from governance.compare import revalidate
 from governance.model import DecisionModel
 from governance.registry import ModelRegistry
 from governance.store import writes
-from governance.store.models import Base
+from governance.store.models import Base, Decision, IssuedRecourse
 from governance.store.queries import old_results, recourse_points
 from governance.variants import fit_variant, forward_validity
 from tasks import worker
@@ -123,6 +123,9 @@ def revalidate_chunk(
         }
     )
     with worker.sessions(db_url).begin() as session:
+        writes.erasure_guard(session)  # recourse purged since it was read is not written back
+        kept = writes.existing(session, IssuedRecourse.recourse_id, rows["recourse_id"].tolist())
+        rows = rows.loc[rows["recourse_id"].isin(kept)]
         writes.replace_keyed(
             session,
             Base.metadata.tables["recourse_validity"],
@@ -184,10 +187,14 @@ def compare_chunk(
         recourse=setup,
     )
     with sessions.begin() as session:
+        # Denials purged since they were read are not written back.
+        writes.erasure_guard(session)
+        ids = denied["decision_id"].astype(str).tolist()
+        gone = set(ids) - writes.existing(session, Decision.decision_id, ids)
         writes.replace_rows(
             session,
-            result.frames,
-            decision_ids=denied["decision_id"].astype(str).tolist(),
+            drop_decisions(result.frames, gone),
+            decision_ids=[d for d in ids if d not in gone],
             model_version_id=model_version_id,
         )
     return {

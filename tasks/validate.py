@@ -10,7 +10,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from governance.decision_log import MODEL_NAME, MODEL_VERSION
+from governance.decision_log import MODEL_NAME, MODEL_VERSION, SUBJECT
 from governance.exceptions import UnknownModelVersion
 from governance.registry import ModelRegistry
 from governance.store import writes
@@ -47,7 +47,20 @@ def validate(
             contracts[(name, version)] = ModelContract(manifest.schema, manifest.threshold)
             manifests[(name, version)] = manifest
     sessions = worker.sessions(db_url)
+    erased_rows = 0
     with sessions() as session:
+        # Erased subjects whose rows are still in a log we read (one we do not own, or a
+        # backup restored) are never ingested again, not even into quarantine.
+        if len(frame) and SUBJECT in frame.columns:
+            erased = writes.erased_subjects(
+                session,
+                frame[SUBJECT].dropna().astype(str).unique().tolist(),
+                worker.salt_for(registry),
+            )
+            if erased:
+                keep = ~frame[SUBJECT].astype(str).isin(erased)
+                erased_rows = int((~keep).sum())
+                frame = frame.loc[keep].reset_index(drop=True)
         result: ValidationResult = validate_night(
             frame,
             night,
@@ -65,5 +78,6 @@ def validate(
         "refs": refs,
         "checks": result.checks,
         "quarantined_rows": result.n_quarantined_rows,
+        "erased_rows_skipped": erased_rows,
         "seconds": time.perf_counter() - t0,
     }

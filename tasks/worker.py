@@ -73,3 +73,16 @@ def recourse_inputs(ref: ModelRef) -> tuple[ActionSet, Cost, np.ndarray] | None:
         )
     train = reg.training_frame(ref.name, ref.version)
     return action_set, PercentileShiftCost.fit(train, schema), feature_scale(schema, train)
+
+
+def salt_for(registry: str) -> bytes | None:
+    """The tombstone salt of the data folder holding ``registry``, if any subject was erased.
+
+    Not cached: the first erasure creates it while workers are running.
+    """
+    from pathlib import Path
+
+    from governance import config
+    from governance.deletion import read_salt
+
+    return read_salt(config.salt_path(Path(registry).parent))

@@ -491,3 +491,50 @@ def record_deletion_request(
     )
     session.flush()
     return request_id, True
+
+
+# -- erasure guard ------------------------------------------------------------------------------
+_ERASURE_LOCK = 7_402_612
+
+
+def erasure_guard(session: Session, *, exclusive: bool = False) -> None:
+    """Order this transaction against purges of erased subjects.
+
+    A purge takes the guard exclusively; every write that could bring an erased subject back
+    (a nightly chunk, comparisons, validity events computed from rows read earlier) takes it
+    shared and then re-checks what it is about to write. On PostgreSQL this is a transaction
+    advisory lock; SQLite has one writer at a time, so a first (empty) write takes its lock.
+    """
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        session.execute(sa.text(f"SELECT {fn}(:k)"), {"k": _ERASURE_LOCK})
+    else:
+        session.execute(sa.text("DELETE FROM run_chunks WHERE 0 = 1"))
+
+
+def erased_subjects(session: Session, subject_ids: Sequence[str], salt: bytes | None) -> set[str]:
+    """Those of ``subject_ids`` whose salted hash has a tombstone (they were erased)."""
+    from governance.deletion import subject_hash
+    from governance.store.models import Tombstone
+
+    if salt is None or not subject_ids:
+        return set()
+    by_hash = {subject_hash(s, salt): s for s in set(subject_ids)}
+    found: set[str] = set()
+    for batch in _batches(list(by_hash), 5_000):
+        found.update(
+            by_hash[h]
+            for h in session.scalars(
+                sa.select(Tombstone.subject_hash).where(Tombstone.subject_hash.in_(batch))
+            )
+        )
+    return found
+
+
+def existing(session: Session, column: sa.Column, values: Sequence[Any]) -> set[Any]:
+    """Those of ``values`` still present in ``column`` (rows may have been purged meanwhile)."""
+    found: set[Any] = set()
+    for batch in _batches(values, 5_000):
+        found.update(session.scalars(sa.select(column).where(column.in_(batch))))
+    return found

@@ -10,8 +10,6 @@ import time
 from datetime import UTC, datetime
 
 import pandas as pd
-import psycopg
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
@@ -177,8 +175,7 @@ def test_nightly_redeploy_and_purge_together(
     assert watch.reads > 10
     for subject, states in watch.seen.items():
         assert states <= {whole[subject], (0, 0, 0, 0)}, (subject, whole[subject], states)
-    # nothing is left about X, nor about Y's decisions of NIGHT (Y's NIGHT2 decision, pulled
-    # before the purge, may be written after it: the xfail test below pins that bug)
+    # nothing is left about X, nor about Y's decisions of NIGHT
     assert not column(url, "SELECT decision_id FROM decisions WHERE subject_id = :s", s=x)
     assert not set(ids[y]) & set(column(url, "SELECT decision_id FROM decisions"))
 
@@ -213,12 +210,6 @@ def _night2_chunk_of(url: str, home, subject: str) -> dict:
     return {**chunk, "run_id": run["run_id"]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: a nightly chunk pulled before a purge is written after it (tasks/explain.py "
-    "does not check deletion requests), so an erased subject's decision comes back",
-)
 def test_a_decision_pulled_before_a_purge_is_not_written_after_it(
     nightly, small_home, backend, make_db, rel_cluster, tmp_path
 ):
@@ -246,12 +237,6 @@ def test_a_decision_pulled_before_a_purge_is_not_written_after_it(
     assert not column(url, "SELECT decision_id FROM decisions WHERE subject_id = :s", s=y)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(sa.exc.IntegrityError, psycopg.IntegrityError),  # COPY raises psycopg's own
-    reason="bug: the redeploy check writes comparisons for denials it read before a purge "
-    "removed them (tasks/redeploy.py compare_chunk), a foreign-key error that fails the check",
-)
 def test_a_denial_purged_during_the_redeploy_check_is_skipped(
     nightly, small_home, backend, make_db, rel_cluster, tmp_path
 ):
