@@ -26,11 +26,27 @@ Randomness. Each distinct point draws its ``k`` noise vectors from its own strea
 :func:`governance.hashing.row_seeds` on the point's values and ``seed``: the same point gets the
 same ``R`` on any worker, in any row order and in any rerun. Duplicated rows are scored once.
 Points are perturbed for a whole chunk of rows and scored in one ``model.score`` call per chunk
-(``batch_rows`` sample rows).
+(``batch_rows`` sample rows), except for the tree ensembles below.
+
+Tree ensembles. For the scikit-learn tree models that :mod:`governance.recourse` parses (decision
+trees, random and extra forests, gradient boosting, histogram gradient boosting, bare or in the
+recipe pipelines), the samples are not sent to ``predict_proba``: the scores are replayed from the
+parsed trees with the model's own arithmetic, bit for bit. A point's samples lie in a small box,
+and most trees send the whole box to one leaf; only the split nodes the box straddles are decided
+sample by sample (on the demo model, about 40 of 150 trees and 70 split nodes per point instead
+of 150 root-to-leaf walks per sample). Leaf values are then added tree by tree in the model's
+order (gradient boosting: baseline first, then each stage; forests: from zero, then divided by
+the number of trees) and passed through the model's own link. Scoring each threshold cell once
+does not help here: with 17 perturbed features, 1,000 samples of a demo point reach about 800
+distinct combinations of leaves. Every call first checks the replay against ``model.score`` on
+a few hundred samples of its first chunk, and scores everything with the model if a single bit
+differs.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,12 +55,17 @@ import pandas as pd
 from governance.exceptions import RobustnessError
 from governance.hashing import row_seeds
 from governance.model import DecisionModel
+from governance.recourse import _column_maps, _structure, _TreeBound
 from governance.schema import FeatureSchema
 
 DEFAULT_K = 1000
 DEFAULT_SIGMA = 0.05
 BATCH_ROWS = 500_000  # perturbed sample rows per model call
 _PRUNE_SLACK = 1e-12  # an upper bound must miss the bar by more than float noise to prune
+_REPLAY = True  # replay parsed tree ensembles (tests and benchmarks turn it off to compare)
+_REPLAY_SAMPLES = 32_000  # perturbed samples replayed at once through a parsed tree ensemble
+_CHECK_POINTS = 64  # points of the first chunk whose samples check the replay against the model
+_CHECK_PER_POINT = 4
 
 
 def feature_scale(schema: FeatureSchema, X_ref: np.ndarray | pd.DataFrame) -> np.ndarray:
@@ -135,7 +156,8 @@ def stability(
     seed : int, default=0
         Mixed into every point's seed; store it with the scores.
     batch_rows : int, default=500_000
-        Perturbed rows per ``model.score`` call (``batch_rows // (k + 1)`` points per call).
+        Perturbed rows per ``model.score`` call (``batch_rows // (k + 1)`` points per call);
+        replayed tree ensembles send the model only the points and a few check rows.
 
     Returns
     -------
@@ -164,15 +186,23 @@ def stability(
         return np.empty(0)
     U, inv = _unique_rows(M)
     noise = _Noise.plan(model.schema, scale, sigma)
+    scorer = _Scorer(model, noise)
     per = max(1, batch_rows // (k + 1))
     R = np.empty(len(U))
+    if scorer.replay is None:
+        for a in range(0, len(U), per):
+            rows = U[a : a + per]
+            Z = noise.draw(rows, k, seed)
+            s = model.score(np.vstack([noise.points(rows, Z), rows]))  # samples, then the points
+            m, m0 = s[: len(rows) * k].reshape(len(rows), k), s[len(rows) * k :]
+            R[a : a + per] = _estimate(m, m0)
+        return R[inv]
+    m0 = np.concatenate([model.score(U[a : a + batch_rows]) for a in range(0, len(U), batch_rows)])
+    per = scorer.points_per_chunk(per, k)
     for a in range(0, len(U), per):
         rows = U[a : a + per]
-        Z = noise.draw(rows, k, seed)
-        P = np.vstack([noise.points(rows, Z), rows])  # samples, then the points themselves
-        s = model.score(P)
-        m, m0 = s[: len(rows) * k].reshape(len(rows), k), s[len(rows) * k :]
-        R[a : a + per] = _estimate(m, m0)
+        Z = noise.draw(rows, k, seed, by_column=True)
+        R[a : a + per] = _estimate(scorer.samples(rows, Z), m0[a : a + per])
     return R[inv]
 
 
@@ -194,7 +224,8 @@ def stability_at_least(
     as ``R`` cannot reach ``tau`` whatever its remaining samples give (each term of ``R`` is at
     most ``m(x')``), and points with ``m(x') < tau`` are dropped after one score. The verdict
     is exact: it equals ``stability(...) >= tau``, at a fraction of the model calls when most
-    points fail.
+    points fail. Replayed tree ensembles (see the module docstring) score all ``k`` samples at
+    once, and the stages only decide which points are dropped (the same ones).
 
     Parameters
     ----------
@@ -223,21 +254,24 @@ def stability_at_least(
         return np.zeros(0, dtype=bool), np.empty(0)
     U, inv = _unique_rows(M)
     noise = _Noise.plan(model.schema, scale, sigma)
+    scorer = _Scorer(model, noise)
     m0 = np.concatenate([model.score(U[a : a + batch_rows]) for a in range(0, len(U), batch_rows)])
     R = np.full(len(U), np.nan)
     todo = np.flatnonzero(m0 >= tau - _PRUNE_SLACK)
     stages = sorted({max(1, k // 8), max(1, k // 4), max(1, k // 2), k})
-    per = max(1, batch_rows // k)
+    per = scorer.points_per_chunk(max(1, batch_rows // k), k)
     for a in range(0, len(todo), per):
         idx = todo[a : a + per]
         rows, base = U[idx], m0[idx]
-        Z = noise.draw(rows, k, seed)
-        m = np.empty((len(rows), k))
+        replay = scorer.replay is not None
+        Z = noise.draw(rows, k, seed, by_column=replay)
+        # a replay is cheap per sample: all at once, the stages then only decide what is dropped
+        m = scorer.samples(rows, Z) if replay else np.empty((len(rows), k))
         alive = np.arange(len(rows))
         done = 0
         for stop in stages:
-            part = noise.points(rows[alive], Z[alive, done:stop])
-            m[alive, done:stop] = model.score(part).reshape(len(alive), stop - done)
+            if not replay:
+                m[alive, done:stop] = scorer.samples(rows[alive], Z[alive, done:stop])
             terms = np.minimum(base[alive, None], 2 * m[alive, :stop] - base[alive, None])
             bound = (terms.sum(axis=1) + (k - stop) * base[alive]) / k
             alive = alive[bound >= tau - _PRUNE_SLACK]
@@ -312,14 +346,30 @@ class _Noise:
             hi=np.array([np.inf if s.max is None else s.max for s in specs], dtype=float),
         )
 
-    def draw(self, rows: np.ndarray, k: int, seed: int) -> np.ndarray:
-        """Standard normal noise of shape (rows, k, perturbed columns), one stream per row."""
-        Z = np.empty((len(rows), k, len(self.cols)))
-        if len(self.cols) == 0:
+    def draw(self, rows: np.ndarray, k: int, seed: int, *, by_column: bool = False) -> np.ndarray:
+        """Standard normal noise of shape (rows, k, perturbed columns), one stream per row
+        (``by_column``: the same numbers, stored column by column, as :meth:`columns` reads)."""
+        c = len(self.cols)
+        if by_column:
+            Zt = np.empty((len(rows), c, k))
+            for i, s in enumerate(row_seeds(rows, seed) if c else []):
+                Zt[i] = np.random.default_rng(int(s)).standard_normal((k, c)).T
+            return Zt.transpose(0, 2, 1)
+        Z = np.empty((len(rows), k, c))
+        if c == 0:
             return Z
         for i, s in enumerate(row_seeds(rows, seed)):
-            Z[i] = np.random.default_rng(int(s)).standard_normal((k, len(self.cols)))
+            Z[i] = np.random.default_rng(int(s)).standard_normal((k, c))
         return Z
+
+    def columns(self, rows: np.ndarray, Z: np.ndarray) -> np.ndarray:
+        """The perturbed columns of the samples, shape (rows, perturbed columns, Z.shape[1]):
+        the values of :meth:`points`, laid out column by column."""
+        V = np.multiply(Z.transpose(0, 2, 1), self.step[:, None], order="C")
+        V += rows[:, self.cols][:, :, None]
+        for a, b in _runs(self.rounded):
+            np.round(V[:, a:b], out=V[:, a:b])
+        return np.clip(V, self.lo[:, None], self.hi[:, None], out=V)
 
     def points(self, rows: np.ndarray, Z: np.ndarray) -> np.ndarray:
         """The perturbed samples, shape (rows * Z.shape[1], n_features), row-major by point."""
@@ -331,3 +381,257 @@ class _Noise:
         V[:, self.rounded] = np.round(V[:, self.rounded])
         P[:, self.cols] = np.clip(V, self.lo, self.hi)
         return P
+
+
+class _Scorer:
+    """Scores of the perturbed samples of a few points: replayed through a parsed tree ensemble
+    once the replay has reproduced the model's scores bit for bit, otherwise ``model.score``."""
+
+    def __init__(self, model: DecisionModel, noise: _Noise) -> None:
+        self.model, self.noise = model, noise
+        self.replay = _Replay.of(model, noise)
+        self.verified = False
+
+    def points_per_chunk(self, per: int, k: int) -> int:
+        """Points per chunk: ``per`` for the model, fewer for the replay (it works in cache)."""
+        return per if self.replay is None else max(1, min(per, _REPLAY_SAMPLES // k))
+
+    def samples(self, rows: np.ndarray, Z: np.ndarray) -> np.ndarray:
+        """Scores of the samples ``noise.points(rows, Z)``, shape (rows, Z.shape[1])."""
+        n, k = Z.shape[:2]
+        if self.replay is None:
+            return self.model.score(self.noise.points(rows, Z)).reshape(n, k)
+        V = self.noise.columns(rows, Z)
+        m = self.replay.scores(rows, V)
+        if not self.verified:
+            who = _check_samples(n, k)
+            check = rows[who[0]].copy()
+            check[:, self.noise.cols] = V[who[0], :, who[1]]
+            if not np.array_equal(self.model.score(check), m[who[0], who[1]]):
+                self.replay = None  # the replay is not the model's arithmetic: score as it is
+                return self.samples(rows, Z)
+            self.verified = True
+        return m
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Start and stop of every run of True in ``mask``."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
+
+
+def _check_samples(n: int, k: int) -> np.ndarray:
+    """(point, sample) indices, shape (2, m), checked against the model: a few spread samples of
+    each of the first points."""
+    points = np.arange(min(n, _CHECK_POINTS))
+    samples = np.unique(np.linspace(0, k - 1, min(k, _CHECK_PER_POINT)).astype(np.int64))
+    return np.stack([np.repeat(points, len(samples)), np.tile(samples, len(points))])
+
+
+@dataclass(frozen=True)
+class _Forest:
+    """Per-node arrays of a parsed tree ensemble for the replay (built once per parse)."""
+
+    roots: np.ndarray  # root node id of every tree, in the model's order
+    left: np.ndarray  # node -> child node ids, across all trees
+    right: np.ndarray
+    feat: np.ndarray  # node -> model input it splits on (0 at leaves)
+    thr: np.ndarray  # node -> threshold, go left when input <= threshold (0 at leaves)
+    is_leaf: np.ndarray
+    value: np.ndarray  # leaf value (0 at split nodes)
+
+    @classmethod
+    def of(cls, bound: _TreeBound) -> _Forest:
+        hit = _FORESTS.get(bound)
+        if hit is None:
+            flat = bound._flat()
+            n_nodes = flat["n_nodes"]
+            leaf = np.concatenate([t[4] for t in bound.trees]).astype(np.float64)
+            is_leaf = np.isfinite(leaf)
+            left, right = np.zeros(n_nodes, dtype=np.int64), np.zeros(n_nodes, dtype=np.int64)
+            feat, thr = np.zeros(n_nodes, dtype=np.int64), np.zeros(n_nodes)
+            for ids, lft, rgt, f, t in flat["levels"]:
+                left[ids], right[ids], feat[ids], thr[ids] = lft, rgt, f, t[:, 0]
+            hit = cls(
+                roots=np.asarray(flat["starts"], dtype=np.int64),
+                left=left,
+                right=right,
+                feat=feat,
+                thr=thr,
+                is_leaf=is_leaf,
+                value=np.where(is_leaf, leaf, 0.0),
+            )
+            _FORESTS[bound] = hit
+        return hit
+
+
+_FORESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class _Replay:
+    """A parsed tree ensemble's scores of perturbed samples, in the model's own arithmetic.
+
+    Each point's box (the range of its samples on every perturbed input, other inputs fixed at
+    the point) is walked down every tree. Where the box falls on one side of a split, so do all
+    its samples; from the first split the box straddles, the samples are routed node by node
+    (as bit rows, one bit per sample). Most samples of a (tree, point) meet one leaf; the few
+    that meet another are listed. Leaf values are then added tree by tree exactly as
+    scikit-learn does (see the module docstring), so the result equals ``model.score`` on the
+    samples bit for bit, which :class:`_Scorer` checks before trusting it.
+    """
+
+    def __init__(self, bound: _TreeBound, link: Callable | None, noise: _Noise) -> None:
+        self.bound, self.link, self.forest = bound, link, _Forest.of(bound)
+        # (perturbed column, model input, mean, scale) for the perturbed columns the model reads
+        self.inputs = [
+            (c, *bound.numeric[int(j)]) for c, j in enumerate(noise.cols)
+            if int(j) in bound.numeric
+        ]
+        self.slot = np.full(bound.n_inputs, -1, dtype=np.int64)
+        for s, (_, o, _, _) in enumerate(self.inputs):
+            self.slot[o] = s
+
+    @classmethod
+    def of(cls, model: DecisionModel, noise: _Noise) -> _Replay | None:
+        structure = _structure(model)
+        bound = structure.bound
+        if not _REPLAY or structure.kind != "tree" or bound is None:
+            return None
+        link = None
+        if bound.combine == "sum":
+            try:
+                final = _column_maps(model)[0]
+            except (AttributeError, KeyError, TypeError, ValueError):
+                return None
+            link = getattr(getattr(final, "_loss", None), "predict_proba", None)
+            if link is None:
+                return None
+        return cls(bound, link, noise)
+
+    def scores(self, rows: np.ndarray, V: np.ndarray) -> np.ndarray:
+        """Scores of samples ``V`` (shape (n, perturbed columns, k), from
+        :meth:`_Noise.columns`) of points ``rows``, shape (n, k)."""
+        n, k = V.shape[0], V.shape[2]
+        per = max(1, _REPLAY_SAMPLES // max(k, 1))
+        if n <= per:
+            return self._scores(rows, V)
+        out = np.empty((n, k))
+        for a in range(0, n, per):
+            out[a : a + per] = self._scores(rows[a : a + per], V[a : a + per])
+        return out
+
+    def _scores(self, rows: np.ndarray, V: np.ndarray) -> np.ndarray:
+        n, k = V.shape[0], V.shape[2]
+        n_trees = len(self.forest.roots)
+        leaf = np.zeros((n_trees, n))  # the leaf most of a point's samples meet, per tree
+        where, value = self._leaves(*self._inputs(rows, V), leaf)
+        bounds = np.searchsorted(where // (n * k), np.arange(n_trees + 1))
+        where %= n * k
+        acc = np.zeros((n, k))
+        if self.bound.combine == "sum":  # scikit-learn starts from zeros and adds the baseline
+            acc += self.bound.base
+        flat = acc.reshape(-1)
+        for t in range(n_trees):  # tree by tree, as the model adds them
+            a, b = bounds[t], bounds[t + 1]
+            if a == b:
+                acc += leaf[t][:, None]
+            else:  # every sample adds its point's leaf but the listed ones, which add their own
+                at = where[a:b]
+                before = flat[at]
+                acc += leaf[t][:, None]
+                flat[at] = before + value[a:b]
+        if self.bound.combine == "mean":
+            return acc / n_trees
+        return self.link(flat)[:, self.bound.fav].reshape(n, k)
+
+    def _inputs(self, rows: np.ndarray, V: np.ndarray):
+        """Perturbed model inputs, shape (points, inputs, samples), and each point's box,
+        shape (inputs, points) for its low and high ends."""
+        zlo, _ = self.bound.box(rows, rows)
+        zhi = zlo.copy()
+        if not self.inputs:
+            return np.zeros((len(rows), 0, V.shape[2])), zlo.T, zhi.T
+        c, o, mean, scale = (np.array(x) for x in zip(*self.inputs, strict=True))
+        z = V if np.array_equal(c, np.arange(V.shape[1])) else V[:, c]
+        if np.any(mean != 0) or np.any(scale != 1):  # (v - 0) / 1 is v: skip the identity
+            z = (z - mean[:, None]) / scale[:, None]
+        if self.bound.float32:  # scikit-learn trees read float32 inputs
+            z = z.astype(np.float32).astype(np.float64)
+        zlo[:, o], zhi[:, o] = z.min(axis=2), z.max(axis=2)
+        return z, np.ascontiguousarray(zlo.T), np.ascontiguousarray(zhi.T)
+
+    def _leaves(self, Z, lo, hi, leaf):
+        """Fill ``leaf[tree, point]`` with the leaf most of the point's samples meet; return
+        the samples that meet another one, as ``(tree * n + point) * k + sample`` (sorted by
+        tree), and the value of their leaf."""
+        f = self.forest
+        n, k = Z.shape[0], Z.shape[2]
+        node, pt, R = self._walk(Z, lo, hi, leaf)
+        key = np.searchsorted(f.roots, node, side="right") - 1  # tree
+        key = key * n + pt
+        order = np.lexsort((-np.bitwise_count(R).sum(axis=1), key))  # most met leaf first
+        key, node, R = key[order], node[order], R[order]
+        first = np.concatenate([[True], key[1:] != key[:-1]]) if len(key) else key.astype(bool)
+        leaf.reshape(-1)[key[first]] = f.value[node[first]]
+        other = np.flatnonzero(~first)
+        at = np.flatnonzero(np.unpackbits(R[other], axis=1, count=k).view(bool))
+        row = other[at // k]
+        return key[row] * k + at % k, f.value[node[row]]
+
+    def _walk(self, Z, lo, hi, leaf):
+        """Walk every point's box down every tree. Trees the box crosses in one path give
+        their leaf to ``leaf``; returns the leaves met by samples below a straddled split:
+        leaf node, point, and which of the point's samples meet it (rows of packed bits)."""
+        f = self.forest
+        n, k = Z.shape[0], Z.shape[2]
+        rows = _Rows((k + 7) // 8)
+        full = rows.add(np.packbits(np.ones((1, k), dtype=bool), axis=1))[0]
+        node = np.repeat(f.roots, n)
+        pt = np.tile(np.arange(n), len(f.roots))
+        row = np.full(len(node), -1)  # -1: the whole box, still on one path
+        out = []
+        while len(node):
+            end = f.is_leaf[node]
+            if end.any():
+                boxed = end & (row < 0)
+                leaf[np.searchsorted(f.roots, node[boxed], side="right") - 1, pt[boxed]] = (
+                    f.value[node[boxed]])
+                routed = end & (row >= 0)
+                out.append((node[routed], pt[routed], row[routed]))
+                node, pt, row = node[~end], pt[~end], row[~end]
+            fn, tn = f.feat[node], f.thr[node]
+            go_left = lo[fn, pt] <= tn
+            st = go_left & (hi[fn, pt] > tn)
+            c = np.flatnonzero(~st)  # the whole box goes one way: so do its samples
+            c_child = np.where(go_left[c], f.left[node[c]], f.right[node[c]])
+            s = np.flatnonzero(st)
+            who, wpt = node[s], pt[s]
+            go = np.packbits(Z[wpt, self.slot[fn[s]]] <= tn[s, None], axis=1)
+            R = rows.rows[np.where(row[s] < 0, full, row[s])]
+            split = rows.add(np.concatenate([R & go, R & ~go]))
+            keep = rows.rows[split].any(axis=1)  # some sample gets there
+            node = np.concatenate([c_child, np.concatenate([f.left[who], f.right[who]])[keep]])
+            pt = np.concatenate([pt[c], np.concatenate([wpt, wpt])[keep]])
+            row = np.concatenate([row[c], split[keep]])
+        if not out:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), rows.rows[:0]
+        node, pt, row = (np.concatenate(x) for x in zip(*out, strict=True))
+        return node, pt, rows.rows[row]
+
+
+class _Rows:
+    """A growing stack of byte rows of one width, addressed by index."""
+
+    def __init__(self, width: int) -> None:
+        self.rows = np.empty((256, width), dtype=np.uint8)
+        self.n = 0
+
+    def add(self, R: np.ndarray) -> np.ndarray:
+        """Append ``R``; return the indices of its rows."""
+        if self.n + len(R) > len(self.rows):
+            grown = np.empty((2 * (self.n + len(R)), self.rows.shape[1]), dtype=np.uint8)
+            grown[: self.n] = self.rows[: self.n]
+            self.rows = grown
+        self.rows[self.n : self.n + len(R)] = R
+        self.n += len(R)
+        return np.arange(self.n - len(R), self.n)

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import governance.stability as stability_module
 from governance.exceptions import RobustnessError
 from governance.hashing import row_seeds
 from governance.model import DecisionModel
@@ -239,3 +240,164 @@ def test_staged_test_agrees_with_the_full_score_and_saves_model_rows():
     assert model.stats.rows < 0.6 * full_rows
     with pytest.raises(RobustnessError, match="tau must be a finite number"):
         stability_at_least(model, X, scale, float("nan"))
+
+
+# -- tree ensembles: the replay gives the model's own scores, bit for bit --------------------
+TREE_SCHEMA = FeatureSchema(
+    (
+        FeatureSpec("f", "float", 0, 10),
+        FeatureSpec("g", "float"),  # unbounded
+        FeatureSpec("n", "int", 0, 40),
+        FeatureSpec("flag", "bool", 0, 1),
+        FeatureSpec("c", "category", categories=("a", "b", "z")),
+    )
+)
+TREE_PARAMS = {
+    "decision_tree": {"max_depth": 6},
+    "random_forest": {"n_estimators": 12, "max_depth": 6},
+    "sklearn.ensemble.ExtraTreesClassifier": {"n_estimators": 8, "max_depth": 6},
+    "gradient_boosting": {"n_estimators": 15, "max_depth": 3},
+    "hist_gradient_boosting": {"max_iter": 15},
+    "logistic_regression": {},
+    "mlp": {"hidden_layer_sizes": (6,), "max_iter": 300},
+}
+
+
+def _fitted(estimator, scale, favourable=1, n=300):
+    """A recipe pipeline on float, unbounded float, int, bool and category features, the first
+    rows as points (plus points on the bounds, and a duplicate), and the reference spreads."""
+    from threadpoolctl import threadpool_limits
+
+    from governance.training import TrainingRecipe
+
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame(
+        {
+            "f": rng.uniform(0, 10, n),
+            "g": rng.normal(0, 3, n),
+            "n": rng.integers(0, 41, n).astype(float),
+            "flag": rng.integers(0, 2, n).astype(float),
+            "c": rng.choice(["a", "b", "z"], n),
+        }
+    )
+    y = (df["f"] - 0.4 * df["g"] + 0.1 * df["n"] + df["flag"] + (df["c"] == "b") > 6).astype(int)
+    recipe = TrainingRecipe(estimator, TREE_PARAMS[estimator], scale_numeric=scale)
+    with threadpool_limits(1):  # OpenMP threads crawl on a busy machine
+        model = DecisionModel(
+            recipe.fit(TREE_SCHEMA, df, y.to_numpy()), TREE_SCHEMA, favourable_class=favourable
+        )
+    X = model.matrix(df.iloc[:20])
+    edges = np.array([[0.0, -9.0, 0, 1, 1], [10.0, 2.0, 40, 0, 2], [5.0, 0.0, 20, 1, 0]])
+    return model, np.vstack([X, edges, X[:1]]), feature_scale(TREE_SCHEMA, df)
+
+
+def _without_replay(monkeypatch, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` with every sample scored by the model."""
+    with monkeypatch.context() as m:
+        m.setattr(stability_module, "_REPLAY", False)
+        return fn(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("estimator", "scale", "favourable"),
+    [
+        ("decision_tree", False, 1),
+        ("decision_tree", True, 0),
+        ("random_forest", False, 1),
+        ("sklearn.ensemble.ExtraTreesClassifier", True, 1),
+        ("gradient_boosting", True, 1),
+        ("gradient_boosting", False, 0),
+        ("hist_gradient_boosting", False, 1),
+        ("hist_gradient_boosting", True, 0),
+    ],
+)
+def test_tree_replay_is_bit_identical_to_scoring_every_sample(
+    monkeypatch, estimator, scale, favourable
+):
+    model, X, spread = _fitted(estimator, scale, favourable)
+    n = len(np.unique(X, axis=0))
+    for seed in (0, 5):
+        kw = {"k": 300, "sigma": 0.4, "seed": seed}
+        model.stats.reset()
+        R = stability(model, X, spread, **kw)
+        replayed_rows = model.stats.rows
+        passes, Rs = stability_at_least(model, X, spread, 0.5, **kw)
+        model.stats.reset()
+        R_plain = _without_replay(monkeypatch, stability, model, X, spread, **kw)
+        assert model.stats.rows == n * 301  # every sample scored by the model
+        passes_plain, Rs_plain = _without_replay(
+            monkeypatch, stability_at_least, model, X, spread, 0.5, **kw
+        )
+        np.testing.assert_array_equal(R, R_plain)
+        np.testing.assert_array_equal(passes, passes_plain)
+        np.testing.assert_array_equal(Rs, Rs_plain)  # NaN where dropped early, in both
+        assert replayed_rows == n + 4 * n  # the points, and four samples each to check
+        assert 0 < passes.sum() < len(X)
+        assert np.any(model.score(X) - R > 1e-6)  # samples did meet other leaves
+
+
+def test_tree_replay_without_a_pipeline_for_frames_and_without_noise(monkeypatch):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    schema = FeatureSchema(
+        (FeatureSpec("a", "float", -5, 5), FeatureSpec("b", "int", 0, 30),
+         FeatureSpec("z", "float", 0, 1))
+    )
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame(
+        {"a": rng.normal(0, 2, 400), "b": rng.integers(0, 31, 400).astype(float),
+         "z": np.full(400, 0.5)}
+    )
+    y = (df["a"] + 0.2 * df["b"] > 3).astype(int)
+    est = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(df, y)
+    model = DecisionModel(est, schema)
+    spread = feature_scale(schema, df)  # z is constant: not perturbed
+    frame = df.iloc[:15]
+    for kw in ({"k": 250, "sigma": 0.5, "seed": 3}, {"k": 20, "sigma": 0.0}):
+        model.stats.reset()
+        R = stability(model, frame, spread, **kw)
+        assert model.stats.rows == 15 * 5  # the points, and four samples each to check
+        R_plain = _without_replay(monkeypatch, stability, model, frame, spread, **kw)
+        np.testing.assert_array_equal(R, R_plain)
+    np.testing.assert_allclose(R, model.score(frame), rtol=0, atol=1e-15)  # sigma 0: the score
+
+
+def test_tree_replay_that_does_not_reproduce_the_model_scores_every_sample(monkeypatch):
+    from sklearn.pipeline import Pipeline
+
+    class Skewed(Pipeline):  # the same trees inside, other scores outside
+        def predict_proba(self, X):
+            p = super().predict_proba(X)
+            return np.column_stack([p[:, 0] * 0.9, 1 - p[:, 0] * 0.9])
+
+    model, X, spread = _fitted("gradient_boosting", False)
+    skewed = DecisionModel(Skewed(model.estimator.steps), TREE_SCHEMA)
+    n = len(np.unique(X, axis=0))
+    R = stability(skewed, X, spread, k=100, sigma=0.4)
+    assert skewed.stats.calls == 3  # the points, the failed check, then every sample
+    assert skewed.stats.rows == n + 4 * n + n * 100
+    R_plain = _without_replay(monkeypatch, stability, skewed, X, spread, k=100, sigma=0.4)
+    np.testing.assert_array_equal(R, R_plain)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("estimator", ["logistic_regression", "mlp"])
+def test_models_without_trees_score_every_sample_and_match_the_direct_loop(estimator):
+    model, X, spread = _fitted(estimator, None)
+    X = np.unique(X, axis=0)[:6]
+    model.stats.reset()
+    R = stability(model, X, spread, k=150, sigma=0.3, seed=2)
+    assert model.stats.rows == len(X) * 151  # no replay: the model scores every sample
+    slow = [_slow_stability(model, x, spread, 150, 0.3, 2) for x in X]
+    np.testing.assert_allclose(R, slow, rtol=0, atol=1e-12)
+
+
+def test_column_layout_holds_the_same_samples_as_the_rows():
+    noise = stability_module._Noise.plan(MIXED, np.array([2.0, 30.0, 0.5, 0.0]), 0.2)
+    rows = np.array([[0.1, 50, 1, 2], [9.9, 99, 0, 0], [5.0, 0, 1, 1]], float)
+    Z = noise.draw(rows, 40, seed=7)
+    Zc = noise.draw(rows, 40, seed=7, by_column=True)
+    np.testing.assert_array_equal(Zc, Z)
+    P = noise.points(rows, Z).reshape(3, 40, 4)
+    np.testing.assert_array_equal(noise.columns(rows, Zc), P[:, :, noise.cols].transpose(0, 2, 1))
+    assert P[:, :, 0].min() == 0 and P[:, :, 1].max() == 100  # clipped at the bounds
