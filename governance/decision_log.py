@@ -156,13 +156,29 @@ class SqlDecisionLog:
         SQLAlchemy URL of the database holding the table.
     table : str
         Table name, optionally ``schema.table``.
+    timezone : str, default="UTC"
+        Zone of timestamps stored without one (``TIMESTAMP WITHOUT TIME ZONE``, SQLite text):
+        SQL tables commonly keep UTC that way. Time-zone aware values are converted to UTC.
     """
 
     url: str
     table: str
+    timezone: str = "UTC"
 
     def describe(self) -> str:
         return f"sql:{sa.make_url(self.url).render_as_string(hide_password=True)}/{self.table}"
+
+    def _stamped(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        """``decided_at`` as UTC timestamps; values that do not parse are left for validation."""
+        raw = chunk[DECIDED_AT]
+        parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+        if parsed.dt.tz is None:
+            parsed = parsed.dt.tz_localize(self.timezone)
+        parsed = parsed.dt.tz_convert("UTC")
+        bad = parsed.isna() & raw.notna()
+        out = chunk.copy()
+        out[DECIDED_AT] = parsed.astype(object).where(~bad, raw) if bad.any() else parsed
+        return out
 
     def _table(self, engine: sa.Engine) -> sa.Table:
         schema, _, name = self.table.rpartition(".")
@@ -187,7 +203,8 @@ class SqlDecisionLog:
             )
             stmt = sa.select(table).where(col >= lo, col < hi).order_by(table.c[ID])
             with engine.connect() as conn:
-                yield from pd.read_sql(stmt, conn, chunksize=chunk_rows)
+                for chunk in pd.read_sql(stmt, conn, chunksize=chunk_rows):
+                    yield self._stamped(chunk)
         except sa.exc.OperationalError as exc:
             raise DecisionLogError(f"cannot read {self.describe()}: {_one_line(exc.orig)}") from exc
         finally:

@@ -71,3 +71,18 @@ def test_sql_log_reads_one_night_with_bound_parameters(tmp_path):
 def test_sql_log_description_hides_the_password():
     src = SqlDecisionLog("postgresql+psycopg://u:s3cret@db:5432/x", "log")
     assert "s3cret" not in src.describe() and "***" in src.describe()
+
+
+def test_sql_log_reads_naive_timestamps_in_its_zone_and_converts_to_utc(tmp_path):
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    frame = _log(3, "2026-11-01")
+    frame["decided_at"] = frame["decided_at"].dt.tz_localize(None) + pd.Timedelta(hours=1)
+    engine = sa.create_engine(url)
+    frame.to_sql("decision_log", engine, index=False)
+    engine.dispose()
+    got = read_night(SqlDecisionLog(url, "decision_log"), date(2026, 11, 1))
+    assert str(got["decided_at"].dt.tz) == "UTC"
+    assert got["decided_at"].iloc[0] == pd.Timestamp("2026-11-01 09:00", tz="UTC")
+    berlin = read_night(SqlDecisionLog(url, "decision_log", timezone="Europe/Berlin"),
+                        date(2026, 11, 1))
+    assert berlin["decided_at"].iloc[0] == pd.Timestamp("2026-11-01 08:00", tz="UTC")

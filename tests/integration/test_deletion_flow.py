@@ -239,3 +239,11 @@ def test_external_read_only_log_gets_a_notice_for_its_owner(
         _read(url, "SELECT COUNT(*) AS n FROM decisions WHERE subject_id = :s", s=subject)["n"][0]
         == 0
     )
+    # and the next nightly run does not take them back in from that log
+    again = run_nightly(DEMO_NIGHT, home, url, log="table:decision_log", recourse=False,
+                        force=True)
+    assert again["counts"]["erased_rows_skipped"] == len(theirs)
+    assert _read(url, "SELECT COUNT(*) AS n FROM decisions WHERE subject_id = :s",
+                 s=subject)["n"][0] == 0
+    assert _read(url, "SELECT COUNT(*) AS n FROM quarantine WHERE subject_id = :s",
+                 s=subject)["n"][0] == 0
