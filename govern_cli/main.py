@@ -195,6 +195,7 @@ def nightly(
     """Run the nightly governance flow for one night."""
     _env(home, db)
     day = _parse_date(night)
+    _model_option(model)
     with console.status(f"Nightly governance run for {day}"):
         from flows.runtime import cluster, prefect_api
 
@@ -486,6 +487,7 @@ def forget(
     from governance.store import writes
 
     _env(home, db)
+    _model_option(model)
     salt = load_or_create_salt(config.salt_path(home))
     received = datetime.now(UTC)
     with _sessions(db, home).begin() as session:
@@ -580,6 +582,14 @@ def _run_deletions(
     flow = process_deletions.with_options(task_runner=task_runner(dask_address, workers))
     with console.status("Carrying out deletion requests"), prefect_api():
         return flow(request_ids=request_ids, purge=purge)
+
+
+def _model_option(model: str | None) -> None:
+    """Refuse a --model that no registry could hold, before it becomes a run key or a query."""
+    if model is not None:
+        from governance.registry import check_name
+
+        check_name(model)
 
 
 def _parse_date(text: str) -> date:
