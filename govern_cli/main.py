@@ -634,7 +634,14 @@ def main() -> None:
                 f"[bold red]error:[/] the store could not be reached: {escape(_one_line(exc.orig))}"
             )
             sys.exit(2)
-        raise
+        if os.environ.get("GOVERNANCE_DEBUG"):
+            raise
+        # A bug, not bad input: one line for the user, the traceback on request.
+        err.print(
+            f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(_one_line(exc))}"
+            " (set GOVERNANCE_DEBUG=1 for the traceback)"
+        )
+        sys.exit(1)
 
 
 def _one_line(exc: BaseException | None) -> str:

@@ -251,7 +251,7 @@ def redeploy_summary(console: Console, summary: dict[str, Any]) -> None:
             f"{r.get('now_approved', 0):,}"
         )
     if c.get("recontact_subjects"):
-        sample = ", ".join(c["recontact_sample"][:8])
+        sample = ", ".join(summary.get("recontact_sample", [])[:8])
         console.print(
             f"[yellow]{c['recontact_subjects']:,} applicants to re-contact[/] "
             f"(e.g. {sample}); all of them: SELECT * FROM v_recontact"
