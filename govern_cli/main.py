@@ -611,7 +611,10 @@ def main() -> None:
     # every log, and an operator's own setting wins.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns, rather than raises, a typer.Exit's code.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except GovernanceError as exc:
         err.print(f"[bold red]error:[/] {escape(_one_line(exc))}")
         sys.exit(2)
