@@ -7,7 +7,12 @@ For each thread count it measures:
 
 - ``stability``: ``R`` at ``k = 1000``, ``sigma = 0.05`` for ``--points`` distinct points;
   points per second, model rows per second, and the share of wall time inside predict
-  (``DecisionModel.stats``);
+  (``DecisionModel.stats``). The demo model is a tree ensemble, so the samples are replayed
+  from its parsed trees (see :mod:`governance.stability`) and predict sees only the points and
+  a few check rows;
+- ``plain``: the same for the first ``--plain`` points with the replay turned off (every
+  sample scored by ``predict_proba``, as before the replay), the speed-up over it, and
+  whether both give bit-identical ``R``;
 - ``bar``: the staged exact test ``R >= 0.75`` (:func:`governance.stability.stability_at_least`)
   on the same points, which is what robust recourse runs on candidates;
 - ``robust``: robust recourse (``tau = 0.75``) for ``--robust`` denied applicants with the
@@ -15,8 +20,8 @@ For each thread count it measures:
   minimal-cost search alone.
 
 Usage:
-    .venv/bin/python bench/stability.py [--points 2000] [--robust 20] [--threads 1 2]
-        [--out bench/out]
+    .venv/bin/python bench/stability.py [--points 2000] [--plain 300] [--robust 20]
+        [--threads 1 2] [--out bench/out]
 
 Writes ``stability.json`` in ``--out`` and prints one line per measurement.
 """
@@ -35,6 +40,7 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import governance.stability as stability_module  # noqa: E402
 from governance.action_set import ActionSet  # noqa: E402
 from governance.costs import PercentileShiftCost  # noqa: E402
 from governance.data.synthetic import FAVOURABLE, SYNTHETIC_SCHEMA, generate_population  # noqa: E402
@@ -66,7 +72,7 @@ def timed(model: DecisionModel, fn):
 
 
 def run(threads: int, model: DecisionModel, train: np.ndarray, points: np.ndarray,
-        n_robust: int) -> list[dict]:
+        n_robust: int, n_plain: int) -> list[dict]:
     scale = feature_scale(SYNTHETIC_SCHEMA, train)
     rows = []
     with threadpool_limits(threads):
@@ -77,6 +83,21 @@ def run(threads: int, model: DecisionModel, train: np.ndarray, points: np.ndarra
                      "seconds": wall, "points_per_s": len(points) / wall,
                      "model_rows_per_s": n_rows / pred, "predict_share": pred / wall,
                      "mean_R": float(R.mean()), "share_R_ge_tau": float(np.mean(R >= TAU))})
+        if n_plain:
+            sub = points[:n_plain]
+            stability_module._REPLAY = False  # score every sample with the model
+            try:
+                R_plain, wall_p, pred, n_rows = timed(
+                    model, lambda: stability(model, sub, scale, k=K, sigma=SIGMA)
+                )
+            finally:
+                stability_module._REPLAY = True
+            rate = len(sub) / wall_p
+            rows.append({"what": "plain", "threads": threads, "points": len(sub),
+                         "seconds": wall_p, "points_per_s": rate,
+                         "model_rows_per_s": n_rows / pred, "predict_share": pred / wall_p,
+                         "speedup": rows[0]["points_per_s"] / rate,
+                         "bit_identical": bool(np.array_equal(R_plain, R[:n_plain]))})
         (passes, _), wall, pred, n_rows = timed(
             model, lambda: stability_at_least(model, points, scale, TAU, k=K, sigma=SIGMA)
         )
@@ -106,6 +127,7 @@ def run(threads: int, model: DecisionModel, train: np.ndarray, points: np.ndarra
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=2000)
+    ap.add_argument("--plain", type=int, default=300, help="points without replay; 0 skips")
     ap.add_argument("--robust", type=int, default=20, help="denied applicants; 0 skips")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
@@ -117,13 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     points = model.matrix(generate_population(args.points, seed=1, start_id=30_000_000))
     results = []
     for threads in args.threads:
-        for row in run(threads, model, train, points, args.robust):
+        for row in run(threads, model, train, points, args.robust, args.plain):
             results.append(row)
             print(
                 f"{row['what']:>9} threads={threads} n={row['points']}: "
                 f"{row['points_per_s']:.1f}/s, {row['seconds']:.1f} s, "
                 f"predict {row['predict_share']:.0%} at {row['model_rows_per_s']:,.0f} rows/s"
                 + (f", rows vs full {row['rows_vs_full']:.2f}" if "rows_vs_full" in row else "")
+                + (f", replay {row['speedup']:.1f}x faster, bit-identical {row['bit_identical']}"
+                   if row["what"] == "plain" else "")
                 + (f", cost +{row['mean_cost_increase']:.3f}" if row["what"] == "robust" else "")
             )
     args.out.mkdir(parents=True, exist_ok=True)

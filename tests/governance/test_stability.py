@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from threadpoolctl import threadpool_limits
 
 import governance.stability as stability_module
 from governance.exceptions import RobustnessError
@@ -10,6 +11,13 @@ from governance.hashing import row_seeds
 from governance.model import DecisionModel
 from governance.schema import FeatureSchema, FeatureSpec
 from governance.stability import feature_scale, stability, stability_at_least
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Model calls single-threaded: OpenMP threads crawl on a shared, busy machine."""
+    with threadpool_limits(1):
+        yield
 
 
 class Logistic:
@@ -266,8 +274,6 @@ TREE_PARAMS = {
 def _fitted(estimator, scale, favourable=1, n=300):
     """A recipe pipeline on float, unbounded float, int, bool and category features, the first
     rows as points (plus points on the bounds, and a duplicate), and the reference spreads."""
-    from threadpoolctl import threadpool_limits
-
     from governance.training import TrainingRecipe
 
     rng = np.random.default_rng(4)
@@ -282,10 +288,8 @@ def _fitted(estimator, scale, favourable=1, n=300):
     )
     y = (df["f"] - 0.4 * df["g"] + 0.1 * df["n"] + df["flag"] + (df["c"] == "b") > 6).astype(int)
     recipe = TrainingRecipe(estimator, TREE_PARAMS[estimator], scale_numeric=scale)
-    with threadpool_limits(1):  # OpenMP threads crawl on a busy machine
-        model = DecisionModel(
-            recipe.fit(TREE_SCHEMA, df, y.to_numpy()), TREE_SCHEMA, favourable_class=favourable
-        )
+    pipeline = recipe.fit(TREE_SCHEMA, df, y.to_numpy())
+    model = DecisionModel(pipeline, TREE_SCHEMA, favourable_class=favourable)
     X = model.matrix(df.iloc[:20])
     edges = np.array([[0.0, -9.0, 0, 1, 1], [10.0, 2.0, 40, 0, 2], [5.0, 0.0, 20, 1, 0]])
     return model, np.vstack([X, edges, X[:1]]), feature_scale(TREE_SCHEMA, df)
