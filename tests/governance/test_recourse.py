@@ -88,10 +88,27 @@ def test_greedy_fallback_issues_a_valid_recourse_when_the_budget_ends():
 def test_budget_exhausted_gives_undetermined():
     model, A, X, cost = _toy()
     model.estimator = Stub([1.0, 1.0], -6.5)  # nobody can reach 7
-    r = find_recourse(model, A, X[:1], cost, max_points=5)
+    r = find_recourse(model, A, X[:1], cost, max_points=5, prove_points=0)
     assert r.status.tolist() == ["undetermined"] and not r.complete[0]
     r = find_recourse(model, A, X[:1], cost)
     assert r.status.tolist() == ["fixed"] and r.complete[0]
+
+
+def test_a_small_budget_still_proves_fixed_and_minimal_recourse_in_small_exact_spaces():
+    model, A, X, cost = _toy()
+    model.estimator = Stub([1.0, 1.0], -6.5)  # nobody can reach 7
+    r = find_recourse(model, A, X[:1], cost, max_points=5)  # the proof searches on
+    assert r.status.tolist() == ["fixed"] and r.complete[0]
+    assert r.n_points[0] >= 11  # every point of A(x) but x itself was scored
+    # too large a space to prove: undetermined, never fixed
+    r = find_recourse(model, A, X[:1], cost, max_points=5, prove_points=6)
+    assert r.status.tolist() == ["undetermined"] and not r.complete[0]
+    # where a flip lies past the budget, the proof finds the cheapest one
+    model, A, X, cost = _toy()
+    full = find_recourse(model, A, X, cost)
+    small = find_recourse(model, A, X, cost, max_points=1)
+    assert small.status.tolist() == full.status.tolist()
+    np.testing.assert_array_equal(small.cost, full.cost)
 
 
 def test_float_features_are_never_fixed_by_a_grid_search_on_an_opaque_model():
