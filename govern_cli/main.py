@@ -466,8 +466,9 @@ def forget(
     defer: Annotated[
         bool,
         typer.Option(
-            help="Only record the request; the next nightly run (or `govern deletions --process`) "
-            "carries it out."
+            help="Only record the request (and tell a configured Prefect server, whose deletion "
+            "deployment then runs it); otherwise the next nightly run or `govern deletions "
+            "--process` carries it out."
         ),
     ] = False,
     dry_run: Annotated[bool, typer.Option(help="Retrain and check, but do not purge.")] = False,
@@ -504,10 +505,11 @@ def forget(
         f"deletion request {request_id} "
         f"{'recorded' if new else 'already open'}; due {due_date(received):%Y-%m-%d}"
     )
-    emitted = new and not defer and emit_deletion_requested(request_id, model)
-    if emitted:
-        console.print("emitted governance.deletion.requested: the deletion deployment runs on it")
-    if defer or emitted:
+    if defer:
+        # Processing now is the default: the person at the terminal sees the purge happen. A
+        # deferred request is announced so a served deletion deployment picks it up at once.
+        if new and emit_deletion_requested(request_id, model):
+            console.print("emitted governance.deletion.requested: the deletion deployment runs it")
         return
     summary = _run_deletions([request_id], dask_address, workers, purge=not dry_run)
     if as_json:

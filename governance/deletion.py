@@ -873,24 +873,68 @@ def _text_forms(needle: str | float) -> list[str]:
     return forms
 
 
-def _byte_patterns(needle: str | float) -> list[bytes]:
-    out = [f.encode("utf-8") for f in _text_forms(needle)]
-    if not isinstance(needle, str):
-        # Binary doubles: little-endian (NumPy, Parquet PLAIN) and big-endian (SQLite records).
-        out += [struct.pack("<d", float(needle)), struct.pack(">d", float(needle))]
-    return out
+def _number_regex(form: str) -> str:
+    # A number's text counts only as a whole number: 0.0675 is not inside 10.0675, -0.0675,
+    # 0.06751 or 0.0675e-3 (other people's values, which a plain substring search would find).
+    return rf"(?<![0-9.\-]){re.escape(form)}(?![0-9]|[eE][-+]?[0-9]|\.[0-9])"
 
 
-def _search_stream(chunks: Iterator[bytes], patterns: dict[bytes, int]) -> set[int]:
+def _byte_patterns(needle: str | float) -> list[bytes | re.Pattern[bytes]]:
+    """Exact byte strings (text needles, binary doubles) and, for numbers, bounded regexes."""
+    if isinstance(needle, str):
+        return [needle.encode("utf-8")]
+    out: list[bytes | re.Pattern[bytes]] = [
+        re.compile(_number_regex(f).encode("ascii")) for f in _text_forms(needle)
+    ]
+    # Binary doubles: little-endian (NumPy, Parquet PLAIN) and big-endian (SQLite records).
+    return out + [struct.pack("<d", float(needle)), struct.pack(">d", float(needle))]
+
+
+def contains_needle(text: str, needle: str | float) -> bool:
+    """Whether ``text`` holds the needle: a text needle anywhere, a number as a whole number.
+
+    Parameters
+    ----------
+    text : str
+    needle : str or float
+
+    Returns
+    -------
+    bool
+    """
+    if isinstance(needle, str):
+        return needle in text
+    return any(re.search(_number_regex(f), text) for f in _text_forms(needle))
+
+
+def _search_stream(
+    chunks: Iterator[bytes], patterns: dict[bytes | re.Pattern[bytes], int]
+) -> set[int]:
     found: set[int] = set()
-    keep = max((len(p) for p in patterns), default=1) - 1
+    # Keep enough of each block's end that a match cut by the block boundary, and the bytes
+    # that bound a number on either side, are seen whole in the next buffer.
+    keep = max((len(p.pattern if isinstance(p, re.Pattern) else p) for p in patterns), default=1)
+    keep += 8
     tail = b""
-    for chunk in chunks:
+    chunks = iter(chunks)
+    chunk = next(chunks, None)
+    while chunk is not None:
+        following = next(chunks, None)
         buf = tail + chunk
         for p, i in patterns.items():
-            if i not in found and p in buf:
-                found.add(i)
-        tail = buf[-keep:] if keep else b""
+            if i in found:
+                continue
+            if isinstance(p, bytes):
+                if p in buf:
+                    found.add(i)
+            else:
+                # A match touching the buffer's end may continue in the next block (0.0675|1):
+                # leave it to the next buffer, which holds it whole.
+                limit = len(buf) if following is None else len(buf) - 1
+                if any(m.end() <= limit for m in p.finditer(buf)):
+                    found.add(i)
+        tail = buf[-keep:]
+        chunk = following
     return found
 
 
@@ -916,8 +960,7 @@ def _cell_hits(values: list[Any], needles: Sequence[str | float], todo: set[int]
             continue
         if texts is None:
             texts = [str(v) for v in values if v is not None]
-        forms = _text_forms(n)
-        if any(f in t for t in texts for f in forms):
+        if any(contains_needle(t, n) for t in texts):
             found.add(i)
     return found
 
@@ -948,8 +991,16 @@ def _parquet_hits(path: Path, needles: Sequence[str | float], todo: set[int]) ->
                         found.add(i)
         elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
             for i in left:
-                if any(pc.any(pc.match_substring(col, f)).as_py() for f in _text_forms(needles[i])):
-                    found.add(i)
+                n = needles[i]
+                for f in _text_forms(n):
+                    # Arrow's substring search first; a number's hits then checked whole.
+                    hit = pc.match_substring(col, f)
+                    if not pc.any(hit).as_py():
+                        continue
+                    cells = pc.filter(col, hit).to_pylist()
+                    if any(contains_needle(t, n) for t in cells):
+                        found.add(i)
+                        break
         else:  # timestamps, booleans, nested values: compare their text
             found |= _cell_hits(
                 [None if v is None else str(v) for v in col.to_pylist()], needles, left
@@ -974,7 +1025,7 @@ def _sqlite_hits(path: Path, needles: Sequence[str | float], todo: set[int]) -> 
 
 
 def _scan_file(path: Path, needles: Sequence[str | float]) -> set[int]:
-    patterns: dict[bytes, int] = {}
+    patterns: dict[bytes | re.Pattern[bytes], int] = {}
     for i, n in enumerate(needles):
         for p in _byte_patterns(n):
             patterns.setdefault(p, i)
@@ -1022,13 +1073,14 @@ def scan_for_subject(
     Each file is searched twice over:
 
     - raw bytes, for the needle's text (UTF-8; numbers as ``repr`` and, when integral, without
-      ``.0``) and, for numbers, their 8-byte IEEE doubles in both byte orders. This finds
+      ``.0``, found only as whole numbers: ``0.0675`` is not found in ``0.06751`` or
+      ``10.0675``) and, for numbers, their 8-byte IEEE doubles in both byte orders. This finds
       JSON, CSV, logs, uncompressed Parquet pages, ``.npy`` arrays and rows that SQLite
       deleted but left in free pages (run ``VACUUM`` or ``PRAGMA secure_delete``);
     - decoded content: Parquet cells (every column), every table of a SQLite database through
       SQL (opened read-only), and the members of zip files (skops artifacts) as bytes. A text
       needle matches a cell whose text contains it; a number matches an equal numeric cell
-      or a text cell containing its text form.
+      or a text cell holding its text form as a whole number (:func:`contains_needle`).
 
     Symbolic links are not followed. Choose needles that only the subject holds
     (:func:`subject_needles`); a common value is found in everyone's rows.

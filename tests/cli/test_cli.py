@@ -113,3 +113,56 @@ def test_unreachable_database_is_a_one_line_error(ledger_home):
     assert "cannot reach the store" in result.stderr
     assert "topsecret" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_redeploy_check_exit_code_follows_the_gate(ledger_home):
+    common = [
+        "redeploy-check",
+        "credit-default",
+        "v2",
+        "--variants",
+        "0",
+        "--recent-days",
+        "100000",
+        "--window-months",
+        "1000",
+        "--workers",
+        "2",
+    ]
+    strict = govern(*common, "--gate", "0", home=ledger_home)
+    engine = sa.create_engine(f"sqlite:///{ledger_home / 'governance.db'}")
+    with engine.connect() as conn:
+        invalidated = conn.execute(sa.text("SELECT invalidated FROM deployment_checks")).scalar()
+    engine.dispose()
+    assert strict.returncode == (3 if invalidated else 0), strict.stdout + strict.stderr
+    if invalidated:
+        assert "gate failed" in strict.stderr and "Traceback" not in strict.stderr
+    lenient = govern(*common, "--gate", "1", home=ledger_home)
+    assert lenient.returncode == 0, lenient.stderr
+    assert "passed" in lenient.stdout
+
+
+def test_forget_purges_and_history_shows_the_tombstone(ledger_home):
+    engine = sa.create_engine(f"sqlite:///{ledger_home / 'governance.db'}")
+    with engine.connect() as conn:
+        subject = conn.execute(
+            sa.text("SELECT subject_id FROM decisions WHERE subject_id < 'S1' ORDER BY subject_id")
+        ).scalar()
+    engine.dispose()
+    result = govern(
+        "forget",
+        "--subject",
+        subject,
+        "--reason",
+        "Art. 17 request",
+        "--workers",
+        "2",
+        home=ledger_home,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "candidate" in result.stdout and "tombstone kept" in result.stdout
+    history = govern("history", "--subject", subject, "--json", home=ledger_home)
+    data = json.loads(history.stdout)
+    assert data["decisions"] == [] and len(data["tombstones"]) == 1
+    listed = json.loads(govern("deletions", "--json", home=ledger_home).stdout)
+    assert [r["status"] for r in listed] == ["purged"] and listed[0]["overdue"] is False

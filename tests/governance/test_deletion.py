@@ -17,6 +17,7 @@ from governance.decision_log import ParquetDecisionLog
 from governance.deletion import (
     HOLDOUT_KEY,
     CandidateVersion,
+    contains_needle,
     due_date,
     external_log_notice,
     load_or_create_salt,
@@ -408,6 +409,25 @@ def test_subject_needles_keeps_ids_and_values_only_the_subject_holds():
     assert subject_needles(frame, [SUBJECT]) == [SUBJECT, 73_210.75, "Marseille"]
     assert subject_needles(frame, [SUBJECT], min_chars=2) == [SUBJECT, 73_210.75, 88.0,
                                                              "Marseille"]
+
+
+def test_numbers_are_found_only_as_whole_numbers(tmp_path, monkeypatch):
+    import governance.deletion as deletion
+
+    # Other people's values that merely contain the subject's digits are not hits.
+    for text in ["0.06751", "10.0675", "-0.0675", "0.0675e-3", "[0.06752, 1.5]"]:
+        assert not contains_needle(text, 0.0675), text
+    for text in ["0.0675", '{"dti": 0.0675}', "0.0675,x", "a 0.0675e b"]:
+        assert contains_needle(text, 0.0675), text
+    assert contains_needle("88", 88.0) and not contains_needle("188.5", 88.0)
+    assert contains_needle("xS-1y", "S-1")  # text needles match anywhere
+    # In files too, even when the file is read in blocks that cut a number in two.
+    monkeypatch.setattr(deletion, "_SCAN_BLOCK", 7)
+    near = tmp_path / "near.json"
+    near.write_text('{"a": 0.067512, "b": 10.0675}')
+    exact = tmp_path / "exact.json"
+    exact.write_text('{"a": 1.25, "dti": 0.0675}')
+    assert scan_for_subject([near, exact], [0.0675]) == [(exact, "0.0675")]
 
 
 def test_scan_finds_planted_values_in_parquet_json_csv_sqlite_and_zip(tmp_path):

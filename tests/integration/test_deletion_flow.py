@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from governance.deletion import (
+    contains_needle,
     load_or_create_salt,
     scan_for_subject,
     subject_hash,
@@ -83,11 +84,7 @@ def _sql_hits(url: str, needles: list) -> list[tuple[str, str]]:
         for table in Base.metadata.sorted_tables:
             for row in conn.execute(sa.select(table)):
                 text = " ".join(str(v) for v in row)
-                hits += [
-                    (table.name, str(n))
-                    for n in needles
-                    if (str(n) if isinstance(n, str) else repr(n)) in text
-                ]
+                hits += [(table.name, str(n)) for n in needles if contains_needle(text, n)]
     engine.dispose()
     return hits
 
