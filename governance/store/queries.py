@@ -26,6 +26,9 @@ from governance.store.writes import _batches
 def decision_ids_recorded_elsewhere(session: Session, ids: Sequence[str], night: date) -> set[str]:
     """Those of ``ids`` the ledger already holds for a different decision date."""
     found: set[str] = set()
+    # An id holding NUL is never stored (validation quarantines it), and PostgreSQL refuses
+    # the whole query if one is sent: leave them out.
+    ids = [i for i in ids if "\x00" not in i]
     for batch in _batches(ids):
         found.update(
             session.scalars(

@@ -47,11 +47,12 @@ DAMAGE = {
     12: ("decision", "flip", "decision_matches_score_and_threshold"),
     13: ("subject_id", "S\x00NUL", "expect_column_values_to_not_match_regex"),
     14: ("model_name", "m\x00del", "model_version_is_registered"),
+    15: ("decision_id", "D\x00NUL", "expect_column_values_to_not_match_regex"),
 }
 
 
 def damaged_night(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, set[str]]]:
-    """The night with one kind of damage per row 0-14 (5 is 4's duplicate), hostile but valid
+    """The night with one kind of damage per row 0-15 (5 is 4's duplicate), hostile but valid
     ids on rows 20-26, and decided_at in New York time (harmless)."""
     log = frame.copy()
     for col in ("decision_id", "subject_id", "model_name", "model_version", "home_ownership"):
