@@ -36,6 +36,20 @@ DEMO_ROWS = 1_200
 
 
 @pytest.fixture(scope="session")
+def prefect_server() -> str:
+    """One Prefect test server for the whole session; its API URL.
+
+    Flows run in this process report to it, and `govern` subprocesses given the URL use it
+    instead of starting their own (which costs 15-25 s each here).
+    """
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="session")
 def pg_url() -> str:
     """A fresh PostgreSQL database for this test session, dropped at the end.
 

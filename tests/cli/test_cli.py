@@ -29,8 +29,13 @@ COMMANDS = [
 ]
 
 
-def govern(*args: str, home: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def govern(
+    *args: str, home: Path | None = None, server: str | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    """Run `govern`; flows start their own Prefect server unless given one's URL."""
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    if server:
+        env["PREFECT_API_URL"] = server
     cmd = [GOVERN, *args] + (["--home", str(home)] if home else [])
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -44,7 +49,8 @@ def test_every_command_has_help(command):
 
 @pytest.fixture(scope="module")
 def ledger_home(demo_home, tmp_path_factory):
-    """The small demo after one real `govern nightly` run (own Prefect server, LocalCluster)."""
+    """The small demo after one real `govern nightly` run (own Prefect server, LocalCluster),
+    as a user runs it; later flow commands share the session's server to save its start."""
     home = tmp_path_factory.mktemp("cli") / "home"
     shutil.copytree(demo_home, home)
     result = govern("nightly", "--date", DEMO_NIGHT.isoformat(), "--workers", "2", home=home)
@@ -115,7 +121,7 @@ def test_unreachable_database_is_a_one_line_error(ledger_home):
     assert "Traceback" not in result.stderr
 
 
-def test_redeploy_check_exit_code_follows_the_gate(ledger_home):
+def test_redeploy_check_exit_code_follows_the_gate(ledger_home, prefect_server):
     common = [
         "redeploy-check",
         "credit-default",
@@ -129,7 +135,7 @@ def test_redeploy_check_exit_code_follows_the_gate(ledger_home):
         "--workers",
         "2",
     ]
-    strict = govern(*common, "--gate", "0", home=ledger_home)
+    strict = govern(*common, "--gate", "0", home=ledger_home, server=prefect_server)
     engine = sa.create_engine(f"sqlite:///{ledger_home / 'governance.db'}")
     with engine.connect() as conn:
         invalidated = conn.execute(sa.text("SELECT invalidated FROM deployment_checks")).scalar()
@@ -137,12 +143,12 @@ def test_redeploy_check_exit_code_follows_the_gate(ledger_home):
     assert strict.returncode == (3 if invalidated else 0), strict.stdout + strict.stderr
     if invalidated:
         assert "gate failed" in strict.stderr and "Traceback" not in strict.stderr
-    lenient = govern(*common, "--gate", "1", home=ledger_home)
+    lenient = govern(*common, "--gate", "1", home=ledger_home, server=prefect_server)
     assert lenient.returncode == 0, lenient.stderr
     assert "passed" in lenient.stdout
 
 
-def test_forget_purges_and_history_shows_the_tombstone(ledger_home):
+def test_forget_purges_and_history_shows_the_tombstone(ledger_home, prefect_server):
     engine = sa.create_engine(f"sqlite:///{ledger_home / 'governance.db'}")
     with engine.connect() as conn:
         subject = conn.execute(
@@ -158,6 +164,7 @@ def test_forget_purges_and_history_shows_the_tombstone(ledger_home):
         "--workers",
         "2",
         home=ledger_home,
+        server=prefect_server,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "candidate" in result.stdout and "tombstone kept" in result.stdout

@@ -6,11 +6,9 @@ import pytest
 
 
 @pytest.fixture(scope="session", autouse=True)
-def prefect_backend():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+def prefect_backend(prefect_server):
+    """Every flow of these tests reports to the session's Prefect test server."""
+    return prefect_server
 
 
 @pytest.fixture(scope="session")

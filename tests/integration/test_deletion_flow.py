@@ -166,6 +166,7 @@ def test_forget_retrains_checks_purges_and_leaves_only_a_tombstone(dask_cluster,
             assert subject not in set(reg.training_frame("credit-default", version)["subject_id"])
 
 
+@pytest.mark.parametrize("setting", ["sqlite"], indirect=True)  # PostgreSQL: the test above
 def test_deferred_requests_have_due_dates_and_are_carried_out_by_the_nightly_run(
     run_nightly, setting
 ):

@@ -24,17 +24,9 @@ MODEL = "credit-default"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def prefect_backend():
-    """One Prefect test server for the session, shared with the integration tests' one if it
-    is already running."""
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    if PREFECT_API_URL.value():
-        yield PREFECT_API_URL.value()
-        return
-    with prefect_test_harness(server_startup_timeout=120):
-        yield PREFECT_API_URL.value()
+def prefect_backend(prefect_server):
+    """The session's Prefect test server (tests/conftest.py), shared with the other tests."""
+    return prefect_server
 
 
 @pytest.fixture(scope="session")
