@@ -50,9 +50,8 @@ def main() -> None:
         outer = time.perf_counter() - t
     c, s = summary["counts"], summary["timings"]
     n = c["pulled"]
-    inside = (
-        s["pull"] + s["validate"] + (s["explain"] + s["store"] + s.get("load", 0)) / args.workers
-    )
+    worker_s = s["explain"] + s.get("recourse", 0) + s["store"] + s.get("load", 0)
+    inside = s["pull"] + s["validate"] + worker_s / args.workers
     overhead = max(0.0, s["wall"] - inside)
 
     # Naive peer: one SHAP call per row, on the same model and explainer.
@@ -77,13 +76,18 @@ def main() -> None:
         f"\nnightly flow, {n:,} decisions, {c['chunks']} chunks, {args.workers} workers "
         f"({os.cpu_count()} cores)"
     )
+    print(
+        f"denied {c.get('denied', 0):,}: responsiveness, verification and recourse for each "
+        f"(recourse issued {c.get('recourse_issued', 'n/a')}, fixed {c.get('fixed', 'n/a')})"
+    )
     print(f"{'stage':<28}{'seconds':>10}{'decisions/s':>14}")
     rows = [
         ("pull", s["pull"], n),
         ("validate (Great Expectations)", s["validate"], n),
         ("explain (worker-seconds)", s["explain"], c["decisions"]),
+        ("recourse (worker-seconds)", s.get("recourse", 0), c["decisions"]),
         ("store (worker-seconds)", s["store"], c["decisions"]),
-        ("fan-out wall (explain+store)", s["fanout_wall"], c["decisions"]),
+        ("fan-out wall (all above)", s["fanout_wall"], c["decisions"]),
         ("flow wall", s["wall"], n),
     ]
     for name, sec, count in rows:
