@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import flows  # noqa: F401 - quiet Prefect defaults before it is imported
@@ -40,6 +42,7 @@ def seed_ledger(url: str, home: Path, n: int) -> None:
     X = model.matrix(people)
     names = model.schema.names
     x_after = [_human(model, row) for row in X]
+    codes = [row.tobytes() for row in np.ascontiguousarray(X, dtype="<f8")]
     stamps = datetime(2026, 11, 2, 12, tzinfo=UTC)
     with sessions.begin() as session:
         mv = writes.ensure_model_version(session, reg.manifest("credit-default", "v1"))
@@ -87,6 +90,9 @@ def seed_ledger(url: str, home: Path, n: int) -> None:
                         "complete": True,
                         "changes": [[{"feature": names[1], "from": 0, "to": 1}]] * len(ids[sl]),
                         "x_after": x_after[sl],
+                        # the binary copy the check reads (same layout as v2's schema)
+                        "x_codes": codes[sl],
+                        "layout_sha256": model.schema.layout_sha256,
                         "run_id": run,
                         "kind": "minimal",
                     }
@@ -96,12 +102,12 @@ def seed_ledger(url: str, home: Path, n: int) -> None:
 
 def core_path(url: str, home: Path) -> dict[str, float]:
     """Read, score and record every open recourse under v2 in this process."""
-    from flows.checks import _expand
     from governance.compare import revalidate
     from governance.registry import ModelRegistry
     from governance.store import init_store, session_factory, writes
     from governance.store.models import Base
     from governance.store.queries import open_recourse
+    from tasks.redeploy import promised_points
 
     reg = ModelRegistry(home / "registry")
     model = reg.load("credit-default", "v2")
@@ -114,8 +120,7 @@ def core_path(url: str, home: Path) -> dict[str, float]:
         issued = open_recourse(session, "credit-default", mv, datetime(2000, 1, 1, tzinfo=UTC))
     t["read"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    points = _expand(issued, "x_after", model.schema.names)
-    X = model.matrix(points)
+    X, _ = promised_points(model, issued, url)  # the binary copies, as the flow reads them
     t["decode"] = time.perf_counter() - t1
     model.stats.reset()
     t2 = time.perf_counter()
@@ -194,6 +199,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--stability-points", type=int, default=2_000)
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from governance.demo import prepare_demo
 
