@@ -87,8 +87,8 @@ Proof. A budget must not turn a provable "fixed" into "undetermined": people for
 nothing flipped within ``max_points`` (nor in the greedy ascent or the bound) and whose whole
 candidate space is exact and holds at most ``prove_points`` (:data:`PROVE_POINTS`) points
 are searched to the end, in the same cost order, so they end "fixed" or with a proven
-minimal recourse. Only the few people nothing helps pay for it (on German credit, one person
-in ten, with at most 1,728 points each).
+minimal recourse. Only people nothing flipped for pay for it; on German credit, where every
+actionable feature is discrete, this is what makes the verdicts match reachml's enumeration.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ from governance.reachable import (
 
 STATUSES = ("approved", "recourse", "fixed", "undetermined", "unaccepted")
 MAX_POINTS = 512  # default exact-search budget per person (see "Budget" above)
-PROVE_POINTS = 20_000  # enumerated to the end when nothing flipped (see "Budget" above)
+PROVE_POINTS = 20_000  # enumerated to the end when nothing flipped (see "Proof" above)
 _FIRST_BUDGET = 8
 _GROWTH = 4
 _MERGE_CELLS = 4_000_000  # floats held by one merge step of one group of people
