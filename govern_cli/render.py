@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -46,6 +47,11 @@ def progress(console: Console) -> Iterator[Progress]:
         yield bar
 
 
+def _e(v: Any) -> str:
+    """Data as literal text: an id holding "[/]" must print, not be read as Rich markup."""
+    return escape(str(v))
+
+
 def _fmt(v: Any) -> str:
     if v is None or (isinstance(v, float) and pd.isna(v)):
         return ""
@@ -53,7 +59,7 @@ def _fmt(v: Any) -> str:
         return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
     if isinstance(v, int):
         return f"{v:,}"
-    return str(v)
+    return _e(v)
 
 
 def frame_table(console: Console, frame: pd.DataFrame, title: str = "") -> None:
@@ -63,7 +69,7 @@ def frame_table(console: Console, frame: pd.DataFrame, title: str = "") -> None:
     table = Table(title=title, show_lines=False)
     for col in frame.columns:
         table.add_column(
-            str(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left"
+            _e(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left"
         )
     for row in frame.itertuples(index=False):
         table.add_row(*[_fmt(v) for v in row])
@@ -129,19 +135,20 @@ def history(
 ) -> None:
     for t in tombstones or []:
         console.print(
-            f"[bold]Erased[/] on request {t['request_id']} (received {t['received_at']:%Y-%m-%d},"
-            f" purged {t['purged_at']:%Y-%m-%d}): {t['decisions']} decision(s) and "
+            f"[bold]Erased[/] on request {_e(t['request_id'])} "
+            f"(received {t['received_at']:%Y-%m-%d}, purged {t['purged_at']:%Y-%m-%d}): "
+            f"{t['decisions']} decision(s) and "
             f"{t['ledger_rows']} ledger row(s) removed; only this tombstone remains."
         )
     if not records:
         if not tombstones:
-            console.print(f"No decisions recorded for subject {subject!r}.")
+            console.print(f"No decisions recorded for subject {_e(repr(subject))}.")
         return
-    console.print(f"[bold]Subject {subject}[/]: {len(records)} decision(s)")
+    console.print(f"[bold]Subject {_e(subject)}[/]: {len(records)} decision(s)")
     for r in records:
         console.print(
-            f"\n[bold]{r['decided_at']}[/]  {r['decision_id']}  model {r['model']} "
-            f"{r['model_version']} (sha256 {r['model_sha256'][:12]}…)  score {r['score']:.3f}  "
+            f"\n[bold]{r['decided_at']}[/]  {_e(r['decision_id'])}  model {_e(r['model'])} "
+            f"{_e(r['model_version'])} (sha256 {r['model_sha256'][:12]}…)  score {r['score']:.3f}  "
             f"[{'green' if r['decision'] == 'approved' else 'red'}]{r['decision']}[/]"
         )
         if r["reasons"]:
@@ -159,7 +166,7 @@ def reasons_table(console: Console, reasons: list[dict[str, Any]]) -> None:
         note = "" if mu is None else f"{mu:.2f}" + ("  (cannot help)" if mu == 0 else "")
         table.add_row(
             str(reason["rank"]),
-            reason["feature"],
+            _e(reason["feature"]),
             _fmt(reason["value"]),
             f"{reason['attribution']:+.3f}",
             note,
@@ -170,12 +177,12 @@ def reasons_table(console: Console, reasons: list[dict[str, Any]]) -> None:
 def recourse(console: Console, subject: str, records: list[dict[str, Any]]) -> None:
     """Each denied decision: reasons with responsiveness, the verdict and the recommended action."""
     if not records:
-        console.print(f"No denied decisions recorded for subject {subject!r}.")
+        console.print(f"No denied decisions recorded for subject {_e(repr(subject))}.")
         return
     for r in records:
         console.print(
-            f"\n[bold]{r['decided_at']}[/]  {r['decision_id']}  model {r['model']} "
-            f"{r['model_version']}  score {r['score']:.3f}  [red]denied[/]"
+            f"\n[bold]{r['decided_at']}[/]  {_e(r['decision_id'])}  model {_e(r['model'])} "
+            f"{_e(r['model_version'])}  score {r['score']:.3f}  [red]denied[/]"
         )
         if r["reasons"]:
             console.print("Reasons given (SHAP, strongest first) and their responsiveness:")
@@ -190,13 +197,15 @@ def recourse(console: Console, subject: str, records: list[dict[str, Any]]) -> N
             "undetermined": " — the search was cut short before finding an action",
         }.get(v["status"], "")
         console.print(
-            f"Verification under action set {aset['name']} v{aset['version']} "
+            f"Verification under action set {_e(aset['name'])} v{_e(aset['version'])} "
             f"({aset['sha256'][:12]}…): [bold]{v['status']}[/]{verdict}"
         )
         if v["all_reasons_unresponsive"]:
             console.print("  [yellow]none of the reasons given can lead to approval[/]")
         if r["responsive_ranking"]:
-            ranked = ", ".join(f"{x['feature']} ({x['mu']:.2f})" for x in r["responsive_ranking"])
+            ranked = ", ".join(
+                f"{_e(x['feature'])} ({x['mu']:.2f})" for x in r["responsive_ranking"]
+            )
             console.print(f"Most responsive features: {ranked}")
         rec = r.get("recourse")
         if rec:
@@ -206,7 +215,7 @@ def recourse(console: Console, subject: str, records: list[dict[str, Any]]) -> N
                 f"{rec['score_after']:.3f}, {proven}):"
             )
             for ch in rec["changes"]:
-                console.print(f"  • {ch['feature']}: {_fmt(ch['from'])} → {_fmt(ch['to'])}")
+                console.print(f"  • {_e(ch['feature'])}: {_fmt(ch['from'])} → {_fmt(ch['to'])}")
 
 
 def redeploy_summary(console: Console, summary: dict[str, Any]) -> None:
@@ -215,7 +224,7 @@ def redeploy_summary(console: Console, summary: dict[str, Any]) -> None:
     c = summary["counts"]
     rate = c.get("invalidation_rate")
     console.print(
-        f"\n[bold]Redeploy check {summary['model']} {summary['version']}[/]: "
+        f"\n[bold]Redeploy check {_e(summary['model'])} {_e(summary['version'])}[/]: "
         f"{c['invalidated']:,} of {c['recourses_checked']:,} issued recourses invalidated"
         + (f" ({rate:.1%})" if rate is not None else "")
         + f"; gate {c['gate']:.0%}: "
@@ -226,11 +235,13 @@ def redeploy_summary(console: Console, summary: dict[str, Any]) -> None:
         for col in ("feature", "recourses", "invalidated", "rate"):
             table.add_column(col, justify="left" if col == "feature" else "right")
         for f, v in list(c["invalidation_by_feature"].items())[:10]:
-            table.add_row(f, f"{v['recourses']:,}", f"{v['invalidated']:,}", f"{v['rate']:.1%}")
+            table.add_row(_e(f), f"{v['recourses']:,}", f"{v['invalidated']:,}", f"{v['rate']:.1%}")
         console.print(table)
     if c.get("invalidation_by_segment"):
-        parts = ", ".join(f"{k} {v['rate']:.1%}" for k, v in c["invalidation_by_segment"].items())
-        console.print(f"by {c['segment']}: {parts}")
+        parts = ", ".join(
+            f"{_e(k)} {v['rate']:.1%}" for k, v in c["invalidation_by_segment"].items()
+        )
+        console.print(f"by {_e(c['segment'])}: {parts}")
     if c.get("mean_forward_validity") is not None:
         console.print(
             f"forward validity (share of retrained variants approving), mean: "
@@ -251,7 +262,7 @@ def redeploy_summary(console: Console, summary: dict[str, Any]) -> None:
             f"{r.get('now_approved', 0):,}"
         )
     if c.get("recontact_subjects"):
-        sample = ", ".join(summary.get("recontact_sample", [])[:8])
+        sample = ", ".join(_e(s) for s in summary.get("recontact_sample", [])[:8])
         console.print(
             f"[yellow]{c['recontact_subjects']:,} applicants to re-contact[/] "
             f"(e.g. {sample}); all of them: SELECT * FROM v_recontact"
@@ -263,17 +274,17 @@ def deletion_summary(console: Console, summary: dict[str, Any]) -> None:
     if not summary.get("requests"):
         console.print("No open deletion requests.")
         return
-    console.print(f"[bold]Deletion requests[/] {', '.join(summary['requests'])}")
+    console.print(f"[bold]Deletion requests[/] {_e(', '.join(summary['requests']))}")
     for c in summary.get("checks", []):
         if c["candidate_version"] is None:
             console.print(
-                f"  {c['model_name']} {c['current_version']}: the subject is not in "
+                f"  {_e(c['model_name'])} {_e(c['current_version'])}: the subject is not in "
                 "its training data; no retraining needed"
             )
             continue
         console.print(
-            f"  {c['model_name']} {c['current_version']} → candidate "
-            f"{c['candidate_version']} (not deployed): {c['training_rows_removed']} training "
+            f"  {_e(c['model_name'])} {_e(c['current_version'])} → candidate "
+            f"{_e(c['candidate_version'])} (not deployed): {c['training_rows_removed']} training "
             f"row(s) removed; {c['invalidated']:,} of {c['recourses_checked']:,} recourses issued "
             f"to others would be invalidated; reasons change for {c['reasons_changed']:,} recent "
             f"denials, {c['became_fixed']:,} become fixed, {c['gained_recourse']:,} gain recourse"

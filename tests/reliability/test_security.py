@@ -199,11 +199,6 @@ def test_hostile_input_through_the_cli_is_data_not_sql(
     assert scalar(db_url, "SELECT COUNT(*) FROM decisions") > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in govern_cli/render.py: subject ids and other data are printed as Rich markup, "
-    "so an id holding '[/]' raises MarkupError (a traceback) instead of being printed",
-)
 def test_markup_in_a_subject_id_is_printed_as_text(small_home, tmp_path, capfd, cli_env):
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     code, out, err = run_govern(
