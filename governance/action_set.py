@@ -219,11 +219,11 @@ class ActionElement:
         if "name" not in d:
             raise ActionSetError("a feature entry is missing 'name'")
         kw = dict(d)
-        for key in ("step_lb", "step_ub", "step_size"):
-            if kw.get(key) is not None:
-                kw[key] = float(kw[key])
         kw["note"] = kw.get("note") or ""
         try:
+            for key in ("step_lb", "step_ub", "step_size"):
+                if kw.get(key) is not None:
+                    kw[key] = float(kw[key])  # a list or object here is malformed, not a crash
             el = cls(**kw)
         except (TypeError, ValueError) as exc:
             raise ActionSetError(f"malformed feature {d.get('name')!r}: {exc}") from exc

@@ -142,8 +142,15 @@ class DecisionModel:
             if spec.dtype == "category":
                 cols.append(rng.integers(0, len(spec.categories), n).astype(float))
             else:
-                lo = spec.min if spec.min is not None else -10.0
-                hi = spec.max if spec.max is not None else 10.0
+                lo, hi = spec.min, spec.max
+                lo = lo if lo is not None and np.isfinite(lo) else None
+                hi = hi if hi is not None and np.isfinite(hi) else None
+                # An open side spans 20 units from the other (a lower bound of 30 and no upper
+                # bound probes [30, 50]), else [-10, 10].
+                if lo is None:
+                    lo = hi - 20.0 if hi is not None else -10.0
+                if hi is None:
+                    hi = lo + 20.0
                 vals = rng.uniform(lo, hi, n)
                 cols.append(np.round(vals) if spec.dtype in ("int", "bool") else vals)
         return np.column_stack(cols)

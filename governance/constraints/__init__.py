@@ -36,7 +36,7 @@ def constraint_from_dict(d: Mapping[str, Any]) -> Constraint:
     if not isinstance(d, Mapping):
         raise ActionSetError(f"a constraint must be a JSON object; got {type(d).__name__}")
     kind = d.get("type")
-    if kind not in CONSTRAINT_TYPES:
+    if not isinstance(kind, str) or kind not in CONSTRAINT_TYPES:  # a list is not hashable
         raise ActionSetError(
             f"unknown constraint type {kind!r}; expected one of {', '.join(CONSTRAINT_TYPES)}"
         )

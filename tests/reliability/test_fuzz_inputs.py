@@ -313,14 +313,6 @@ def _action_set_doc() -> dict:
     return json.loads((ACTION_SETS / "synthetic_lending.json").read_text())
 
 
-def _known_action_set_bug(exc: BaseException) -> bool:
-    """The two bugs pinned by the strict xfail tests below; remove once they are fixed."""
-    text = str(exc)
-    return (isinstance(exc, TypeError) and "float() argument must be" in text) or (
-        isinstance(exc, TypeError) and "unhashable type" in text
-    )
-
-
 @FUZZ
 @given(doc=_mutations(_action_set_doc()))
 def test_fuzzed_action_sets_load_or_fail_with_one_clear_line(doc, tmp_path_factory):
@@ -335,16 +327,8 @@ def test_fuzzed_action_sets_load_or_fail_with_one_clear_line(doc, tmp_path_facto
         action_set.check_schema(SYNTHETIC_SCHEMA)
     except GovernanceError as exc:
         _one_line(exc)
-    except TypeError as exc:
-        if not _known_action_set_bug(exc):
-            raise
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in governance/action_set.py ActionElement.from_dict: step_lb/step_ub/step_size "
-    "are converted with float() outside the try, so a list or dict raises TypeError",
-)
 def test_a_non_numeric_step_bound_is_an_action_set_error():
     from governance.action_set import ActionElement
     from governance.exceptions import ActionSetError
@@ -354,11 +338,6 @@ def test_a_non_numeric_step_bound_is_an_action_set_error():
         ActionElement.from_dict(entry)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in governance/constraints/__init__.py constraint_from_dict: "
-    "`kind not in CONSTRAINT_TYPES` raises TypeError when 'type' is a list or object",
-)
 def test_a_constraint_type_that_is_not_text_is_an_action_set_error():
     from governance.constraints import constraint_from_dict
     from governance.exceptions import ActionSetError
@@ -420,11 +399,6 @@ def test_fuzzed_manifests_are_read_or_refused_with_one_clear_line(tiny_registry,
         path.write_text(original)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in governance/model.py DecisionModel._probe_rows: a feature with a lower bound "
-    "of 10 or more and no upper bound gives rng.uniform(lo, 10) with lo > 10, which raises",
-)
 def test_a_feature_bounded_only_from_below_can_be_scored():
     from governance.model import DecisionModel
     from governance.training import TrainingRecipe
