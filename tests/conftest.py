@@ -35,6 +35,19 @@ DEMO_NIGHT = date(2026, 11, 2)
 DEMO_ROWS = 1_200
 
 
+def reset_pg(url: str) -> None:
+    """Empty a test's PostgreSQL database (drop every table the previous test left) and forget
+    the engines the workers cached for it."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    from tasks import worker
+
+    worker.engine.cache_clear()
+    worker.sessions.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def prefect_server() -> str:
     """One Prefect test server for the whole session; its API URL.

@@ -19,7 +19,7 @@ from governance.deletion import (
 from governance.registry import ModelRegistry
 from governance.store import init_store, session_factory, writes
 from governance.store.models import Base
-from tests.conftest import DEMO_NIGHT
+from tests.conftest import DEMO_NIGHT, reset_pg
 
 
 def _read(url: str, sql: str, **params) -> pd.DataFrame:
@@ -55,14 +55,7 @@ def setting(request, run_nightly, demo_home, tmp_path):
         url = f"sqlite:///{tmp_path / 'ledger.db'}"
     else:
         url = request.getfixturevalue("pg_url")
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        engine.dispose()
-        from tasks import worker
-
-        worker.engine.cache_clear()
-        worker.sessions.cache_clear()
+        reset_pg(url)
     run_nightly(DEMO_NIGHT, home, url)
     return home, url, request.param
 

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from governance.store.models import Base
-from tests.conftest import DEMO_NIGHT, DEMO_ROWS
+from tests.conftest import DEMO_NIGHT, DEMO_ROWS, reset_pg
 
 RESULT_TABLES = [
     "decisions",
@@ -49,14 +49,7 @@ def db_url(request, tmp_path):
         return f"sqlite:///{tmp_path / 'ledger.db'}"
     base = request.getfixturevalue("pg_url")
     # One schema-free database per test: drop every table the previous test left.
-    engine = sa.create_engine(base)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
-    from tasks import worker
-
-    worker.engine.cache_clear()
-    worker.sessions.cache_clear()
+    reset_pg(base)
     return base
 
 

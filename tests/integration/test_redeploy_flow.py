@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from tests.conftest import DEMO_NIGHT
+from tests.conftest import DEMO_NIGHT, reset_pg
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,14 +35,7 @@ def ledger(request, run_nightly, demo_home, tmp_path):
         url = f"sqlite:///{tmp_path / 'ledger.db'}"
     else:
         url = request.getfixturevalue("pg_url")
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        engine.dispose()
-        from tasks import worker
-
-        worker.engine.cache_clear()
-        worker.sessions.cache_clear()
+        reset_pg(url)
     run_nightly(DEMO_NIGHT, demo_home, url)
     return url
 

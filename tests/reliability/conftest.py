@@ -5,15 +5,15 @@ clean run of each night to compare faulty runs with."""
 from __future__ import annotations
 
 import shutil
+import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from governance.decision_log import ParquetDecisionLog
-from tests.conftest import DEMO_NIGHT
+from tests.conftest import DEMO_NIGHT, reset_pg
 from tests.reliability.ledger import ledger_rows
 
 NIGHT = DEMO_NIGHT
@@ -79,17 +79,6 @@ def copy_home(home: Path, dest: Path) -> Path:
     return dest
 
 
-def _reset_pg(url: str) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
-    from tasks import worker
-
-    worker.engine.cache_clear()
-    worker.sessions.cache_clear()
-
-
 @pytest.fixture
 def make_db(request, tmp_path):
     """``make_db(kind)``: an empty ledger URL, SQLite (a new file) or PostgreSQL (the session
@@ -102,7 +91,7 @@ def make_db(request, tmp_path):
         if kind == "sqlite":
             return f"sqlite:///{tmp_path / f'ledger-{len(made)}.db'}"
         url = request.getfixturevalue("pg_url")
-        _reset_pg(url)
+        reset_pg(url)
         return url
 
     return make
@@ -155,3 +144,21 @@ def clean_ledger(nightly, small_home, make_db):
         return _CLEAN[key]
 
     return get
+
+
+def run_govern(args: list[str], capfd) -> tuple[int, str, str]:
+    """Run `govern` in this process (as its console script does) and return the exit code,
+    stdout and stderr captured at the file-descriptor level."""
+    from govern_cli.main import main
+
+    old = sys.argv
+    sys.argv = ["govern", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = old
+    out, err = capfd.readouterr()
+    return code, out, err

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from governance.decision_log import ParquetDecisionLog, read_night
 from governance.exceptions import DecisionLogError
-from tests.reliability.conftest import CHUNK_ROWS, NIGHT, copy_home
+from tests.reliability.conftest import CHUNK_ROWS, NIGHT, copy_home, run_govern
 from tests.reliability.ledger import column, scalar
 
 HOSTILE = [
@@ -190,24 +190,6 @@ def test_an_empty_partition_and_a_file_without_rows_are_an_empty_night(small_hom
 
 
 # -- the command line --------------------------------------------------------------------------
-def run_govern(args: list[str], capfd) -> tuple[int, str, str]:
-    """Run `govern` in this process (as its console script does) and return the exit code,
-    stdout and stderr captured at the file-descriptor level."""
-    from govern_cli.main import main
-
-    old = sys.argv
-    sys.argv = ["govern", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    out, err = capfd.readouterr()
-    return code, out, err
-
-
 GOVERN = str(Path(sys.executable).with_name("govern"))
 
 

@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from hypothesis import strategies as st
 
 from governance.exceptions import ArtifactHashMismatch, InvalidName, UntrustedArtifact
 from governance.registry import ModelRegistry, load_trusted
-from tests.reliability.conftest import CHUNK_ROWS, MODEL, NIGHT, NIGHT2, copy_home
+from tests.reliability.conftest import CHUNK_ROWS, MODEL, NIGHT, NIGHT2, copy_home, run_govern
 from tests.reliability.ledger import assert_same_ledger, column, ledger_rows, scalar, text_values
 
 HOSTILE = [
@@ -138,22 +137,6 @@ def test_a_link_out_of_the_registry_is_refused(small_home, tmp_path):
 
 
 # -- the command line with hostile input -------------------------------------------------------
-def run_govern(args: list[str], capfd) -> tuple[int, str, str]:
-    from govern_cli.main import main
-
-    old = sys.argv
-    sys.argv = ["govern", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    out, err = capfd.readouterr()
-    return code, out, err
-
-
 @pytest.fixture
 def cli_env(monkeypatch, prefect_backend, rel_cluster):
     monkeypatch.setenv("PREFECT_API_URL", prefect_backend)
