@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
 
 from prefect_dask import DaskTaskRunner
 
@@ -15,32 +13,9 @@ from governance.config import dask_address
 DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
-def _start_server() -> Any:
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()
-    server.start()
-    return server
-
-
-def start_prefect_api() -> Future | None:
-    """Start the local Prefect server in the background, for :func:`prefect_api` to use later.
-
-    Starting one takes 15-25 s; a command that has other work first (the demo's data) overlaps
-    the two. None when $PREFECT_API_URL names a server already.
-    """
-    if os.environ.get("PREFECT_API_URL"):
-        return None
-    pool = ThreadPoolExecutor(1, thread_name_prefix="prefect-server")
-    future = pool.submit(_start_server)
-    pool.shutdown(wait=False)
-    return future
-
-
 @contextmanager
-def prefect_api(started: Future | None = None) -> Iterator[str]:
-    """Use $PREFECT_API_URL if set; otherwise start one local Prefect server for this process
-    (or use the one ``started`` by :func:`start_prefect_api`).
+def prefect_api() -> Iterator[str]:
+    """Use $PREFECT_API_URL if set; otherwise start one local Prefect server for this process.
 
     Dask workers inherit the URL, so they report to the same server instead of each starting
     their own (Prefect's implicit ephemeral mode would start one per worker process).
@@ -49,9 +24,11 @@ def prefect_api(started: Future | None = None) -> Iterator[str]:
     if url:
         yield url
         return
+    from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    server = started.result() if started is not None else _start_server()
+    server = SubprocessASGIServer()
+    server.start()
     try:
         os.environ["PREFECT_API_URL"] = server.api_url
         with temporary_settings({PREFECT_API_URL: server.api_url}):

@@ -6,7 +6,6 @@ the core raises on purpose are printed as one line with a non-zero exit, never a
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -108,27 +107,16 @@ def demo(
 ) -> None:
     """Generate a synthetic lender, train and deploy model v1, and run the nightly flow on
     the last few nights."""
-    from flows.runtime import cluster, prefect_api, start_prefect_api
     from governance.demo import prepare_demo
 
     _env(home, db)
-    started = start_prefect_api()  # comes up while the data are made
-    try:
-        with render.steps(console, "Preparing the demo lender") as say:
-            setup = prepare_demo(home, days=days, rows_per_night=rows, progress=say)
-    except BaseException:
-        if started is not None:
-            with contextlib.suppress(Exception):
-                started.result().stop()
-        raise
+    with render.steps(console, "Preparing the demo lender") as say:
+        setup = prepare_demo(home, days=days, rows_per_night=rows, progress=say)
+    from flows.runtime import cluster, prefect_api
 
     summaries = []
     # One Prefect API and one Dask cluster for all nights: workers keep their loaded models.
-    with (
-        render.progress(console) as bar,
-        prefect_api(started),
-        cluster(dask_address, workers) as address,
-    ):
+    with render.progress(console) as bar, prefect_api(), cluster(dask_address, workers) as address:
         job = bar.add_task("Nightly governance runs", total=len(setup.nights))
         for night in setup.nights:
             bar.update(job, description=f"Nightly run for {night}")
