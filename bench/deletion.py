@@ -1,8 +1,8 @@
 """Benchmark of a deletion request: retrain without the subject, then the exact invalidation check.
 
-Issue 5, item 8: "time per request (retrain plus check) with 100,000 training rows and 10,000
-open recourses; the fragility search per recourse, approximate against exact (ratio), in the
-same run". Built on the pure core (:mod:`governance.deletion`), no store and no Prefect:
+Time per request (retrain plus check) with 100,000 training rows and 10,000 open recourses,
+and the fragility search per recourse, approximate against exact (ratio), in the same run.
+Built on the pure core (:mod:`governance.deletion`), no store and no Prefect:
 
 1. A registry in a temporary folder holds model ``v1`` trained on ``--n-train`` rows of the
    synthetic lending population (``governance.data.synthetic``, one row per subject), once per
@@ -54,26 +54,26 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import deletion_fragility  # noqa: E402
 
-from governance.action_set import ActionSet  # noqa: E402
-from governance.costs import PercentileShiftCost  # noqa: E402
 from governance.data.synthetic import (  # noqa: E402
     FAVOURABLE,
     LABEL,
     SYNTHETIC_SCHEMA,
     generate_population,
 )
-from governance.deletion import (  # noqa: E402
+from governance.deletion.purge import purge_training_files  # noqa: E402
+from governance.deletion.retrain import (  # noqa: E402
     next_candidate_version,
-    purge_training_files,
     recourse_validity,
     retrain_without,
 )
 from governance.demo import ACTION_SETS, DEMO_RECIPE  # noqa: E402
 from governance.hashing import sha256_file  # noqa: E402
-from governance.model import DecisionModel  # noqa: E402
-from governance.recourse import find_recourse  # noqa: E402
-from governance.registry import ModelRegistry, TrainingData  # noqa: E402
-from governance.training import TrainingRecipe  # noqa: E402
+from governance.recourse.action_set import ActionSet  # noqa: E402
+from governance.recourse.costs import PercentileShiftCost  # noqa: E402
+from governance.recourse.search import find_recourse  # noqa: E402
+from governance.registry.model import DecisionModel  # noqa: E402
+from governance.registry.model_registry import ModelRegistry, TrainingData  # noqa: E402
+from governance.registry.training import TrainingRecipe  # noqa: E402
 
 RECIPES = {
     "hgb": DEMO_RECIPE,

@@ -1,6 +1,6 @@
 """Benchmark of the worst-case deletion-fragility search: approximate against exact, same run.
 
-Issue 5, item 8 (fragility part): trains a seeded model on a synthetic lending population of
+Trains a seeded model on a synthetic lending population of
 ``--n-train`` rows, draws ``--n-recourse`` issued recourse points just above the threshold
 (score in [threshold, threshold + --width]), then
 
@@ -36,10 +36,10 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from governance.fragility import fragility  # noqa: E402
-from governance.model import DecisionModel  # noqa: E402
-from governance.schema import FeatureSchema  # noqa: E402
-from governance.training import TrainingRecipe  # noqa: E402
+from governance.deletion.fragility_search import fragility  # noqa: E402
+from governance.registry.model import DecisionModel  # noqa: E402
+from governance.registry.schema import FeatureSchema  # noqa: E402
+from governance.registry.training import TrainingRecipe  # noqa: E402
 
 RECIPES = {
     "lr": TrainingRecipe("logistic_regression", {"C": 1.0, "max_iter": 1000}, seed=0),

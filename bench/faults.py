@@ -1,5 +1,5 @@
 """Benchmark: a load of nights with fuzzed decision logs and injected faults, and what the ledger
-kept of them (issue 6, item 5).
+kept of them.
 
 A small demo lender is built once (``prepare_demo``: models v1 and v2, ``--nights`` consecutive
 nights; the demo's own damaged rows are dropped and the first ``--rows`` rows kept). Every night
@@ -198,8 +198,8 @@ def build_home(
 ) -> tuple[Path, dict[date, Any]]:
     """The demo registry with ``nights`` fuzzed logs; returns the home and, per night, the log
     as written, its fuzzed rows and its hostile-id rows."""
-    from governance.decision_log import ParquetDecisionLog
     from governance.demo import prepare_demo
+    from governance.intake.decision_log import ParquetDecisionLog
 
     home = work / "home"
     prepare_demo(home, rows_per_night=rows + rows // 50 + 20, nights=nights, train_rows=8_000,

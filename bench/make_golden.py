@@ -41,14 +41,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from governance.hashing import sha256_file  # noqa: E402
-from governance.model import DecisionModel  # noqa: E402
-from governance.schema import FeatureSchema  # noqa: E402
-from governance.training import TrainingRecipe  # noqa: E402
+from governance.registry.model import DecisionModel  # noqa: E402
+from governance.registry.schema import FeatureSchema  # noqa: E402
+from governance.registry.training import TrainingRecipe  # noqa: E402
 
 RUNNER = ROOT / "bench" / "reachml" / "runner.py"
 SETUP = ROOT / "bench" / "reachml" / "setup_env.sh"
 VENV_PY = ROOT / "bench" / ".reachml-venv" / "bin" / "python"
-ACTION_SET = ROOT / "governance" / "action_sets" / "german_credit.json"
+ACTION_SET = ROOT / "governance" / "recourse" / "action_sets" / "german_credit.json"
 CSV = "german_credit/german_processed_ustun2019.csv"
 SEED = 2338  # the fold seed of reachml's research scripts
 RECIPES = {
@@ -252,9 +252,9 @@ rerun the script (it needs `bench/reachml/setup_env.sh` and the German credit cs
   favourable class 1, threshold 0.5, schema).
 - Rows: {sample_text} (train and test alike; `rows.csv`, `row` = 0-based line index of the csv,
   bools as 0/1, `y` the true label).
-- Action set: `action_set.json`, a copy of `governance/action_sets/german_credit.json` at the
-  time of the run (German credit "complex_nD" of reachml's research code, adapted to this
-  encoding).
+- Action set: `action_set.json`, a copy of
+  `governance/recourse/action_sets/german_credit.json` at the time of the run (German credit
+  "complex_nD" of reachml's research code, adapted to this encoding).
 - reachml {vers['reachml']} (numpy {vers['numpy']}, pandas {vers['pandas']}, scikit-learn
   {vers['scikit-learn']}, cplex {vers['cplex']}, pyscipopt {vers['pyscipopt']}), run by
   `bench/reachml/runner.py --solver {GOLDEN['solver']} --semantics {GOLDEN['semantics']}`:

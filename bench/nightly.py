@@ -31,8 +31,8 @@ def main() -> None:
     from flows.nightly import nightly_governance
     from flows.runtime import prefect_api, task_runner
     from governance.demo import prepare_demo
-    from governance.explain import Explainer
-    from governance.registry import ModelRegistry
+    from governance.explain.explainer import Explainer
+    from governance.registry.model_registry import ModelRegistry
 
     home = args.home or Path(tempfile.mkdtemp(prefix="bench-nightly-"))
     night = date(2026, 11, 2)

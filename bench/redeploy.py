@@ -28,9 +28,9 @@ NIGHT = date(2026, 11, 2)
 
 def seed_ledger(url: str, home: Path, n: int) -> None:
     """Write n decisions and n recourses issued under v1 straight into the ledger."""
-    from governance.chunk import _human
+    from governance.chunk import human_values
     from governance.data.synthetic import generate_population
-    from governance.registry import ModelRegistry
+    from governance.registry.model_registry import ModelRegistry
     from governance.store import init_store, session_factory, writes
     from governance.store.models import Base
 
@@ -41,7 +41,7 @@ def seed_ledger(url: str, home: Path, n: int) -> None:
     people = generate_population(n, seed=77, start_id=20_000_000)
     X = model.matrix(people)
     names = model.schema.names
-    x_after = [_human(model, row) for row in X]
+    x_after = [human_values(model, row) for row in X]
     codes = [row.tobytes() for row in np.ascontiguousarray(X, dtype="<f8")]
     stamps = datetime(2026, 11, 2, 12, tzinfo=UTC)
     with sessions.begin() as session:
@@ -102,8 +102,8 @@ def seed_ledger(url: str, home: Path, n: int) -> None:
 
 def core_path(url: str, home: Path) -> dict[str, float]:
     """Read, score and record every open recourse under v2 in this process."""
-    from governance.compare import revalidate
-    from governance.registry import ModelRegistry
+    from governance.registry.model_registry import ModelRegistry
+    from governance.retraining.revalidation import revalidate
     from governance.store import init_store, session_factory, writes
     from governance.store.models import Base
     from governance.store.queries import open_recourse
@@ -177,8 +177,8 @@ def flow_path(url: str, home: Path, workers: int) -> dict[str, float]:
 
 
 def stability_rate(home: Path, n: int) -> dict[str, float]:
-    from governance.registry import ModelRegistry
-    from governance.stability import feature_scale, stability
+    from governance.registry.model_registry import ModelRegistry
+    from governance.retraining.stability_score import feature_scale, stability
 
     reg = ModelRegistry(home / "registry")
     model = reg.load("credit-default", "v1")

@@ -11,7 +11,7 @@ and prints one table:
     of entries equal to 1e-9) and of fixed flags (share of rows equal), fixed counts.
 
 reachml's time is its own per-person loop (scores + reachable-set enumeration), without process
-start-up or model loading. Aims (issue 3): identical verdicts, >= 50x faster per person, >= half
+start-up or model loading. Aims: identical verdicts, >= 50x faster per person, >= half
 of our wall time inside model calls.
 
 Usage:
@@ -42,13 +42,13 @@ import skops.io as sio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from governance.model import DecisionModel  # noqa: E402
-from governance.training import TrainingRecipe  # noqa: E402
+from governance.registry.model import DecisionModel  # noqa: E402
+from governance.registry.training import TrainingRecipe  # noqa: E402
 
 RUNNER = ROOT / "bench" / "reachml" / "runner.py"
 SETUP = ROOT / "bench" / "reachml" / "setup_env.sh"
 VENV_PY = ROOT / "bench" / ".reachml-venv" / "bin" / "python"
-ACTION_SETS = ROOT / "governance" / "action_sets"
+ACTION_SETS = ROOT / "governance" / "recourse" / "action_sets"
 SEED = 2338
 RECIPES = {
     "lr": TrainingRecipe("logistic_regression", {"C": 1.0, "max_iter": 5000}, seed=SEED),
@@ -116,10 +116,10 @@ def synthetic_case(kind: str, n_rows: int, n_train: int) -> Case:
 def run_ours(case: Case, n_samples: int, max_points: int, seed: int) -> dict:
     """Our scores and verdicts, timed, with the share of time inside the model's predict."""
     # imported by name: governance.recourse may not exist yet when this script is written
-    ActionSet = importlib.import_module("governance.action_set").ActionSet
-    PercentileShiftCost = importlib.import_module("governance.costs").PercentileShiftCost
-    find_recourse = importlib.import_module("governance.recourse").find_recourse
-    responsiveness = importlib.import_module("governance.responsiveness").responsiveness
+    ActionSet = importlib.import_module("governance.recourse.action_set").ActionSet
+    PercentileShiftCost = importlib.import_module("governance.recourse.costs").PercentileShiftCost
+    find_recourse = importlib.import_module("governance.recourse.search").find_recourse
+    responsiveness = importlib.import_module("governance.recourse.scoring").responsiveness
 
     A = ActionSet.from_json(case.action_set_path)
     cost = PercentileShiftCost.fit(case.reference, case.model.schema)
@@ -270,8 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     missing = []
-    for mod in ("governance.responsiveness", "governance.recourse", "governance.costs",
-                "governance.action_set"):
+    for mod in (
+        "governance.recourse.scoring",
+        "governance.recourse.search",
+        "governance.recourse.costs",
+        "governance.recourse.action_set",
+    ):
         try:
             importlib.import_module(mod)
         except ImportError as exc:

@@ -1,4 +1,4 @@
-"""Benchmark: stability scores per second for the demo model (issue 4, item 6).
+"""Benchmark: stability scores per second for the demo model.
 
 The demo model is rebuilt exactly as ``governance.demo.prepare_demo`` trains v1 (the
 synthetic population, seed 0, the first 50,000 of 60,000 rows, ``DEMO_RECIPE``: histogram
@@ -40,15 +40,15 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import governance.stability as stability_module  # noqa: E402
-from governance.action_set import ActionSet  # noqa: E402
-from governance.costs import PercentileShiftCost  # noqa: E402
+import governance.retraining.stability_score as stability_module  # noqa: E402
 from governance.data.synthetic import FAVOURABLE, SYNTHETIC_SCHEMA, generate_population  # noqa: E402
 from governance.demo import ACTION_SETS, DEMO_RECIPE  # noqa: E402
-from governance.model import DecisionModel  # noqa: E402
-from governance.recourse import find_recourse  # noqa: E402
-from governance.robust_recourse import robust_recourse  # noqa: E402
-from governance.stability import feature_scale, stability, stability_at_least  # noqa: E402
+from governance.recourse.action_set import ActionSet  # noqa: E402
+from governance.recourse.costs import PercentileShiftCost  # noqa: E402
+from governance.recourse.search import find_recourse  # noqa: E402
+from governance.registry.model import DecisionModel  # noqa: E402
+from governance.retraining.robust import robust_recourse  # noqa: E402
+from governance.retraining.stability_score import feature_scale, stability, stability_at_least  # noqa: E402
 
 K, SIGMA, TAU = 1000, 0.05, 0.75
 

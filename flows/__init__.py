@@ -1,4 +1,4 @@
-"""Prefect flows composing the tasks: nightly, on redeploy, on deletion requests, backfill.
+"""Prefect flows composing the tasks: nightly, on redeploy, on deletion requests, and fragility.
 
 Importing this package sets quiet, private defaults before Prefect reads its settings; an
 operator's environment always wins.

@@ -14,7 +14,7 @@ from tasks.worker import ModelRef
 CHECKED_COLUMNS = ["recourse_id", "valid", "score", "forward_validity", "alternative_valid"]
 
 
-def _expand(frame: pd.DataFrame, column: str, names: list[str]) -> pd.DataFrame:
+def expand_json(frame: pd.DataFrame, column: str, names: list[str]) -> pd.DataFrame:
     """Feature columns from a JSON column of dicts, keyed by recourse_id."""
     values = pd.DataFrame(list(frame[column]), index=frame.index)
     return pd.concat([frame[["recourse_id"]], values.reindex(columns=names)], axis=1)

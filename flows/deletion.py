@@ -7,24 +7,22 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from prefect import flow, get_run_logger
 
 from flows.checks import compare_denied, revalidate_issued
-from flows.redeploy import RETENTION_MONTHS, _months_ago
+from flows.redeploy import RETENTION_MONTHS, months_ago
 from flows.runtime import task_runner
 from governance import config
 from governance.exceptions import UnknownModelVersion
 from governance.hashing import sha256_bytes
-from governance.registry import ModelRegistry
-from governance.store import init_store, writes
+from governance.registry.model_registry import ModelRegistry
+from governance.store import deletions, init_store, writes
 from governance.store.engine import safe_url
-from governance.store.models import DeletionCheck, DeletionRequest, Tombstone
 from governance.store.purge import compact_sqlite, purge_subjects
 from governance.store.queries import open_recourse, recent_denied
 from tasks import worker
-from tasks.deletion import purge_files, retrain_candidate
-from tasks.ledger import close_run, open_run
+from tasks.deletion import erasure_notices, purge_files, retrain_candidate
+from tasks.ledger import close_run, error_line, open_run
 from tasks.worker import ModelRef
 
 
@@ -73,16 +71,7 @@ def process_deletions(
     init_store(db_url)
     sessions = worker.sessions(db_url)
     with sessions() as session:
-        stmt = sa.select(DeletionRequest)
-        if request_ids:
-            stmt = stmt.where(DeletionRequest.request_id.in_(request_ids))
-        else:
-            stmt = stmt.where(DeletionRequest.status.in_(("received", "failed")))
-        requests = [
-            r
-            for r in session.scalars(stmt.order_by(DeletionRequest.received_at))
-            if r.subject_id is not None
-        ]
+        requests = deletions.requests_to_process(session, request_ids)
     if not requests:
         return {"requests": 0}
     ids = sorted(r.request_id for r in requests)
@@ -142,19 +131,23 @@ def process_deletions(
         counts["invalidated"] = sum(c["invalidated"] for c in checks)
         counts["recourses_checked"] = sum(c["recourses_checked"] for c in checks)
         with sessions.begin() as session:
-            for request_id in ids:
-                session.execute(
-                    sa.delete(DeletionCheck).where(DeletionCheck.request_id == request_id)
-                )
-                for c in checks:
-                    session.add(DeletionCheck(request_id=request_id, run_id=run_id, **c))
-                req = session.get(DeletionRequest, request_id)
-                req.status, req.run_id = "checked", run_id
-                req.counts = writes._plain({"checks": checks})
+            deletions.record_checks(session, ids, checks, run_id)
 
         if purge:
             t = time.perf_counter()
-            counts["notices"] = _external_notices(requests, db_url, home)
+            counts["notices"] = erasure_notices(
+                [
+                    {
+                        "request_id": r.request_id,
+                        "subject_id": r.subject_id,
+                        "subject_hash": r.subject_hash,
+                        "received_at": r.received_at,
+                    }
+                    for r in requests
+                ],
+                db_url,
+                str(config.home(home)),
+            )
             log_root = config.decision_log_dir(home)
             erased_at = datetime.now(UTC)
             files = purge_files(
@@ -170,25 +163,12 @@ def process_deletions(
                 # read them earlier wait and then see the tombstones (erasure_guard).
                 writes.erasure_guard(session, exclusive=True)
                 removed = purge_subjects(session, subjects)
-                for request_id in ids:
-                    req = session.get(DeletionRequest, request_id)
-                    session.execute(sa.delete(Tombstone).where(Tombstone.request_id == request_id))
-                    session.add(
-                        Tombstone(
-                            request_id=request_id,
-                            subject_hash=req.subject_hash,
-                            received_at=req.received_at,
-                            purged_at=erased_at,
-                            counts=writes._plain(
-                                {
-                                    "ledger_rows": removed,
-                                    "files": files,
-                                    "candidates": counts["candidates"],
-                                }
-                            ),
-                        )
-                    )
-                    req.status, req.completed_at, req.subject_id = "purged", erased_at, None
+                deletions.record_tombstones(
+                    session,
+                    ids,
+                    {"ledger_rows": removed, "files": files, "candidates": counts["candidates"]},
+                    erased_at,
+                )
             compact_sqlite(worker.engine(db_url))
             counts["purged"] = {"ledger_rows": removed, "files": files}
             timings["purge"] = time.perf_counter() - t
@@ -210,12 +190,9 @@ def process_deletions(
         }
     except BaseException as exc:
         timings["wall"] = time.perf_counter() - t0
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        message = error_line(exc)
         with sessions.begin() as session:
-            for request_id in ids:
-                req = session.get(DeletionRequest, request_id)
-                if req.status != "purged":
-                    req.status, req.error = "failed", message
+            deletions.mark_failed(session, ids, message)
         close_run(db_url, run_id, "failed", {}, timings, error=message)
         raise
 
@@ -238,12 +215,13 @@ def _check_candidate(
     ref = ModelRef(str(registry.root), name, cand["version"], manifest.artifact_sha256)
     with worker.sessions(db_url).begin() as session:
         cand_id = writes.ensure_model_version(session, manifest)
-        issued = open_recourse(session, name, cand_id, _months_ago(window_months))
+        issued = open_recourse(session, name, cand_id, months_ago(window_months))
         denied = recent_denied(
             session, name, cand_id, datetime.now(UTC) - timedelta(days=recent_days)
         )
+        theirs = deletions.decision_ids_of_subjects(session, subjects)
     issued = issued[~issued["subject_id"].isin(subjects)]
-    denied = denied[~denied["decision_id"].isin(_subject_decisions(db_url, subjects))]
+    denied = denied[~denied["decision_id"].isin(theirs)]
     names = manifest.schema.names
     checked = revalidate_issued(issued, ref, cand_id, run_id, db_url)
     compared = compare_denied(
@@ -263,50 +241,3 @@ def _check_candidate(
         "became_fixed": compared.get("became_fixed", 0),
         "gained_recourse": compared.get("gained_recourse", 0),
     }
-
-
-def _subject_decisions(db_url: str, subjects: list[str]) -> set[str]:
-    from governance.store.models import Decision
-    from governance.store.purge import _select_in
-
-    with worker.sessions(db_url)() as session:
-        return set(_select_in(session, Decision.decision_id, Decision.subject_id, subjects))
-
-
-def _external_notices(requests: list[DeletionRequest], db_url: str, home: str | None) -> int:
-    """For decision logs we read but do not own (SQL tables), write the list of rows their
-    owner must erase, naming the subject only by salted hash. Returns notices written."""
-    import json
-
-    from governance.deletion import external_log_notice
-    from governance.store.models import Decision, Run
-
-    folder = config.home(home) / "erasure-notices"
-    written = 0
-    with worker.sessions(db_url)() as session:
-        for req in requests:
-            rows = session.execute(
-                sa.select(Decision.decision_id, Run.parameters)
-                .join(Run, Run.id == Decision.run_id)
-                .where(Decision.subject_id == req.subject_id)
-            ).all()
-            by_log: dict[str, list[str]] = {}
-            for decision_id, params in rows:
-                log = str((params or {}).get("log", ""))
-                if log.startswith("sql:"):  # Parquet logs we own are rewritten instead
-                    by_log.setdefault(log, []).append(decision_id)
-            for log, ids in sorted(by_log.items()):
-                notice = external_log_notice(
-                    log,
-                    req.subject_hash,
-                    ids,
-                    request_id=req.request_id,
-                    received_at=req.received_at
-                    if req.received_at.tzinfo
-                    else req.received_at.replace(tzinfo=UTC),
-                )
-                folder.mkdir(parents=True, exist_ok=True)
-                path = folder / f"{req.request_id}-{written}.json"
-                path.write_text(json.dumps(notice, indent=1) + "\n")
-                written += 1
-    return written

@@ -8,16 +8,16 @@ from typing import Any
 import pandas as pd
 from prefect import flow
 
-from flows.checks import _expand
+from flows.checks import expand_json
 from flows.runtime import task_runner
 from governance import config
-from governance.registry import ModelRegistry
+from governance.registry.model_registry import ModelRegistry
 from governance.store import init_store, writes
 from governance.store.engine import safe_url
 from governance.store.queries import issued_under
 from tasks import worker
 from tasks.deletion import fragility_chunk
-from tasks.ledger import close_run, open_run
+from tasks.ledger import close_run, error_line, open_run
 from tasks.worker import ModelRef
 
 
@@ -60,7 +60,7 @@ def fragility_scan(
         with worker.sessions(db_url).begin() as session:
             mv_id = writes.ensure_model_version(session, manifest)
             issued = issued_under(session, mv_id, limit)
-        points = _expand(issued, "x_after", manifest.schema.names) if len(issued) else issued
+        points = expand_json(issued, "x_after", manifest.schema.names) if len(issued) else issued
         chunks = [
             points.iloc[i : i + chunk_rows].reset_index(drop=True)
             for i in range(0, len(points), chunk_rows)
@@ -97,6 +97,6 @@ def fragility_scan(
             "failed",
             {},
             {"wall": time.perf_counter() - t0},
-            error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
+            error=error_line(exc),
         )
         raise

@@ -12,12 +12,12 @@ from prefect import flow, get_run_logger
 from flows.runtime import task_runner
 from governance import config
 from governance.chunk import chunk_sha256
-from governance.decision_log import ID, MODEL_NAME, MODEL_VERSION
-from governance.metrics import recourse_metrics
+from governance.explain.metrics import recourse_metrics
+from governance.intake.decision_log import ID, MODEL_NAME, MODEL_VERSION
 from governance.store import init_store
 from governance.store.engine import safe_url
 from tasks.explain import explain_chunk
-from tasks.ledger import close_run, open_run
+from tasks.ledger import close_run, error_line, open_run
 from tasks.pull import pull, source_for
 from tasks.validate import validate
 from tasks.worker import ModelRef
@@ -209,7 +209,7 @@ def nightly_governance(
         }
     except BaseException as exc:
         timings["wall"] = time.perf_counter() - t0
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        message = error_line(exc)
         close_run(db_url, run_id, "failed", {}, timings, error=message)
         raise
 
@@ -223,6 +223,21 @@ def close_totals(db_url: str, run_id: int) -> dict[str, int]:
         return chunk_totals(session, run_id)
 
 
+def _deferred_deletions(home: str | None, db: str | None) -> dict[str, Any]:
+    """Carry out open deletion requests as a subflow on the same cluster, if there are any."""
+    from flows.deletion import process_deletions
+    from flows.runtime import same_cluster
+    from governance.store.deletions import pending_requests
+    from tasks import worker
+
+    with worker.sessions(config.db_url(db, home))() as session:
+        pending = pending_requests(session)
+    if not pending:
+        return {"requests": 0}
+    result = process_deletions.with_options(task_runner=same_cluster())(home=home, db=db)
+    return {"requests": len(result.get("requests", [])), "run_id": result.get("run_id")}
+
+
 if __name__ == "__main__":
     import sys
 
@@ -230,24 +245,3 @@ if __name__ == "__main__":
 
     with prefect_api():
         print(nightly_governance(date.fromisoformat(sys.argv[1])))
-
-
-def _deferred_deletions(home: str | None, db: str | None) -> dict[str, Any]:
-    """Carry out open deletion requests as a subflow on the same cluster, if there are any."""
-    import sqlalchemy as sa
-
-    from flows.deletion import process_deletions
-    from flows.runtime import same_cluster
-    from governance.store.models import DeletionRequest
-    from tasks import worker
-
-    with worker.sessions(config.db_url(db, home))() as session:
-        pending = session.scalar(
-            sa.select(sa.func.count())
-            .select_from(DeletionRequest)
-            .where(DeletionRequest.status.in_(("received", "failed")))
-        )
-    if not pending:
-        return {"requests": 0}
-    result = process_deletions.with_options(task_runner=same_cluster())(home=home, db=db)
-    return {"requests": len(result.get("requests", [])), "run_id": result.get("run_id")}

@@ -6,21 +6,20 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger
 
 from flows.checks import compare_denied, revalidate_issued
 from flows.runtime import task_runner
 from governance import config
-from governance.calibration import calibration_table
-from governance.registry import ModelRegistry
+from governance.registry.model_registry import ModelRegistry
+from governance.retraining.calibration import calibration_table
 from governance.store import init_store, writes
+from governance.store.checks import record_deployment_check
 from governance.store.engine import safe_url
-from governance.store.models import Base
 from governance.store.queries import open_recourse, recent_denied
 from tasks import worker
-from tasks.ledger import close_run, open_run
+from tasks.ledger import close_run, error_line, open_run
 from tasks.redeploy import fit_variant_task
 from tasks.worker import ModelRef
 
@@ -28,7 +27,7 @@ RETENTION_MONTHS = 25  # Reg B keeps adverse-action records 25 months
 DEFAULT_GATE = 0.10
 
 
-def _months_ago(months: int) -> datetime:
+def months_ago(months: int) -> datetime:
     return datetime.now(UTC) - timedelta(days=round(months * 30.4375))
 
 
@@ -138,7 +137,7 @@ def redeploy_check(
     try:
         with worker.sessions(db_url).begin() as session:
             new_id = writes.ensure_model_version(session, manifest)
-            issued = open_recourse(session, model, new_id, _months_ago(window_months))
+            issued = open_recourse(session, model, new_id, months_ago(window_months))
             denied = recent_denied(
                 session, model, new_id, datetime.now(UTC) - timedelta(days=recent_days)
             )
@@ -189,53 +188,20 @@ def redeploy_check(
         rate = summary["invalidation_rate"]
         passed = rate is None or rate <= gate
         with worker.sessions(db_url).begin() as session:
-            tables = Base.metadata.tables
-            session.execute(
-                tables["calibration_bins"]
-                .delete()
-                .where(tables["calibration_bins"].c.run_id == run_id)
-            )
-            session.execute(
-                tables["deployment_checks"]
-                .delete()
-                .where(tables["deployment_checks"].c.run_id == run_id)
-            )
-            if len(table):
-                writes.bulk_insert(
-                    session,
-                    tables["calibration_bins"],
-                    pd.DataFrame(
-                        {
-                            "run_id": run_id,
-                            "bin": np.arange(len(table)),
-                            "lower": table["lo"],
-                            "upper": table["hi"],
-                            "n": table["n"],
-                            "mean_stability": table["mean_R"],
-                            "realised_validity": table["validity"],
-                            "ci_low": table["ci_low"],
-                            "ci_high": table["ci_high"],
-                        }
-                    ),
-                )
-            writes.bulk_insert(
+            record_deployment_check(
                 session,
-                tables["deployment_checks"],
-                pd.DataFrame(
-                    [
-                        {
-                            "run_id": run_id,
-                            "model_name": model,
-                            "new_version": version,
-                            "recourses_checked": summary["recourses_checked"],
-                            "invalidated": summary["invalidated"],
-                            "invalidation_rate": rate,
-                            "gate": gate,
-                            "passed": passed,
-                            "checked_at": writes.now(),
-                        }
-                    ]
-                ),
+                run_id,
+                {
+                    "model_name": model,
+                    "new_version": version,
+                    "recourses_checked": summary["recourses_checked"],
+                    "invalidated": summary["invalidated"],
+                    "invalidation_rate": rate,
+                    "gate": gate,
+                    "passed": passed,
+                    "checked_at": writes.now(),
+                },
+                table,
             )
         summary.update(
             gate=gate, passed=passed, calibration=table.to_dict("records") if len(table) else []
@@ -265,6 +231,6 @@ def redeploy_check(
             "failed",
             {},
             timings,
-            error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
+            error=error_line(exc),
         )
         raise

@@ -15,17 +15,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from governance.action_set import ActionSet
-from governance.compare import positions, reason_agreement, verdict_changes
-from governance.costs import Cost
-from governance.decision_log import DECIDED_AT, DECISION, DENIED, ID, SCORE, SUBJECT
-from governance.explain import TOP_K, Explainer, Explanation, top_reasons
+from governance.explain.compare import positions, reason_agreement, verdict_changes
+from governance.explain.explainer import TOP_K, Explainer, Explanation, top_reasons
 from governance.hashing import sha256_bytes
-from governance.model import DecisionModel
-from governance.recourse import MAX_POINTS, RecourseResult, find_recourse
-from governance.responsiveness import responsiveness
-from governance.robust_recourse import robust_recourse
-from governance.stability import stability
+from governance.intake.decision_log import DECIDED_AT, DECISION, DENIED, ID, SCORE, SUBJECT
+from governance.recourse.action_set import ActionSet
+from governance.recourse.costs import Cost
+from governance.recourse.scoring import responsiveness
+from governance.recourse.search import MAX_POINTS, RecourseResult, find_recourse
+from governance.registry.model import DecisionModel
+from governance.retraining.robust import robust_recourse
+from governance.retraining.stability_score import stability
 
 SCORE_TOLERANCE = 1e-6  # logged vs recomputed score; larger gaps mean the log names the wrong model
 
@@ -147,7 +147,7 @@ class RecourseSetup:
     n_samples: int = 500
     seed: int = 0
     max_points: int = MAX_POINTS
-    # issue 4: stability of issued recourse (Hamman et al.) and the robust-recourse option
+    # stability of issued recourse (Hamman et al.) and the robust-recourse option
     scale: np.ndarray | None = None
     stability_k: int = 1000
     stability_sigma: float = 0.05
@@ -161,7 +161,7 @@ def _issued_rows(
     names = model.schema.names
     changes, points = [], []
     for i in rows:
-        before, after = _human(model, X[i]), _human(model, rec.x_after[i])
+        before, after = human_values(model, X[i]), human_values(model, rec.x_after[i])
         changed = np.nonzero(rec.action[i] != 0)[0]
         changes.append(
             [
@@ -173,7 +173,7 @@ def _issued_rows(
     return changes, points
 
 
-def _human(model: DecisionModel, row: np.ndarray) -> dict[str, Any]:
+def human_values(model: DecisionModel, row: np.ndarray) -> dict[str, Any]:
     """A code-matrix row as feature values a person reads (category names, ints as ints)."""
     out: dict[str, Any] = {}
     for spec, v in zip(model.schema, row, strict=True):

@@ -18,18 +18,14 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 
 from governance import config
 from governance.data.synthetic import FAVOURABLE, LABEL, SYNTHETIC_SCHEMA, generate_population
-from governance.decision_log import (
-    DECIDED_AT,
-    ID,
-    ParquetDecisionLog,
-    make_decisions,
-)
 from governance.hashing import sha256_file
-from governance.registry import ModelRegistry, TrainingData
-from governance.training import TrainingRecipe
+from governance.intake.decision_log import DECIDED_AT, ID, ParquetDecisionLog, make_decisions
+from governance.recourse.action_set import BUNDLED
+from governance.registry.model_registry import ModelRegistry, TrainingData
+from governance.registry.training import TrainingRecipe
 
 MODEL_NAME = "credit-default"
-ACTION_SETS = Path(__file__).resolve().parent / "action_sets"
+ACTION_SETS = BUNDLED
 DEMO_RECIPE = TrainingRecipe(
     estimator="hist_gradient_boosting",
     # Small trees keep every model call (SHAP, recourse search, stability) cheap; on this
@@ -80,7 +76,7 @@ def train_model(
     estimator = recipe.fit(SYNTHETIC_SCHEMA, train, train[recipe.label].to_numpy())
     metrics = {}
     if test is not None and len(test):
-        from governance.model import DecisionModel
+        from governance.registry.model import DecisionModel
 
         model = DecisionModel(estimator, SYNTHETIC_SCHEMA, FAVOURABLE, threshold)
         p = model.score(test)

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from governance.decision_log import ParquetDecisionLog
-from governance.deletion import (
+from governance.deletion.fragility_search import fragility
+from governance.deletion.purge import (
     ErasureRecord,
-    next_candidate_version,
+    external_log_notice,
     purge_decision_logs,
     purge_training_files,
-    retrain_without,
 )
-from governance.fragility import fragility
-from governance.registry import ModelRegistry
-from governance.store import writes
-from governance.store.models import Base, IssuedRecourse
+from governance.deletion.retrain import next_candidate_version, retrain_without
+from governance.intake.decision_log import ParquetDecisionLog
+from governance.registry.model_registry import ModelRegistry
+from governance.store import deletions, writes
+from governance.store.models import Base
 from tasks import worker
 from tasks.worker import ModelRef
 
@@ -81,6 +83,37 @@ def purge_files(
     }
 
 
+@task(name="erasure-notices", cache_policy=NO_CACHE, retries=1)
+def erasure_notices(requests: list[dict[str, Any]], db_url: str, home: str) -> int:
+    """For decision logs we read but do not own (SQL tables), write the list of rows their
+    owner must erase, naming the subject only by salted hash. Returns notices written.
+
+    ``requests``: request_id, subject_id, subject_hash and received_at of each request.
+    """
+    folder = Path(home) / "erasure-notices"
+    written = 0
+    with worker.sessions(db_url)() as session:
+        for req in requests:
+            by_log = deletions.subject_decisions_by_log(session, req["subject_id"])
+            received = req["received_at"]
+            if received.tzinfo is None:
+                received = received.replace(tzinfo=UTC)
+            # Parquet logs we own are rewritten instead; SQL tables belong to someone else.
+            for log, ids in sorted((k, v) for k, v in by_log.items() if k.startswith("sql:")):
+                notice = external_log_notice(
+                    log,
+                    req["subject_hash"],
+                    ids,
+                    request_id=req["request_id"],
+                    received_at=received,
+                )
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / f"{req['request_id']}-{written}.json"
+                path.write_text(json.dumps(notice, indent=1) + "\n")
+                written += 1
+    return written
+
+
 @task(name="fragility-chunk", cache_policy=NO_CACHE, retries=1)
 def fragility_chunk(
     points: pd.DataFrame,
@@ -120,15 +153,10 @@ def fragility_chunk(
         }
     )
     with worker.sessions(db_url).begin() as session:
-        writes.erasure_guard(session)
-        kept = writes.existing(session, IssuedRecourse.recourse_id, rows["recourse_id"].tolist())
-        rows = rows.loc[rows["recourse_id"].isin(kept)]
-        writes.replace_keyed(
+        rows = writes.replace_recourse_rows(
             session,
             Base.metadata.tables["recourse_fragility"],
             rows,
-            key="recourse_id",
-            values=rows["recourse_id"].tolist(),
             model_version_id=model_version_id,
         )
     ks = result.k

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from sqlalchemy.orm import Session
 
 from governance.chunk import RecourseSetup, drop_decisions
 from governance.chunk import explain_chunk as explain_rows
@@ -23,6 +24,27 @@ RECOURSE_OPTIONS = (
     "stability_sigma",
     "robust_tau",
 )
+
+
+def recourse_setup(
+    session: Session, ref: ModelRef, model_version_id: int, options: dict[str, Any]
+) -> RecourseSetup | None:
+    """The version's action set, cost and settings for the recourse stages, with their ledger
+    ids; None when ``options["recourse"]`` is off or the version has no action set."""
+    inputs = worker.recourse_inputs(ref) if options.get("recourse", True) else None
+    if inputs is None:
+        return None
+    action_set, cost, scale = inputs
+    return RecourseSetup(
+        action_set,
+        cost,
+        action_set_id=writes.ensure_action_set(
+            session, model_version_id, action_set.to_dict(), action_set.sha256
+        ),
+        cost_model_id=writes.ensure_cost_model(session, cost.kind, cost.to_dict(), cost.sha256),
+        scale=scale if options.get("stability", True) else None,
+        **{k: options[k] for k in RECOURSE_OPTIONS if options.get(k) is not None},
+    )
 
 
 @task(name="explain-chunk", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
@@ -47,27 +69,12 @@ def explain_chunk(
     t0 = time.perf_counter()
     model = worker.model(ref)
     explainer = worker.explainer(ref)
-    inputs = worker.recourse_inputs(ref) if options.get("recourse", True) else None
     sessions = worker.sessions(db_url)
-    setup = None
     with sessions.begin() as session:
         explainer_id = writes.ensure_explainer(
             session, model_version_id, explainer.config.to_dict()
         )
-        if inputs is not None:
-            action_set, cost, scale = inputs
-            setup = RecourseSetup(
-                action_set,
-                cost,
-                action_set_id=writes.ensure_action_set(
-                    session, model_version_id, action_set.to_dict(), action_set.sha256
-                ),
-                cost_model_id=writes.ensure_cost_model(
-                    session, cost.kind, cost.to_dict(), cost.sha256
-                ),
-                scale=scale if options.get("stability", True) else None,
-                **{k: options[k] for k in RECOURSE_OPTIONS if options.get(k) is not None},
-            )
+        setup = recourse_setup(session, ref, model_version_id, options)
     t_load = time.perf_counter() - t0
     result = explain_rows(
         chunk,

@@ -43,6 +43,12 @@ def open_run(
         return {"run_id": run.id, "run_key": key, "attempt": run.attempts, "done": done}
 
 
+def error_line(exc: BaseException) -> str:
+    """A failure as the ledger records it: exception type and first line, at most 500
+    characters (tracebacks stay in the logs)."""
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+
+
 @task(name="close-run", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def close_run(
     db_url: str,

@@ -9,7 +9,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from governance.decision_log import ParquetDecisionLog, SqlDecisionLog, read_night
+from governance.intake.decision_log import ParquetDecisionLog, SqlDecisionLog, read_night
 
 
 def source_for(log: str, db_url: str) -> ParquetDecisionLog | SqlDecisionLog:

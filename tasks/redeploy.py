@@ -10,16 +10,16 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from governance.chunk import RecourseSetup, comparison_rows, drop_decisions
-from governance.compare import revalidate
-from governance.model import DecisionModel
-from governance.registry import ModelRegistry
+from governance.chunk import comparison_rows, drop_decisions
+from governance.registry.model import DecisionModel
+from governance.registry.model_registry import ModelRegistry
+from governance.retraining.revalidation import revalidate
+from governance.retraining.variants import fit_variant, forward_validity
 from governance.store import writes
-from governance.store.models import Base, Decision, IssuedRecourse
+from governance.store.models import Base, Decision
 from governance.store.queries import old_results, recourse_points
-from governance.variants import fit_variant, forward_validity
 from tasks import worker
-from tasks.explain import RECOURSE_OPTIONS
+from tasks.explain import recourse_setup
 from tasks.worker import ModelRef
 
 
@@ -123,15 +123,10 @@ def revalidate_chunk(
         }
     )
     with worker.sessions(db_url).begin() as session:
-        writes.erasure_guard(session)  # recourse purged since it was read is not written back
-        kept = writes.existing(session, IssuedRecourse.recourse_id, rows["recourse_id"].tolist())
-        rows = rows.loc[rows["recourse_id"].isin(kept)]
-        writes.replace_keyed(
+        rows = writes.replace_recourse_rows(
             session,
             Base.metadata.tables["recourse_validity"],
             rows,
-            key="recourse_id",
-            values=rows["recourse_id"].tolist(),
             model_version_id=model_version_id,
         )
     out = rows[["recourse_id", "valid", "score", "forward_validity", "alternative_valid"]]
@@ -154,28 +149,13 @@ def compare_chunk(
     t0 = time.perf_counter()
     model = worker.model(ref)
     explainer = worker.explainer(ref)
-    inputs = worker.recourse_inputs(ref) if options.get("recourse", True) else None
     sessions = worker.sessions(db_url)
-    setup = None
     with sessions.begin() as session:
         old = old_results(session, denied["decision_id"].tolist())
         explainer_id = writes.ensure_explainer(
             session, model_version_id, explainer.config.to_dict()
         )
-        if inputs is not None:
-            action_set, cost, scale = inputs
-            setup = RecourseSetup(
-                action_set,
-                cost,
-                action_set_id=writes.ensure_action_set(
-                    session, model_version_id, action_set.to_dict(), action_set.sha256
-                ),
-                cost_model_id=writes.ensure_cost_model(
-                    session, cost.kind, cost.to_dict(), cost.sha256
-                ),
-                scale=scale if options.get("stability", True) else None,
-                **{k: options[k] for k in RECOURSE_OPTIONS if options.get(k) is not None},
-            )
+        setup = recourse_setup(session, ref, model_version_id, options)
     result = comparison_rows(
         denied,
         model,

@@ -10,12 +10,12 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from governance.decision_log import MODEL_NAME, MODEL_VERSION, SUBJECT
 from governance.exceptions import UnknownModelVersion
-from governance.registry import ModelRegistry
+from governance.intake.decision_log import MODEL_NAME, MODEL_VERSION, SUBJECT
+from governance.intake.validation import ModelContract, ValidationResult, validate_night
+from governance.registry.model_registry import ModelRegistry
 from governance.store import writes
 from governance.store.queries import decision_ids_recorded_elsewhere
-from governance.validation import ModelContract, ValidationResult, validate_night
 from tasks import worker
 from tasks.worker import ModelRef
 

@@ -9,13 +9,13 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from governance.action_set import ActionSet
-from governance.costs import Cost, PercentileShiftCost
 from governance.exceptions import ManifestError
-from governance.explain import Explainer
-from governance.model import DecisionModel
-from governance.registry import ModelRegistry
-from governance.stability import feature_scale
+from governance.explain.explainer import Explainer
+from governance.recourse.action_set import ActionSet
+from governance.recourse.costs import Cost, PercentileShiftCost
+from governance.registry.model import DecisionModel
+from governance.registry.model_registry import ModelRegistry
+from governance.retraining.stability_score import feature_scale
 from governance.store.engine import make_engine, session_factory
 
 
@@ -83,6 +83,6 @@ def salt_for(registry: str) -> bytes | None:
     from pathlib import Path
 
     from governance import config
-    from governance.deletion import read_salt
+    from governance.deletion.requests import read_salt
 
     return read_salt(config.salt_path(Path(registry).parent))

@@ -19,7 +19,7 @@ import pandas as pd
 
 from governance.exceptions import DatasetUnavailable
 from governance.hashing import sha256_file
-from governance.schema import FeatureSchema
+from governance.registry.schema import FeatureSchema
 
 ENV_VAR = "GOVERNANCE_SHARED_DATA"
 

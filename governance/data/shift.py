@@ -36,8 +36,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from governance.action_set import ActionElement, ActionSet
-from governance.schema import FeatureSchema, FeatureSpec
+from governance.recourse.action_set import ActionElement, ActionSet
+from governance.registry.schema import FeatureSchema, FeatureSpec
 
 LABEL = "repaid"
 FAVOURABLE = 1

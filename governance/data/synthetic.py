@@ -70,7 +70,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from governance.schema import FeatureSchema, FeatureSpec
+from governance.registry.schema import FeatureSchema, FeatureSpec
 
 LABEL = "repaid"
 FAVOURABLE = 1

@@ -178,7 +178,7 @@ class Reason(Base):
     rank: Mapped[int] = mapped_column(primary_key=True)
     feature: Mapped[str] = mapped_column(String(NAME_LEN))
     attribution: Mapped[float] = mapped_column(Float)
-    mu: Mapped[float | None] = mapped_column(Float)  # responsiveness of this reason (issue 3)
+    mu: Mapped[float | None] = mapped_column(Float)  # responsiveness of this reason
 
 
 class Quarantine(Base):
@@ -310,7 +310,7 @@ class IssuedRecourse(Base):
     changes: Mapped[list[Any]]  # [{"feature", "from", "to"}] for each feature the action changes
     x_after: Mapped[dict[str, Any]]  # the full point the applicant would reach
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
-    # issue 4: which search produced it, its stability at issue time, and the other candidate
+    # which search produced it, its stability at issue time, and the other candidate
     kind: Mapped[str] = mapped_column(String(16), default="minimal", server_default="minimal")
     stability: Mapped[float | None] = mapped_column(Float)  # Hamman et al. R(x') at issue time
     alternative: Mapped[dict[str, Any] | None]  # {kind, cost, score_after, stability, x_after}

@@ -14,19 +14,19 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from governance.store.models import Base
-from governance.store.writes import _batches
+from governance.store.writes import batches
 
 
-def _select_in(session: Session, column: sa.Column, key: sa.Column, values: Sequence) -> list:
+def select_in(session: Session, column: sa.Column, key: sa.Column, values: Sequence) -> list:
     out: list = []
-    for batch in _batches(values):
+    for batch in batches(values):
         out += session.scalars(sa.select(column).where(key.in_(batch))).all()
     return out
 
 
 def _delete_in(session: Session, table: sa.Table, column: str, values: Sequence) -> int:
     n = 0
-    for batch in _batches(values):
+    for batch in batches(values):
         n += session.execute(sa.delete(table).where(table.c[column].in_(batch))).rowcount
     return n
 
@@ -39,8 +39,8 @@ def purge_subjects(session: Session, subject_ids: Sequence[str]) -> dict[str, in
     tables = Base.metadata.tables
     decisions, issued = tables["decisions"], tables["issued_recourse"]
     subject_ids = list(dict.fromkeys(subject_ids))
-    decision_ids = _select_in(session, decisions.c.decision_id, decisions.c.subject_id, subject_ids)
-    recourse_ids = _select_in(session, issued.c.recourse_id, issued.c.decision_id, decision_ids)
+    decision_ids = select_in(session, decisions.c.decision_id, decisions.c.subject_id, subject_ids)
+    recourse_ids = select_in(session, issued.c.recourse_id, issued.c.decision_id, decision_ids)
     counts: dict[str, int] = {}
     for table in reversed(Base.metadata.sorted_tables):
         if table.name in ("decisions", "issued_recourse", "quarantine"):
@@ -61,7 +61,7 @@ def purge_subjects(session: Session, subject_ids: Sequence[str]) -> dict[str, in
     )
     counts["decisions"] = _delete_in(session, decisions, "decision_id", decision_ids)
     requests = tables["deletion_requests"]
-    for batch in _batches(subject_ids):
+    for batch in batches(subject_ids):
         session.execute(
             sa.update(requests).where(requests.c.subject_id.in_(batch)).values(subject_id=None)
         )

@@ -20,7 +20,7 @@ from governance.store.models import (
     ResponsiveReason,
     Run,
 )
-from governance.store.writes import _batches
+from governance.store.writes import batches
 
 
 def decision_ids_recorded_elsewhere(session: Session, ids: Sequence[str], night: date) -> set[str]:
@@ -29,7 +29,7 @@ def decision_ids_recorded_elsewhere(session: Session, ids: Sequence[str], night:
     # An id holding NUL is never stored (validation quarantines it), and PostgreSQL refuses
     # the whole query if one is sent: leave them out.
     ids = [i for i in ids if "\x00" not in i]
-    for batch in _batches(ids):
+    for batch in batches(ids):
         found.update(
             session.scalars(
                 sa.select(Decision.decision_id).where(
@@ -235,7 +235,7 @@ def open_recourse(
 def recourse_points(session: Session, recourse_ids: Sequence[str]) -> pd.DataFrame:
     """The promised points (x_after) and alternatives of some recourses, parsed from JSON."""
     rows: list = []
-    for batch in _batches(recourse_ids):
+    for batch in batches(recourse_ids):
         rows += session.execute(
             sa.select(
                 IssuedRecourse.recourse_id, IssuedRecourse.x_after, IssuedRecourse.alternative
@@ -274,7 +274,7 @@ def old_results(session: Session, decision_ids: Sequence[str]) -> dict[str, pd.D
 
     frames: dict[str, list] = {"reasons": [], "checks": [], "responsiveness": []}
     own = Decision.model_version_id
-    for batch in _batches(decision_ids):
+    for batch in batches(decision_ids):
         frames["reasons"] += session.execute(
             sa.select(Reason.decision_id, Reason.rank, Reason.feature)
             .join(
@@ -385,3 +385,31 @@ def issued_under(session: Session, model_version_id: int, limit: int | None = No
     if limit:
         stmt = stmt.limit(limit)
     return pd.DataFrame(session.execute(stmt).all(), columns=["recourse_id", "x_after"])
+
+
+def example_denied_subject(session: Session) -> str | None:
+    """A denied applicant who was issued recourse (else any denied one), for the CLI's hints."""
+    found = session.scalar(
+        sa.select(Decision.subject_id)
+        .join(IssuedRecourse, IssuedRecourse.decision_id == Decision.decision_id)
+        .order_by(Decision.decision_id)
+        .limit(1)
+    )
+    return found or session.scalar(
+        sa.select(Decision.subject_id)
+        .where(Decision.decision == "denied")
+        .order_by(Decision.decision_id)
+        .limit(1)
+    )
+
+
+def example_past_borrower(session: Session, below: str = "S1") -> str | None:
+    """The first subject id below ``below``: in the demo, ids under S1 are past borrowers whose
+    loans are in the training data, so erasing one retrains the model."""
+    return session.scalar(
+        sa.select(Decision.subject_id)
+        .where(Decision.subject_id < below)
+        .order_by(Decision.subject_id)
+        .limit(1)
+    )
+

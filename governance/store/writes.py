@@ -20,12 +20,13 @@ from sqlalchemy.orm import Session
 
 from governance.config import code_version
 from governance.exceptions import ArtifactHashMismatch
-from governance.registry import Manifest
+from governance.registry.model_registry import Manifest
 from governance.store.models import (
     ActionSetRecord,
     Base,
     CostModel,
     Explainer,
+    IssuedRecourse,
     ModelVersion,
     Quarantine,
     Run,
@@ -100,7 +101,7 @@ def _ensure(session: Session, model: type, key: dict[str, Any], values: dict[str
 def _canonical_sha(obj: Any) -> str:
     from governance.hashing import sha256_bytes
 
-    return sha256_bytes(json.dumps(_plain(obj), sort_keys=True, default=str).encode())
+    return sha256_bytes(json.dumps(json_safe(obj), sort_keys=True, default=str).encode())
 
 
 def ensure_explainer(session: Session, model_version_id: int, config: Mapping[str, Any]) -> int:
@@ -114,7 +115,7 @@ def ensure_explainer(session: Session, model_version_id: int, config: Mapping[st
             "model_version_id": model_version_id,
             "explainer": config["explainer"],
             "output": config["output"],
-            "settings": _plain(config.get("settings", {})),
+            "settings": json_safe(config.get("settings", {})),
             "background_sha256": config.get("background_sha256"),
         },
     )
@@ -131,7 +132,7 @@ def ensure_action_set(
         {
             "name": str(body.get("name", "")),
             "version": str(body.get("version", "")),
-            "body": _plain(dict(body)),
+            "body": json_safe(dict(body)),
         },
     )
 
@@ -144,7 +145,7 @@ def ensure_cost_model(session: Session, kind: str, body: Mapping[str, Any], sha2
     the sha256 pins it.
     """
     kept = {k: v for k, v in dict(body).items() if k != "params"}
-    return _ensure(session, CostModel, {"sha256": sha256}, {"kind": kind, "body": _plain(kept)})
+    return _ensure(session, CostModel, {"sha256": sha256}, {"kind": kind, "body": json_safe(kept)})
 
 
 # -- runs --------------------------------------------------------------------------------------
@@ -210,9 +211,9 @@ def finish_run(
     run.status = status
     run.finished_at = now()
     if counts is not None:
-        run.counts = _plain(dict(counts))
+        run.counts = json_safe(dict(counts))
     if timings is not None:
-        run.timings = _plain(dict(timings))
+        run.timings = json_safe(dict(timings))
     run.error = error
 
 
@@ -242,7 +243,7 @@ def record_chunk(
             chunk_no=chunk_no,
             chunk_sha256=chunk_sha256,
             rows=rows,
-            counts=_plain(dict(counts)),
+            counts=json_safe(dict(counts)),
             seconds=float(seconds),
             finished_at=now(),
         )
@@ -285,7 +286,7 @@ def replace_rows(
     for table in reversed(order):
         if table.info.get("upsert"):
             continue
-        for batch in _batches(decision_ids):
+        for batch in batches(decision_ids):
             stmt = sa.delete(table).where(table.c.decision_id.in_(batch))
             if model_version_id is not None and "model_version_id" in table.c:
                 stmt = stmt.where(table.c.model_version_id == model_version_id)
@@ -314,13 +315,36 @@ def replace_keyed(
         sa.select(sa.literal(1)).where(table.c.model_version_id == model_version_id).limit(1)
     ).first()
     if exists:
-        for batch in _batches(values, 5_000):
+        for batch in batches(values, 5_000):
             session.execute(
                 sa.delete(table).where(
                     table.c[key].in_(batch), table.c.model_version_id == model_version_id
                 )
             )
     bulk_insert(session, table, frame)
+
+
+def replace_recourse_rows(
+    session: Session, table: sa.Table, frame: pd.DataFrame, *, model_version_id: int
+) -> pd.DataFrame:
+    """Replace one model version's rows of ``table`` (keyed by recourse_id) with ``frame``,
+    keeping only rows whose issued recourse is still in the ledger.
+
+    Takes the erasure guard first: recourse purged since ``frame`` was computed is not written
+    back. Returns the rows written.
+    """
+    erasure_guard(session)
+    kept = existing(session, IssuedRecourse.recourse_id, frame["recourse_id"].tolist())
+    frame = frame.loc[frame["recourse_id"].isin(kept)]
+    replace_keyed(
+        session,
+        table,
+        frame,
+        key="recourse_id",
+        values=frame["recourse_id"].tolist(),
+        model_version_id=model_version_id,
+    )
+    return frame
 
 
 def upsert(session: Session, table: sa.Table, frame: pd.DataFrame) -> None:
@@ -401,7 +425,7 @@ def _copy(conn: sa.Connection, table: sa.Table, cols: list[str], records: pd.Dat
         for values in records[cols].itertuples(index=False, name=None):
             copy.write_row(
                 tuple(
-                    json.dumps(_plain(v)) if c in json_cols else _sql_value(v)
+                    json.dumps(json_safe(v)) if c in json_cols else _sql_value(v)
                     for c, v in zip(cols, values, strict=True)
                 )
             )
@@ -410,12 +434,12 @@ def _copy(conn: sa.Connection, table: sa.Table, cols: list[str], records: pd.Dat
 def delete_where_in(session: Session, table: sa.Table, column: str, values: Sequence[Any]) -> int:
     """Delete rows whose ``column`` is in ``values``, in bound-parameter batches."""
     deleted = 0
-    for batch in _batches(values):
+    for batch in batches(values):
         deleted += session.execute(sa.delete(table).where(table.c[column].in_(batch))).rowcount
     return deleted
 
 
-def _batches(values: Sequence[Any], size: int = _IN_BATCH) -> Iterable[list[Any]]:
+def batches(values: Sequence[Any], size: int = _IN_BATCH) -> Iterable[list[Any]]:
     values = list(values)
     for i in range(0, len(values), size):
         yield values[i : i + size]
@@ -433,12 +457,12 @@ def _sql_value(v: Any) -> Any:
     return v
 
 
-def _plain(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """JSON-safe copy: numpy scalars to Python, NaN/inf to None."""
     if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -446,51 +470,6 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, datetime | date):
         return obj.isoformat()
     return obj
-
-
-# -- deletion requests --------------------------------------------------------------------------
-def record_deletion_request(
-    session: Session,
-    subject_id: str,
-    subject_hash: str,
-    *,
-    received_at: datetime,
-    due_at: datetime,
-    reason: str | None = None,
-    model_name: str | None = None,
-) -> tuple[str, bool]:
-    """Record a request to erase ``subject_id``; an open request for the same subject is reused.
-
-    Returns the request id and whether it is new.
-    """
-    import secrets
-
-    from governance.store.models import DeletionRequest
-
-    open_request = session.scalar(
-        sa.select(DeletionRequest.request_id).where(
-            DeletionRequest.subject_hash == subject_hash,
-            DeletionRequest.status.in_(("received", "failed")),
-        )
-    )
-    if open_request is not None:
-        return open_request, False
-    request_id = f"del-{secrets.token_hex(6)}"
-    session.add(
-        DeletionRequest(
-            request_id=request_id,
-            subject_hash=subject_hash,
-            subject_id=subject_id,
-            reason=reason,
-            model_name=model_name,
-            received_at=received_at,
-            due_at=due_at,
-            status="received",
-            counts={},
-        )
-    )
-    session.flush()
-    return request_id, True
 
 
 # -- erasure guard ------------------------------------------------------------------------------
@@ -515,14 +494,14 @@ def erasure_guard(session: Session, *, exclusive: bool = False) -> None:
 
 def erased_subjects(session: Session, subject_ids: Sequence[str], salt: bytes | None) -> set[str]:
     """Those of ``subject_ids`` whose salted hash has a tombstone (they were erased)."""
-    from governance.deletion import subject_hash
+    from governance.deletion.requests import subject_hash
     from governance.store.models import Tombstone
 
     if salt is None or not subject_ids:
         return set()
     by_hash = {subject_hash(s, salt): s for s in set(subject_ids)}
     found: set[str] = set()
-    for batch in _batches(list(by_hash), 5_000):
+    for batch in batches(list(by_hash), 5_000):
         found.update(
             by_hash[h]
             for h in session.scalars(
@@ -535,6 +514,6 @@ def erased_subjects(session: Session, subject_ids: Sequence[str], salt: bytes | 
 def existing(session: Session, column: sa.Column, values: Sequence[Any]) -> set[Any]:
     """Those of ``values`` still present in ``column`` (rows may have been purged meanwhile)."""
     found: set[Any] = set()
-    for batch in _batches(values, 5_000):
+    for batch in batches(values, 5_000):
         found.update(session.scalars(sa.select(column).where(column.in_(batch))))
     return found

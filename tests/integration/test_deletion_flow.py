@@ -9,15 +9,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from governance.deletion import (
-    contains_needle,
-    load_or_create_salt,
-    scan_for_subject,
-    subject_hash,
-    subject_needles,
-)
-from governance.registry import ModelRegistry
-from governance.store import init_store, session_factory, writes
+from governance.deletion.requests import load_or_create_salt, subject_hash
+from governance.deletion.scan import contains_needle, scan_for_subject, subject_needles
+from governance.registry.model_registry import ModelRegistry
+from governance.store import deletions, init_store, session_factory
 from governance.store.models import Base
 from tests.conftest import DEMO_NIGHT, reset_pg
 
@@ -31,12 +26,12 @@ def _read(url: str, sql: str, **params) -> pd.DataFrame:
 
 
 def _request(url: str, home, subject: str, received: datetime | None = None) -> str:
-    from governance.deletion import due_date
+    from governance.deletion.requests import due_date
 
     received = received or datetime.now(UTC)
     salt = load_or_create_salt(home / "secrets" / "tombstone.salt")
     with session_factory(init_store(url)).begin() as session:
-        request_id, _ = writes.record_deletion_request(
+        request_id, _ = deletions.record_deletion_request(
             session,
             subject,
             subject_hash(subject, salt),
@@ -193,7 +188,7 @@ def test_external_read_only_log_gets_a_notice_for_its_owner(
     from prefect_dask import DaskTaskRunner
 
     from flows.deletion import process_deletions
-    from governance.decision_log import ParquetDecisionLog, read_night
+    from governance.intake.decision_log import ParquetDecisionLog, read_night
 
     home = tmp_path / "home"
     shutil.copytree(demo_home, home)

@@ -16,8 +16,8 @@ import pytest
 import shap
 import sqlalchemy as sa
 
-from governance.decision_log import ParquetDecisionLog, make_decisions
 from governance.exceptions import ArtifactHashMismatch
+from governance.intake.decision_log import ParquetDecisionLog, make_decisions
 from tests.conftest import DEMO_NIGHT
 
 
@@ -166,8 +166,8 @@ def test_tampered_artifact_fails_the_run_and_is_recorded(run_nightly, demo_home,
 def test_german_credit_attributions_equal_shap_and_are_additive(run_nightly, tmp_path):
     from governance.data.real import load_german
     from governance.exceptions import DatasetUnavailable
-    from governance.registry import ModelRegistry
-    from governance.training import TrainingRecipe
+    from governance.registry.model_registry import ModelRegistry
+    from governance.registry.training import TrainingRecipe
 
     try:
         data = load_german("decoded")

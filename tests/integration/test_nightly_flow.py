@@ -82,7 +82,7 @@ def test_nightly_run_stores_every_decision_and_reasons(run_nightly, demo_home, d
     assert max_rank == 4
     assert status == "succeeded"
     assert view == counts["reasons_issued"]
-    # issue 3: every denied decision is scored, verified, and given recourse unless fixed
+    # every denied decision is scored, verified, and given recourse unless fixed
     engine = sa.create_engine(db_url)
     with engine.connect() as conn:
         checks = pd.read_sql(sa.text("SELECT status FROM recourse_checks"), conn)

@@ -10,24 +10,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
-from governance.action_set import ActionSet
-from governance.decision_log import ParquetDecisionLog, make_decisions
-from governance.registry import ModelRegistry, load_trusted
-from governance.schema import FeatureSchema
-from governance.training import TrainingRecipe
+from governance.intake.decision_log import ParquetDecisionLog, make_decisions
+from governance.recourse.action_set import ActionSet
+from governance.registry.model_registry import ModelRegistry, load_trusted
+from governance.registry.schema import FeatureSchema
+from governance.registry.training import TrainingRecipe
+from tests.helpers import read_sql
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "german_hgb"
 NIGHT = date(2026, 10, 5)
 
 
-def _read(url: str, sql: str) -> pd.DataFrame:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        frame = pd.read_sql(sa.text(sql), conn)
-    engine.dispose()
-    return frame
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +39,7 @@ def german_home(tmp_path_factory):
     train = home / "train.parquet"
     rows[meta["features"]].assign(y=0).to_parquet(train)  # reference data for the cost only
     from governance.hashing import sha256_file
-    from governance.registry import TrainingData
+    from governance.registry.model_registry import TrainingData
 
     reg.register(
         "german",
@@ -81,7 +75,7 @@ def test_german_credit_fixed_flags_and_scores_match_reachml(run_nightly, german_
     counts = summary["counts"]
     assert counts["denied"] == counts["responsiveness_scored"] == len(rows)
 
-    checks = _read(url, "SELECT decision_id, status, complete FROM recourse_checks")
+    checks = read_sql(url, "SELECT decision_id, status, complete FROM recourse_checks")
     golden = pd.read_csv(GOLDEN / "reachml_verdicts.csv")
     by_id = dict(zip(log["decision_id"], rows["row"], strict=True))
     checks["row"] = checks["decision_id"].map(by_id)
@@ -92,7 +86,7 @@ def test_german_credit_fixed_flags_and_scores_match_reachml(run_nightly, german_
     assert (merged["status"] == "fixed").sum() == (golden["status"] == "fixed").sum() > 0
     assert counts["fixed"] == (golden["status"] == "fixed").sum()
 
-    mu = _read(url, "SELECT decision_id, feature, mu FROM responsiveness")
+    mu = read_sql(url, "SELECT decision_id, feature, mu FROM responsiveness")
     mu["row"] = mu["decision_id"].map(by_id)
     ref = pd.read_csv(GOLDEN / "reachml_scores.csv")
     both = mu.merge(ref, on=["row", "feature"], suffixes=("", "_reachml"))
@@ -109,8 +103,8 @@ def test_issued_recourse_flips_the_model_and_respects_the_action_set(
     reg = ModelRegistry(home / "registry")
     model = reg.load("german", "v1")
     action_set = ActionSet.from_json(reg.action_set_path("german", "v1"))
-    issued = _read(url, "SELECT recourse_id, x_after, score_after, changes FROM issued_recourse")
-    checks = _read(url, "SELECT status FROM recourse_checks")
+    issued = read_sql(url, "SELECT recourse_id, x_after, score_after, changes FROM issued_recourse")
+    checks = read_sql(url, "SELECT status FROM recourse_checks")
     assert len(issued) == (checks["status"] == "recourse").sum() > 0
     after = pd.DataFrame([json.loads(x) for x in issued["x_after"]])
     np.testing.assert_allclose(model.score(after), issued["score_after"], atol=1e-12)
@@ -118,5 +112,5 @@ def test_issued_recourse_flips_the_model_and_respects_the_action_set(
     assert action_set.validate(after[model.schema.names]).empty
     assert all(json.loads(c) for c in issued["changes"])  # every action changes something
 
-    reasons = _read(url, "SELECT mu FROM reasons")
+    reasons = read_sql(url, "SELECT mu FROM reasons")
     assert reasons["mu"].notna().all()

@@ -10,22 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
-import sqlalchemy as sa
 import yaml
 
 from tests.conftest import DEMO_NIGHT, reset_pg
+from tests.helpers import read_sql
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _read(url: str, sql: str) -> pd.DataFrame:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        frame = pd.read_sql(sa.text(sql), conn)
-    engine.dispose()
-    return frame
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -62,8 +55,8 @@ def run_check(dask_cluster, home, url, **kwargs):
 def test_redeploy_check_records_a_validity_event_per_recourse(dask_cluster, demo_home, ledger):
     summary = run_check(dask_cluster, demo_home, ledger, variants=2, gate=1.0)
     c = summary["counts"]
-    issued = _read(ledger, "SELECT recourse_id, stability FROM issued_recourse")
-    events = _read(
+    issued = read_sql(ledger, "SELECT recourse_id, stability FROM issued_recourse")
+    events = read_sql(
         ledger,
         "SELECT recourse_id, valid, score, forward_validity, n_variants FROM recourse_validity",
     )
@@ -72,38 +65,39 @@ def test_redeploy_check_records_a_validity_event_per_recourse(dask_cluster, demo
     assert c["recourses_checked"] == len(issued)
     assert c["invalidated"] == int((~events["valid"].astype(bool)).sum())
     assert events["forward_validity"].between(0, 1).all() and (events["n_variants"] == 2).all()
-    recontact = _read(ledger, "SELECT DISTINCT subject_id FROM v_recontact")
+    recontact = read_sql(ledger, "SELECT DISTINCT subject_id FROM v_recontact")
     assert len(recontact) == c.get("recontact_subjects", 0)
 
-    denied = _read(ledger, "SELECT COUNT(*) AS n FROM decisions WHERE decision = 'denied'")["n"][0]
-    comparisons = _read(ledger, "SELECT * FROM version_comparisons")
+    denied = read_sql(ledger, "SELECT COUNT(*) AS n FROM decisions WHERE decision = 'denied'")
+    denied = denied["n"][0]
+    comparisons = read_sql(ledger, "SELECT * FROM version_comparisons")
     assert len(comparisons) == denied == c["recent_denials"]["compared"]
     assert comparisons["feature_agreement"].between(0, 1).all()
     assert comparisons["old_status"].notna().all()
     # what v2 would say is stored under v2, and nothing is issued in its name
-    v2_checks = _read(
+    v2_checks = read_sql(
         ledger,
         "SELECT COUNT(*) AS n FROM recourse_checks rc JOIN model_versions "
         "mv ON mv.id = rc.model_version_id WHERE mv.version = 'v2'",
     )["n"][0]
     assert v2_checks == denied - c["recent_denials"]["now_approved"]
     assert (
-        _read(
+        read_sql(
             ledger,
             "SELECT COUNT(*) AS n FROM issued_recourse i JOIN model_versions mv "
             "ON mv.id = i.model_version_id WHERE mv.version = 'v2'",
         )["n"][0]
         == 0
     )
-    bins = _read(ledger, "SELECT * FROM calibration_bins")
+    bins = read_sql(ledger, "SELECT * FROM calibration_bins")
     assert bins["n"].sum() == len(issued)
-    check = _read(ledger, "SELECT * FROM deployment_checks")
+    check = read_sql(ledger, "SELECT * FROM deployment_checks")
     assert len(check) == 1 and bool(check["passed"][0])
 
     again = run_check(dask_cluster, demo_home, ledger, variants=2, gate=1.0)
     assert again["counts"]["invalidated"] == c["invalidated"]
-    assert len(_read(ledger, "SELECT * FROM recourse_validity")) == len(events)
-    assert len(_read(ledger, "SELECT * FROM runs WHERE kind = 'redeploy'")) == 1
+    assert len(read_sql(ledger, "SELECT * FROM recourse_validity")) == len(events)
+    assert len(read_sql(ledger, "SELECT * FROM runs WHERE kind = 'redeploy'")) == 1
 
 
 def test_gate_fails_the_check_above_the_threshold(dask_cluster, demo_home, ledger):
@@ -111,7 +105,7 @@ def test_gate_fails_the_check_above_the_threshold(dask_cluster, demo_home, ledge
     if summary["counts"]["invalidated"] == 0:
         pytest.skip("v2 invalidated no recourse on this small night; the gate cannot trip")
     assert summary["counts"]["passed"] is False
-    assert not bool(_read(ledger, "SELECT passed FROM deployment_checks")["passed"][0])
+    assert not bool(read_sql(ledger, "SELECT passed FROM deployment_checks")["passed"][0])
 
 
 def test_deploy_definitions_load_with_prefects_own_loader():

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from governance.decision_log import ParquetDecisionLog
+from governance.intake.decision_log import ParquetDecisionLog
 from tests.conftest import DEMO_NIGHT, reset_pg
 from tests.reliability.ledger import ledger_rows
 

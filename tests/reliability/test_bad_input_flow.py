@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from governance.decision_log import ParquetDecisionLog, read_night
 from governance.exceptions import DecisionLogError
+from governance.intake.decision_log import ParquetDecisionLog, read_night
 from tests.reliability.conftest import CHUNK_ROWS, NIGHT, copy_home, run_govern
 from tests.reliability.ledger import column, scalar
 

@@ -22,13 +22,13 @@ RESULT_TABLES = ("decisions", "explanations", "attributions", "reasons")
 
 
 def _request(url: str, home, subject: str) -> str:
-    from governance.deletion import due_date, load_or_create_salt, subject_hash
-    from governance.store import init_store, session_factory, writes
+    from governance.deletion.requests import due_date, load_or_create_salt, subject_hash
+    from governance.store import deletions, init_store, session_factory
 
     salt = load_or_create_salt(home / "secrets" / "tombstone.salt")
     now = datetime.now(UTC)
     with session_factory(init_store(url)).begin() as session:
-        request_id, _ = writes.record_deletion_request(
+        request_id, _ = deletions.record_deletion_request(
             session, subject, subject_hash(subject, salt), received_at=now, due_at=due_date(now)
         )
     return request_id
@@ -242,7 +242,7 @@ def test_a_denial_purged_during_the_redeploy_check_is_skipped(
 ):
     from prefect_dask import DaskTaskRunner
 
-    from governance.registry import ModelRegistry
+    from governance.registry.model_registry import ModelRegistry
     from governance.store import session_factory, writes
     from governance.store.engine import make_engine
     from governance.store.queries import recent_denied

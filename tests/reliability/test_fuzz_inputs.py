@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -15,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from governance.exceptions import DecisionLogError, GovernanceError
-from governance.schema import FeatureSchema, FeatureSpec
-from governance.validation import ModelContract, validate_night
+from governance.intake.validation import validate_night
+from governance.registry.schema import FeatureSchema, FeatureSpec
+from tests.helpers import CONTRACTS, NIGHT
 
 FUZZ = settings(
     max_examples=25,
@@ -26,16 +26,6 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-NIGHT = date(2026, 11, 24)
-SCHEMA = FeatureSchema(
-    (
-        FeatureSpec("income", "float", 0, 1e6),
-        FeatureSpec("accounts", "int", 0, 50),
-        FeatureSpec("home", "category", categories=("RENT", "OWN")),
-        FeatureSpec("cosigner", "bool", 0, 1),
-    )
-)
-CONTRACTS = {("credit", "v1"): ModelContract(SCHEMA, threshold=0.5)}
 
 NOT_NULL = "expect_column_values_to_not_be_null"
 BETWEEN = "expect_column_values_to_be_between"
@@ -316,8 +306,8 @@ def _action_set_doc() -> dict:
 @FUZZ
 @given(doc=_mutations(_action_set_doc()))
 def test_fuzzed_action_sets_load_or_fail_with_one_clear_line(doc, tmp_path_factory):
-    from governance.action_set import ActionSet
     from governance.data.synthetic import SYNTHETIC_SCHEMA
+    from governance.recourse.action_set import ActionSet
 
     path = tmp_path_factory.mktemp("aset") / "action_set.json"
     path.write_text(json.dumps(doc))
@@ -330,8 +320,8 @@ def test_fuzzed_action_sets_load_or_fail_with_one_clear_line(doc, tmp_path_facto
 
 
 def test_a_non_numeric_step_bound_is_an_action_set_error():
-    from governance.action_set import ActionElement
     from governance.exceptions import ActionSetError
+    from governance.recourse.action_set import ActionElement
 
     entry = {"name": "income", "type": "float", "lb": 0, "ub": 10, "step_ub": [1000]}
     with pytest.raises(ActionSetError, match="income"):
@@ -339,16 +329,16 @@ def test_a_non_numeric_step_bound_is_an_action_set_error():
 
 
 def test_a_constraint_type_that_is_not_text_is_an_action_set_error():
-    from governance.constraints import constraint_from_dict
     from governance.exceptions import ActionSetError
+    from governance.recourse.constraints import constraint_from_dict
 
     with pytest.raises(ActionSetError, match="constraint type"):
         constraint_from_dict({"type": {"one_hot": True}, "names": ["a", "b"]})
 
 
 def test_an_action_set_that_is_not_json_is_refused(tmp_path):
-    from governance.action_set import ActionSet
     from governance.exceptions import ActionSetError
+    from governance.recourse.action_set import ActionSet
 
     for text in ("", "{", "[1, 2", "\x00\x01", "NaN"):
         path = tmp_path / "bad.json"
@@ -360,8 +350,8 @@ def test_an_action_set_that_is_not_json_is_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_registry(tmp_path_factory):
-    from governance.registry import ModelRegistry
-    from governance.training import TrainingRecipe
+    from governance.registry.model_registry import ModelRegistry
+    from governance.registry.training import TrainingRecipe
 
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"income": rng.normal(50, 10, 200), "region": rng.choice(["n", "s"], 200)})
@@ -400,8 +390,8 @@ def test_fuzzed_manifests_are_read_or_refused_with_one_clear_line(tiny_registry,
 
 
 def test_a_feature_bounded_only_from_below_can_be_scored():
-    from governance.model import DecisionModel
-    from governance.training import TrainingRecipe
+    from governance.registry.model import DecisionModel
+    from governance.registry.training import TrainingRecipe
 
     rng = np.random.default_rng(1)
     X = pd.DataFrame({"age": rng.integers(18, 80, 200).astype(float)})

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from governance.exceptions import ArtifactHashMismatch, InvalidName, UntrustedArtifact
-from governance.registry import ModelRegistry, load_trusted
+from governance.registry.model_registry import ModelRegistry, load_trusted
 from tests.reliability.conftest import CHUNK_ROWS, MODEL, NIGHT, NIGHT2, copy_home, run_govern
 from tests.reliability.ledger import assert_same_ledger, column, ledger_rows, scalar, text_values
 
@@ -274,7 +274,7 @@ def test_forget_leaves_nothing_that_identifies_the_subject(
 ):
     from datetime import UTC, datetime
 
-    from governance.deletion import scan_for_subject, subject_needles
+    from governance.deletion.scan import scan_for_subject, subject_needles
 
     home = copy_home(small_home, tmp_path / "home")
     shutil.rmtree(home / "decision-logs" / f"decision_date={NIGHT2}")

@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-25
 
-The first ledger: what issue 2's nightly run writes, plus the review views over it.
+The first ledger: what the nightly run writes, plus the review views over it.
 """
 
 from collections.abc import Sequence

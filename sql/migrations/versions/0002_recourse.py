@@ -4,7 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-25
 
-Issue 3: action sets and cost models by content hash, responsiveness per decision and feature,
+Action sets and cost models by content hash, responsiveness per decision and feature,
 recourse verification per denied decision, the responsiveness ranking of reasons, issued
 recourse, and each reason's responsiveness.
 """

@@ -4,7 +4,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-26
 
-Issue 4: recourse re-checked under later versions, what a later version would tell recently
+Recourse re-checked under later versions, what a later version would tell recently
 denied applicants, stability calibration, the deployment gate, and the re-contact view.
 """
 

@@ -4,7 +4,7 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-26
 
-Issue 5: deletion requests with due dates, the candidate retrained without the subject and
+Deletion requests with due dates, the candidate retrained without the subject and
 what it invalidates, tombstones, and worst-case fragility of issued recourse.
 """
 

@@ -1,0 +1,153 @@
+"""Deletion requests (`govern forget`, `govern deletions`) and deletion fragility."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from govern_cli import render
+from govern_cli.app import (
+    AsJson,
+    DaskAddress,
+    Db,
+    Home,
+    Workers,
+    app,
+    check_model_option,
+    console,
+    env,
+    registry,
+    sessions,
+)
+
+
+@app.command(rich_help_panel="Deletion requests")
+def forget(
+    subject: Annotated[str, typer.Option("--subject", help="Subject (applicant) id to erase.")],
+    reason: Annotated[
+        str | None, typer.Option(help="Why (e.g. 'Art. 17 request by email'); no personal data.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model's training data.")] = None,
+    defer: Annotated[
+        bool,
+        typer.Option(
+            help="Only record the request (and tell a configured Prefect server, whose deletion "
+            "deployment then runs it); otherwise the next nightly run or `govern deletions "
+            "--process` carries it out."
+        ),
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(help="Retrain and check, but do not purge.")] = False,
+    home: Home = None,
+    db: Db = None,
+    dask_address: DaskAddress = None,
+    workers: Workers = None,
+    as_json: AsJson = False,
+) -> None:
+    """Record a right-to-be-forgotten request (due in one month) and carry it out: retrain
+    without the subject, check what that invalidates for others, purge, keep a tombstone."""
+    from datetime import UTC, datetime
+
+    from flows.events import emit_deletion_requested
+    from governance import config
+    from governance.deletion.requests import due_date, load_or_create_salt, subject_hash
+    from governance.store import deletions
+
+    env(home, db)
+    check_model_option(model)
+    salt = load_or_create_salt(config.salt_path(home))
+    received = datetime.now(UTC)
+    with sessions(db, home).begin() as session:
+        request_id, new = deletions.record_deletion_request(
+            session,
+            subject,
+            subject_hash(subject, salt),
+            received_at=received,
+            due_at=due_date(received),
+            reason=reason,
+            model_name=model,
+        )
+    console.print(
+        f"deletion request {request_id} "
+        f"{'recorded' if new else 'already open'}; due {due_date(received):%Y-%m-%d}"
+    )
+    if defer:
+        # Processing now is the default: the person at the terminal sees the purge happen. A
+        # deferred request is announced so a served deletion deployment picks it up at once.
+        if new and emit_deletion_requested(request_id, model):
+            console.print("emitted governance.deletion.requested: the deletion deployment runs it")
+        return
+    summary = _run_deletions([request_id], dask_address, workers, purge=not dry_run)
+    if as_json:
+        console.print_json(json.dumps(summary, default=str))
+    else:
+        render.deletion_summary(console, summary)
+
+
+@app.command(rich_help_panel="Deletion requests")
+def deletions(
+    process: Annotated[
+        bool, typer.Option("--process", help="Carry out every open request now.")
+    ] = False,
+    home: Home = None,
+    db: Db = None,
+    dask_address: DaskAddress = None,
+    workers: Workers = None,
+    as_json: AsJson = False,
+) -> None:
+    """Deletion requests with their due dates and status (overdue ones first)."""
+    from governance.store.queries import deletion_requests
+
+    env(home, db)
+    if process:
+        summary = _run_deletions(None, dask_address, workers, purge=True)
+        render.deletion_summary(console, summary)
+    with sessions(db, home)() as session:
+        frame = deletion_requests(session)
+    if as_json:
+        console.print_json(frame.to_json(orient="records", date_format="iso"))
+        return
+    render.frame_table(console, frame, title="Deletion requests")
+
+
+@app.command(rich_help_panel="Deletion requests")
+def fragility(
+    model: Annotated[str, typer.Option(help="Model name.")],
+    version: Annotated[str | None, typer.Option(help="Version (default: deployed).")] = None,
+    budget: Annotated[int, typer.Option("--k", help="Deletion budget K.")] = 5,
+    method: Annotated[str, typer.Option(help="approximate or exact.")] = "approximate",
+    limit: Annotated[int | None, typer.Option(help="At most this many recourses.")] = None,
+    home: Home = None,
+    db: Db = None,
+    dask_address: DaskAddress = None,
+    workers: Workers = None,
+) -> None:
+    """Worst-case fragility of issued recourse: the fewest training deletions that would
+    invalidate each one (k <= K), ahead of any request."""
+    from flows.fragility import fragility_scan
+    from flows.runtime import prefect_api, task_runner
+
+    env(home, db)
+    reg = registry(home)
+    version = version or reg.deployed_version(model)
+    flow = fragility_scan.with_options(task_runner=task_runner(dask_address, workers))
+    with console.status(f"Fragility of recourse issued under {model} {version}"), prefect_api():
+        summary = flow(model=model, version=version, budget=budget, method=method, limit=limit)
+    c = summary["counts"]
+    console.print(
+        f"{c['recourses']:,} recourses under {model} {version}: {c['flippable']:,} can be "
+        f"invalidated by at most {budget} deletions, {c['fragile']:,} "
+        f"({c['fragile_share']:.1%}) by 1 or 2 ({method})."
+    )
+
+
+def _run_deletions(
+    request_ids: list[str] | None, dask_address: str | None, workers: int | None, purge: bool
+) -> dict[str, Any]:
+    from flows.deletion import process_deletions
+    from flows.runtime import prefect_api, task_runner
+
+    flow = process_deletions.with_options(task_runner=task_runner(dask_address, workers))
+    with console.status("Carrying out deletion requests"), prefect_api():
+        return flow(request_ids=request_ids, purge=purge)

@@ -1,0 +1,122 @@
+"""`govern demo` and `govern nightly`: the nightly governance flow, on the demo lender or a
+night of your own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from govern_cli import render
+from govern_cli.app import (
+    DaskAddress,
+    Db,
+    Home,
+    Workers,
+    app,
+    check_model_option,
+    console,
+    env,
+    parse_date,
+    run_nightly,
+    sessions,
+)
+
+
+@app.command(rich_help_panel="Nightly runs")
+def demo(
+    home: Home = None,
+    db: Db = None,
+    days: Annotated[int, typer.Option(help="Nights of decision logs to write and run.")] = 3,
+    rows: Annotated[int, typer.Option(help="Decisions per night.")] = 20_000,
+    start_date: Annotated[
+        str | None,
+        typer.Option(
+            "--start-date",
+            help="First night, YYYY-MM-DD (default: the nights ending yesterday, UTC). Pinned "
+            "nights make two demo ledgers comparable.",
+        ),
+    ] = None,
+    dask_address: DaskAddress = None,
+    workers: Workers = None,
+) -> None:
+    """Generate a synthetic lender, train and deploy model v1, and run the nightly flow on
+    the last few nights."""
+    from datetime import timedelta
+
+    from governance.demo import prepare_demo
+
+    env(home, db)
+    first = parse_date(start_date) if start_date else None
+    nights = [first + timedelta(days=i) for i in range(days)] if first else None
+    with render.steps(console, "Preparing the demo lender") as say:
+        setup = prepare_demo(home, days=days, rows_per_night=rows, nights=nights, progress=say)
+    from flows.runtime import cluster, prefect_api
+
+    summaries = []
+    # One Prefect API and one Dask cluster for all nights: workers keep their loaded models.
+    with render.progress(console) as bar, prefect_api(), cluster(dask_address, workers) as address:
+        job = bar.add_task("Nightly governance runs", total=len(setup.nights))
+        for night in setup.nights:
+            bar.update(job, description=f"Nightly run for {night}")
+            summaries.append(run_nightly(night, setup.model_name, address, 5_000, False, None))
+            bar.advance(job)
+    render.nightly_summary(console, summaries)
+    subject = _example_subject(db, home)
+    console.print(
+        f"\nLedger: [bold]{render.safe_db(db, home)}[/]\nTry:\n"
+        f"  govern runs\n"
+        f"  govern history --subject {subject}\n"
+        f"  govern recourse --subject {subject}\n"
+        f"  govern deploy {setup.model_name} v2      # deploy the retrained model: "
+        f"runs the redeploy check\n"
+        f"  govern forget --subject {_example_borrower(db, home)}   # a past borrower asks to be "
+        f"erased\n"
+        f"  govern deletions"
+    )
+
+
+def _example_subject(db: str | None, home: Path | None) -> str:
+    """A denied applicant who was issued recourse, to show in the hints."""
+    from governance.store.queries import example_denied_subject
+
+    with sessions(db, home)() as session:
+        return example_denied_subject(session) or "S10000000"
+
+
+def _example_borrower(db: str | None, home: Path | None) -> str:
+    """An applicant whose earlier loan is in the training data, so erasing them retrains."""
+    from governance.store.queries import example_past_borrower
+
+    with sessions(db, home)() as session:
+        return example_past_borrower(session) or "S00000000"
+
+
+@app.command(rich_help_panel="Nightly runs")
+def nightly(
+    night: Annotated[str, typer.Option("--date", help="UTC decision date, YYYY-MM-DD.")],
+    model: Annotated[str | None, typer.Option(help="Only this model's decisions.")] = None,
+    home: Home = None,
+    db: Db = None,
+    log: Annotated[
+        str | None,
+        typer.Option(
+            help="Decision-log folder, or table:<name> for a SQL table ($GOVERNANCE_LOG_URL)."
+        ),
+    ] = None,
+    dask_address: DaskAddress = None,
+    workers: Workers = None,
+    chunk_rows: Annotated[int, typer.Option(help="Decisions per chunk task.")] = 5_000,
+    force: Annotated[bool, typer.Option(help="Recompute chunks already committed.")] = False,
+) -> None:
+    """Run the nightly governance flow for one night."""
+    env(home, db)
+    day = parse_date(night)
+    check_model_option(model)
+    with console.status(f"Nightly governance run for {day}"):
+        from flows.runtime import cluster, prefect_api
+
+        with prefect_api(), cluster(dask_address, workers) as address:
+            summary = run_nightly(day, model, address, chunk_rows, force, log)
+    render.nightly_summary(console, [summary])

@@ -1,0 +1,83 @@
+"""Reading the ledger: a subject's history and recourse, and recent runs."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from govern_cli import render
+from govern_cli.app import (
+    AsJson,
+    Db,
+    Home,
+    app,
+    console,
+    sessions,
+)
+
+
+@app.command(rich_help_panel="Review")
+def history(
+    subject: Annotated[str, typer.Option("--subject", help="Subject (applicant) id.")],
+    home: Home = None,
+    db: Db = None,
+    as_json: AsJson = False,
+) -> None:
+    """Every decision about one subject, with its model version and the reasons given."""
+    from governance import config
+    from governance.deletion.requests import load_or_create_salt, subject_hash
+    from governance.store.queries import subject_history, tombstones_for
+
+    with sessions(db, home)() as session:
+        records = subject_history(session, subject)
+        graves = tombstones_for(
+            session, subject_hash(subject, load_or_create_salt(config.salt_path(home)))
+        )
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {"subject_id": subject, "decisions": records, "tombstones": graves}, default=str
+            )
+        )
+        return
+    render.history(console, subject, records, graves)
+
+
+@app.command(rich_help_panel="Review")
+def recourse(
+    subject: Annotated[str, typer.Option("--subject", help="Subject (applicant) id.")],
+    home: Home = None,
+    db: Db = None,
+    as_json: AsJson = False,
+) -> None:
+    """A denied subject's reasons with their responsiveness, whether any action can change the
+    decision, and the recommended (minimal-cost) action."""
+    from governance.store.queries import subject_recourse
+
+    with sessions(db, home)() as session:
+        records = subject_recourse(session, subject)
+    if as_json:
+        console.print_json(json.dumps({"subject_id": subject, "decisions": records}, default=str))
+        return
+    render.recourse(console, subject, records)
+
+
+@app.command(rich_help_panel="Review")
+def runs(
+    limit: Annotated[int, typer.Option(help="How many runs to list.")] = 20,
+    kind: Annotated[str | None, typer.Option(help="Only runs of this kind.")] = None,
+    home: Home = None,
+    db: Db = None,
+    as_json: AsJson = False,
+) -> None:
+    """Recent runs with their status and counts."""
+    from governance.store.queries import recent_runs
+
+    with sessions(db, home)() as session:
+        frame = recent_runs(session, limit, kind)
+    if as_json:
+        console.print_json(frame.to_json(orient="records", date_format="iso"))
+        return
+    render.frame_table(console, frame, title="Recent runs")

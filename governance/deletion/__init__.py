@@ -1,0 +1,52 @@
+"""Deletion requests (GDPR Art. 17): due dates and tombstones, retraining without a subject,
+the purge and the scan that proves it, and how few deletions could break issued recourse."""
+
+from governance.deletion.fragility_search import FragilityResult, fragility
+from governance.deletion.influence import Influence, supports_influence
+from governance.deletion.purge import (
+    ErasureRecord,
+    external_log_notice,
+    purge_decision_logs,
+    purge_training_files,
+    subject_decision_ids,
+)
+from governance.deletion.requests import (
+    DUE_DAYS,
+    due_date,
+    load_or_create_salt,
+    read_salt,
+    subject_hash,
+)
+from governance.deletion.retrain import (
+    CandidateVersion,
+    next_candidate_version,
+    read_retrain_note,
+    recourse_validity,
+    retrain_without,
+)
+from governance.deletion.scan import contains_needle, scan_for_subject, subject_needles
+
+__all__ = [
+    "DUE_DAYS",
+    "contains_needle",
+    "due_date",
+    "external_log_notice",
+    "fragility",
+    "load_or_create_salt",
+    "next_candidate_version",
+    "purge_decision_logs",
+    "purge_training_files",
+    "read_retrain_note",
+    "read_salt",
+    "recourse_validity",
+    "retrain_without",
+    "scan_for_subject",
+    "subject_decision_ids",
+    "subject_hash",
+    "subject_needles",
+    "supports_influence",
+    "CandidateVersion",
+    "ErasureRecord",
+    "FragilityResult",
+    "Influence",
+]

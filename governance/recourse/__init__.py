@@ -1,0 +1,51 @@
+"""Recourse: what an applicant can change (action sets), what that reaches, whether acting on a
+reason can help (responsiveness), whether the denial is fixed, and the minimal-cost action."""
+
+from governance.recourse.action_set import BUNDLED, ActionElement, ActionSet
+from governance.recourse.costs import (
+    Cost,
+    MADL1Cost,
+    PercentileShiftCost,
+    cost_from_dict,
+    load_cost,
+)
+from governance.recourse.reachable import (
+    CompiledActionSet,
+    Part,
+    ReachableSet,
+    compile_action_set,
+    is_reachable,
+    reachable_set,
+)
+from governance.recourse.scoring import ResponsivenessResult, responsiveness
+from governance.recourse.search import (
+    MAX_POINTS,
+    PROVE_POINTS,
+    STATUSES,
+    RecourseResult,
+    find_recourse,
+)
+
+__all__ = [
+    "BUNDLED",
+    "MAX_POINTS",
+    "PROVE_POINTS",
+    "STATUSES",
+    "compile_action_set",
+    "cost_from_dict",
+    "find_recourse",
+    "is_reachable",
+    "load_cost",
+    "reachable_set",
+    "responsiveness",
+    "ActionElement",
+    "ActionSet",
+    "CompiledActionSet",
+    "Cost",
+    "MADL1Cost",
+    "Part",
+    "PercentileShiftCost",
+    "ReachableSet",
+    "RecourseResult",
+    "ResponsivenessResult",
+]

@@ -1,0 +1,112 @@
+"""Validation quarantines exactly the bad rows, each with the check it failed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from governance.exceptions import DecisionLogError
+from governance.intake.validation import validate_night
+from tests.helpers import CONTRACTS, NIGHT
+
+
+def clean(n: int = 10) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "decision_id": [f"D{i}" for i in range(n)],
+            "subject_id": [f"S{i}" for i in range(n)],
+            "decided_at": pd.Timestamp("2026-11-24 09:00", tz="UTC"),
+            "model_name": "credit",
+            "model_version": "v1",
+            "income": np.linspace(1e4, 9e4, n),
+            "accounts": np.arange(n, dtype=float),
+            "home": ["RENT", "OWN"] * (n // 2),
+            "cosigner": [0.0, 1.0] * (n // 2),
+            "score": [0.8] * n,
+            "decision": ["approved"] * n,
+        }
+    )
+
+
+def test_clean_log_passes_whole():
+    result = validate_night(clean(), NIGHT, CONTRACTS)
+    assert len(result.valid) == 10 and result.quarantine.empty and result.checks == []
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "check"),
+    [
+        ("income", np.nan, "expect_column_values_to_not_be_null"),
+        ("income", np.inf, "expect_column_values_to_be_between"),
+        ("income", -5.0, "expect_column_values_to_be_between"),
+        ("accounts", 2.5, "expect_column_values_to_be_integers"),
+        ("home", "CASTLE", "expect_column_values_to_be_in_set"),
+        ("cosigner", 3.0, "expect_column_values_to_be_in_set"),
+        ("score", 1.7, "expect_column_values_to_be_between"),
+        ("decision", "maybe", "expect_column_values_to_be_in_set"),
+        ("model_version", "v9", "model_version_is_registered"),
+        ("decided_at", pd.Timestamp("2026-11-23 23:59", tz="UTC"), "decided_at_within_night"),
+        ("decision", "denied", "decision_matches_score_and_threshold"),
+        ("subject_id", None, "expect_column_values_to_not_be_null"),
+    ],
+)
+def test_each_bad_value_quarantines_exactly_its_row(column, value, check):
+    log = clean()
+    log[column] = log[column].astype(object)
+    log.at[3, column] = value
+    result = validate_night(log, NIGHT, CONTRACTS)
+    assert sorted(result.valid["decision_id"]) == sorted(f"D{i}" for i in range(10) if i != 3)
+    assert set(result.quarantine["row_number"]) == {3}
+    assert check in set(result.quarantine["check"])
+    assert result.quarantine["row_json"].str.contains('"decision_id": "D3"').all()
+
+
+def test_duplicate_ids_quarantine_every_copy():
+    log = clean()
+    log.loc[5, "decision_id"] = "D4"
+    result = validate_night(log, NIGHT, CONTRACTS)
+    assert set(result.quarantine["row_number"]) == {4, 5}
+    assert set(result.quarantine["check"]) == {"expect_column_values_to_be_unique"}
+
+
+def test_text_in_a_numeric_column_is_a_type_failure():
+    log = clean()
+    log["income"] = log["income"].astype(object)
+    log.at[2, "income"] = "lots"
+    result = validate_night(log, NIGHT, CONTRACTS)
+    assert set(result.quarantine["row_number"]) == {2}
+    assert "expect_column_values_to_be_of_type" in set(result.quarantine["check"])
+    assert len(result.valid) == 9 and result.valid["income"].dtype == float
+
+
+def test_ids_recorded_on_another_night_are_not_overwritten():
+    result = validate_night(clean(), NIGHT, CONTRACTS, seen_elsewhere=lambda ids: {"D1", "D7"})
+    assert set(result.quarantine["row_number"]) == {1, 7}
+    assert set(result.quarantine["check"]) == {"decision_id_not_recorded_on_another_night"}
+
+
+def test_missing_column_refuses_the_whole_log():
+    with pytest.raises(DecisionLogError, match="lacks required column.*income"):
+        validate_night(clean().drop(columns="income"), NIGHT, CONTRACTS)
+
+
+def test_timestamps_without_time_zone_refuse_the_whole_log():
+    log = clean()
+    log["decided_at"] = log["decided_at"].dt.tz_localize(None)
+    with pytest.raises(DecisionLogError, match="has no time zone"):
+        validate_night(log, NIGHT, CONTRACTS)
+
+
+def test_other_time_zones_are_converted_to_utc():
+    log = clean()
+    log["decided_at"] = pd.Timestamp("2026-11-24 23:30", tz="America/New_York")  # next UTC day
+    result = validate_night(log, NIGHT, CONTRACTS)
+    assert set(result.quarantine["check"]) == {"decided_at_within_night"}
+    log["decided_at"] = pd.Timestamp("2026-11-24 06:00", tz="Europe/Berlin")
+    assert validate_night(log, NIGHT, CONTRACTS).quarantine.empty
+
+
+def test_empty_log_is_valid_and_empty():
+    result = validate_night(clean().iloc[:0], NIGHT, CONTRACTS)
+    assert result.valid.empty and result.quarantine.empty
