@@ -16,7 +16,7 @@ from governance import config
 from governance.exceptions import UnknownModelVersion
 from governance.hashing import sha256_bytes
 from governance.registry.model_registry import ModelRegistry
-from governance.store import deletions, init_store, writes
+from governance.store import deletions, init_store, notices, writes
 from governance.store.engine import safe_url
 from governance.store.purge import compact_sqlite, purge_subjects
 from governance.store.queries import open_recourse, recent_denied
@@ -70,10 +70,15 @@ def process_deletions(
     registry = ModelRegistry(config.registry_dir(home))
     init_store(db_url)
     sessions = worker.sessions(db_url)
+    with sessions.begin() as session:
+        # Notices kept past an erasure for their legal retention go once it ends.
+        expired = notices.purge_expired_notices(session, datetime.now(UTC))
+    if expired:
+        logger.info("purged %d notice(s) of erased applicants whose retention ended", expired)
     with sessions() as session:
         requests = deletions.requests_to_process(session, request_ids)
     if not requests:
-        return {"requests": 0}
+        return {"requests": 0, "notices_purged": expired} if expired else {"requests": 0}
     ids = sorted(r.request_id for r in requests)
     subjects = sorted({r.subject_id for r in requests})
     batch_key = sha256_bytes(",".join(ids).encode())[:12]
@@ -163,14 +168,22 @@ def process_deletions(
                 # read them earlier wait and then see the tombstones (erasure_guard).
                 writes.erasure_guard(session, exclusive=True)
                 removed = purge_subjects(session, subjects)
+                held = notices.hold_for_retention(
+                    session, {r.subject_id: r.request_id for r in requests}, erased_at
+                )
                 deletions.record_tombstones(
                     session,
                     ids,
-                    {"ledger_rows": removed, "files": files, "candidates": counts["candidates"]},
+                    {
+                        "ledger_rows": removed,
+                        "files": files,
+                        "candidates": counts["candidates"],
+                        "notices": held,
+                    },
                     erased_at,
                 )
             compact_sqlite(worker.engine(db_url))
-            counts["purged"] = {"ledger_rows": removed, "files": files}
+            counts["purged"] = {"ledger_rows": removed, "files": files, "notices": held}
             timings["purge"] = time.perf_counter() - t
         timings["wall"] = time.perf_counter() - t0
         logger.info(

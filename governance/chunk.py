@@ -18,7 +18,15 @@ import pandas as pd
 from governance.explain.compare import positions, reason_agreement, verdict_changes
 from governance.explain.explainer import TOP_K, Explainer, Explanation, top_reasons
 from governance.hashing import sha256_bytes
-from governance.intake.decision_log import DECIDED_AT, DECISION, DENIED, ID, SCORE, SUBJECT
+from governance.intake.decision_log import (
+    COMPLETED_AT,
+    DECIDED_AT,
+    DECISION,
+    DENIED,
+    ID,
+    SCORE,
+    SUBJECT,
+)
 from governance.recourse.action_set import ActionSet
 from governance.recourse.costs import Cost
 from governance.recourse.scoring import responsiveness
@@ -82,8 +90,17 @@ def decision_rows(
             "features": features,
             "score_recomputed": recomputed,
             "run_id": run_id,
+            "completed_at": completed_at(chunk),
         }
     )
+
+
+def completed_at(chunk: pd.DataFrame) -> np.ndarray:
+    """When each application was complete, from the log's optional column (else NaT: the
+    decision time stands in). A value that is not a time is NaT too."""
+    if COMPLETED_AT not in chunk:
+        return pd.Series(pd.NaT, index=chunk.index, dtype="datetime64[us, UTC]").to_numpy()
+    return pd.to_datetime(chunk[COMPLETED_AT], utc=True, errors="coerce", format="mixed").to_numpy()
 
 
 def explanation_rows(

@@ -62,3 +62,7 @@ class DeletionError(GovernanceError, ValueError):
 
 class RobustnessError(GovernanceError, ValueError):
     """Raised when stability scores, robust recourse, variants or calibration get bad inputs."""
+
+
+class NoticeError(GovernanceError, ValueError):
+    """Raised when a notice cannot be issued: missing settings, or reasons the linter refuses."""

@@ -81,6 +81,7 @@ CREATE TABLE decisions (
 	features JSONB NOT NULL,
 	score_recomputed FLOAT,
 	run_id INTEGER NOT NULL,
+	completed_at TIMESTAMP WITH TIME ZONE,
 	PRIMARY KEY (decision_id),
 	FOREIGN KEY(model_version_id) REFERENCES model_versions (id),
 	FOREIGN KEY(run_id) REFERENCES runs (id)
@@ -137,6 +138,28 @@ CREATE TABLE explainers (
 	FOREIGN KEY(model_version_id) REFERENCES model_versions (id)
 );
 
+CREATE TABLE notices (
+	notice_id VARCHAR(32) NOT NULL,
+	decision_id VARCHAR(64) NOT NULL,
+	subject_id VARCHAR(64),
+	model_version_id INTEGER NOT NULL,
+	kind VARCHAR(16) NOT NULL,
+	text TEXT NOT NULL,
+	html TEXT NOT NULL,
+	sha256 VARCHAR(64) NOT NULL,
+	reasons JSONB NOT NULL,
+	flags JSONB NOT NULL,
+	issued_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	due_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	retain_until TIMESTAMP WITH TIME ZONE NOT NULL,
+	erasure_request_id VARCHAR(64),
+	PRIMARY KEY (notice_id),
+	UNIQUE (decision_id, kind),
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id)
+);
+CREATE INDEX ix_notices_retain_until ON notices (retain_until);
+CREATE INDEX ix_notices_subject_id ON notices (subject_id);
+
 CREATE TABLE quarantine (
 	id SERIAL NOT NULL,
 	run_id INTEGER NOT NULL,
@@ -156,6 +179,20 @@ CREATE TABLE quarantine (
 );
 CREATE INDEX ix_quarantine_run_id ON quarantine (run_id);
 CREATE INDEX ix_quarantine_subject_id ON quarantine (subject_id);
+
+CREATE TABLE reason_statements (
+	id SERIAL NOT NULL,
+	model_version_id INTEGER NOT NULL,
+	feature VARCHAR(64) NOT NULL,
+	direction VARCHAR(8) NOT NULL,
+	statement TEXT NOT NULL,
+	reviewer VARCHAR(128) NOT NULL,
+	reviewed_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	superseded_at TIMESTAMP WITH TIME ZONE,
+	PRIMARY KEY (id),
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id)
+);
+CREATE INDEX ix_reason_statements_key ON reason_statements (model_version_id, feature, direction);
 
 CREATE TABLE run_chunks (
 	run_id INTEGER NOT NULL,

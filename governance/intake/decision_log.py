@@ -34,6 +34,8 @@ MODEL_VERSION = "model_version"
 SCORE = "score"
 DECISION = "decision"
 META_COLUMNS = (ID, SUBJECT, DECIDED_AT, MODEL_NAME, MODEL_VERSION, SCORE, DECISION)
+# Optional: when the application was complete (an adverse-action notice is due 30 days later).
+COMPLETED_AT = "application_completed_at"
 APPROVED, DENIED = "approved", "denied"
 PARTITION = "decision_date"
 

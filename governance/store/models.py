@@ -116,6 +116,9 @@ class Decision(Base):
     features: Mapped[dict[str, Any]]
     score_recomputed: Mapped[float | None] = mapped_column(Float)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    # when the application was complete, if the log says (an adverse-action notice is due 30
+    # days after it); otherwise the decision time stands in
+    completed_at: Mapped[datetime | None] = mapped_column(Stamp)
 
     def __repr__(self) -> str:
         return f"Decision({self.decision_id!r}, {self.subject_id!r}, {self.decision})"
@@ -473,3 +476,51 @@ class RecourseFragility(Base):
     final_score: Mapped[float | None] = mapped_column(Float)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
     computed_at: Mapped[datetime] = mapped_column(Stamp)
+
+
+class ReasonStatement(Base):
+    """A reviewed adverse-action statement for one feature (and direction) of a model version.
+
+    Written only by ``govern reasons set``; a new statement for the same key supersedes the old
+    one, which stays with its reviewer and dates.
+    """
+
+    __tablename__ = "reason_statements"
+    __table_args__ = (
+        Index("ix_reason_statements_key", "model_version_id", "feature", "direction"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    feature: Mapped[str] = mapped_column(String(NAME_LEN))
+    direction: Mapped[str] = mapped_column(String(8))  # any, high or low
+    statement: Mapped[str] = mapped_column(Text)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    reviewed_at: Mapped[datetime] = mapped_column(Stamp)
+    superseded_at: Mapped[datetime | None] = mapped_column(Stamp)
+
+
+class Notice(Base):
+    """A notice issued to an applicant (adverse action, or an automated-decision letter), as sent.
+
+    No foreign key to the decision: a notice is a record the lender must keep (Regulation B
+    1002.12(b), 25 months), so it outlives the decision's erasure until ``retain_until``.
+    """
+
+    __tablename__ = "notices"
+    __table_args__ = (UniqueConstraint("decision_id", "kind"),)
+
+    notice_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    decision_id: Mapped[str] = mapped_column(String(ID_LEN))
+    subject_id: Mapped[str | None] = mapped_column(String(ID_LEN), index=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # credit or gdpr
+    text: Mapped[str] = mapped_column(Text)  # plain-text rendering, as sent
+    html: Mapped[str] = mapped_column(Text)  # the HTML document (PDFs are rendered from it)
+    sha256: Mapped[str] = mapped_column(String(64))  # of ``text``
+    reasons: Mapped[list[Any]]  # [{"rank", "feature", "direction", "statement"}]
+    flags: Mapped[list[Any]]  # what the reason linter flagged without refusing
+    issued_at: Mapped[datetime] = mapped_column(Stamp)
+    due_at: Mapped[datetime] = mapped_column(Stamp)
+    retain_until: Mapped[datetime] = mapped_column(Stamp, index=True)
+    erasure_request_id: Mapped[str | None] = mapped_column(String(64))  # kept past an erasure

@@ -3,7 +3,9 @@
 Rows hanging off a decision (explanations, attributions, reasons, responsiveness, verdicts,
 issued recourse and its validity and fragility records, comparisons) are deleted explicitly,
 children first, so the purge does not depend on the database enforcing ON DELETE CASCADE.
-Run-level aggregates stay: they hold counts, never ids or feature values.
+Run-level aggregates stay: they hold counts, never ids or feature values. Notices issued to the
+subject stay too, for their legal retention (see
+:func:`governance.store.notices.hold_for_retention`, called in the same transaction).
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from sqlalchemy.orm import Session
 
 from governance.store.models import Base
 from governance.store.writes import batches
+
+# Deleted last by hand (decisions, issued recourse, quarantine) or kept for their retention
+# (notices, which the lender must keep even past an erasure).
+KEPT_OR_LAST = ("decisions", "issued_recourse", "quarantine", "notices")
 
 
 def select_in(session: Session, column: sa.Column, key: sa.Column, values: Sequence) -> list:
@@ -43,13 +49,13 @@ def purge_subjects(session: Session, subject_ids: Sequence[str]) -> dict[str, in
     recourse_ids = select_in(session, issued.c.recourse_id, issued.c.decision_id, decision_ids)
     counts: dict[str, int] = {}
     for table in reversed(Base.metadata.sorted_tables):
-        if table.name in ("decisions", "issued_recourse", "quarantine"):
+        if table.name in KEPT_OR_LAST:
             continue
         if "recourse_id" in table.c:
             counts[table.name] = _delete_in(session, table, "recourse_id", recourse_ids)
     counts["issued_recourse"] = _delete_in(session, issued, "recourse_id", recourse_ids)
     for table in reversed(Base.metadata.sorted_tables):
-        if table.name in ("decisions", "issued_recourse", "quarantine"):
+        if table.name in KEPT_OR_LAST:
             continue
         if "decision_id" in table.c:
             counts[table.name] = counts.get(table.name, 0) + _delete_in(
