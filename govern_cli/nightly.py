@@ -19,6 +19,7 @@ from govern_cli.app import (
     console,
     env,
     parse_date,
+    registry,
     run_nightly,
     sessions,
 )
@@ -63,6 +64,7 @@ def demo(
             summaries.append(run_nightly(night, setup.model_name, address, 5_000, False, None))
             bar.advance(job)
     render.nightly_summary(console, summaries)
+    _demo_notices(db, home, setup.model_name)
     subject = _example_subject(db, home)
     console.print(
         f"\nLedger: [bold]{render.safe_db(db, home)}[/]\nTry:\n"
@@ -73,8 +75,30 @@ def demo(
         f"runs the redeploy check\n"
         f"  govern forget --subject {_example_borrower(db, home)}   # a past borrower asks to be "
         f"erased\n"
-        f"  govern deletions"
+        f"  govern deletions\n"
+        f"  govern serve                 # the review pages in a browser\n"
+        f"  govern notices --overdue     # denials owed an adverse-action notice"
     )
+
+
+def _demo_notices(db: str | None, home: Path | None, model: str) -> None:
+    """Notice settings and reviewed reason statements of the demo lender (every version)."""
+    from datetime import UTC, datetime
+
+    from governance.demo import DEMO_REVIEWER, DEMO_STATEMENTS, write_notice_settings
+    from governance.store import notices
+    from governance.store.writes import ensure_model_version
+
+    write_notice_settings(home)
+    reg = registry(home)
+    now = datetime.now(UTC)
+    with sessions(db, home).begin() as session:
+        for version in reg.versions(model):
+            mv_id = ensure_model_version(session, reg.manifest(model, version))
+            if notices.statements(session, mv_id):
+                continue
+            for (feature, direction), text in DEMO_STATEMENTS.items():
+                notices.set_statement(session, mv_id, feature, direction, text, DEMO_REVIEWER, now)
 
 
 def _example_subject(db: str | None, home: Path | None) -> str:

@@ -238,3 +238,55 @@ def prepare_demo(
         log.write_night(night, decisions)
         previous = people.drop(columns=[DECIDED_AT])
     return DemoSetup(home, MODEL_NAME, version, nights, rows_per_night)
+
+
+# Reason statements for the demo model, worded after Regulation B's Appendix C sample reasons.
+# Age is left unmapped on purpose: it is a protected attribute, and the reason linter refuses
+# any notice citing it (those denials show up in `govern notices --overdue`, blocked).
+DEMO_REVIEWER = "demo data (illustrative; not reviewed by a lender)"
+DEMO_STATEMENTS = {
+    ("annual_income", "any"): "Income insufficient for amount of credit requested",
+    ("employment_years", "any"): "Length of employment",
+    ("credit_history_years", "any"): "Limited length of credit history",
+    ("debt_to_income", "any"): "Excessive obligations in relation to income",
+    ("revolving_utilization", "any"): "Proportion of revolving balances to credit limits too high",
+    ("open_accounts", "any"): "Number of open credit accounts",
+    ("total_accounts", "any"): "Number of credit accounts opened",
+    ("months_since_last_delinquency", "any"): "Time since most recent delinquency too short",
+    ("delinquencies_2y", "any"): "Delinquent past or present credit obligations with others",
+    ("public_records", "any"): "Derogatory public record or collection action",
+    ("recent_inquiries", "any"): "Number of recent inquiries for credit",
+    ("loan_amount", "any"): "Amount of credit requested too high for income and obligations",
+    ("loan_term_months", "any"): "Term of the loan requested",
+    ("savings", "any"): "Insufficient savings and investments",
+    ("checking_balance", "any"): "Insufficient balance in checking account",
+    ("mortgage_accounts", "any"): "Number of mortgage accounts",
+    ("home_ownership", "any"): "Residential status",
+    ("loan_purpose", "any"): "Purpose of the loan requested",
+    ("has_cosigner", "any"): "No co-signer or guarantor on the application",
+}
+DEMO_NOTICE_SETTINGS = """\
+# Notice settings of the demo lender (fictitious). A real lender puts its own here.
+creditor:
+  name: Demo Lending Company
+  address: [100 Example Avenue, Springfield, ST 00000]
+  phone: 1-800-000-0000
+agency:
+  name: Consumer Financial Protection Bureau
+  address: [1700 G Street NW, Washington, DC 20552]
+due_days: 30
+controller:
+  name: Demo Lending Company
+  address: [100 Example Avenue, Springfield, ST 00000]
+  dpo: privacy@demo-lender.example
+  supervisory_authority: the data protection authority of your country of residence
+"""
+
+
+def write_notice_settings(home: str | Path | None = None) -> Path:
+    """Write the demo's notice settings (``notice.yaml`` in the data folder) unless present."""
+    path = config.home(home) / "notice.yaml"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(DEMO_NOTICE_SETTINGS)
+    return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -45,6 +46,40 @@ def make_engine(url: str) -> sa.Engine:
 
         return engine
     return sa.create_engine(parsed, pool_pre_ping=True)
+
+
+def readonly_engine(url: str) -> sa.Engine:
+    """An engine that cannot write: SQLite opened through a ``mode=ro`` URI (plus
+    ``query_only``), PostgreSQL with every transaction read-only.
+
+    Raises
+    ------
+    StoreError
+        If a SQLite ledger file does not exist (read-only mode never creates one).
+    """
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        if not path or path == ":memory:" or not Path(path).exists():
+            raise StoreError(f"no ledger at {safe_url(url)}: run `govern demo` or a nightly run")
+        ro = f"file:{Path(path).resolve().as_posix()}?mode=ro"
+        engine = sa.create_engine(
+            "sqlite://", creator=lambda: sqlite3.connect(ro, uri=True, check_same_thread=False)
+        )
+
+        @event.listens_for(engine, "connect")
+        def _readonly_pragmas(dbapi_conn, _record):  # noqa: ANN001 - DBAPI objects
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute("PRAGMA query_only=ON")
+            cur.close()
+
+        return engine
+    return sa.create_engine(
+        parsed,
+        pool_pre_ping=True,
+        connect_args={"options": "-c default_transaction_read_only=on"},
+    )
 
 
 def session_factory(engine: sa.Engine) -> sessionmaker[Session]:

@@ -335,3 +335,20 @@ def purge_expired_notices(session: Session, now: datetime) -> int:
         counts["notices"] = notices
         grave.counts = counts
     return len(expired)
+
+
+def issued(session: Session, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
+    """Notices issued, newest first (without their text), and how many in all."""
+    total = session.scalar(sa.select(sa.func.count()).select_from(Notice))
+    rows = session.scalars(
+        sa.select(Notice)
+        .order_by(Notice.issued_at.desc(), Notice.notice_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    out = []
+    for n in rows:
+        d = notice_dict(n)
+        d.pop("text"), d.pop("html")
+        out.append(d)
+    return out, int(total or 0)
