@@ -242,7 +242,6 @@ def notices(
             [
                 {
                     "decision": r["decision_id"],
-                    "subject": r["subject_id"],
                     "due": f"{r['due']:%Y-%m-%d}",
                     "days late": r["days_overdue"],
                     "why": r["why"],

@@ -269,15 +269,15 @@ DEMO_NOTICE_SETTINGS = """\
 # Notice settings of the demo lender (fictitious). A real lender puts its own here.
 creditor:
   name: Demo Lending Company
-  address: [100 Example Avenue, Springfield, ST 00000]
+  address: ["100 Example Avenue", "Springfield, ST 00000"]
   phone: 1-800-000-0000
 agency:
   name: Consumer Financial Protection Bureau
-  address: [1700 G Street NW, Washington, DC 20552]
+  address: ["1700 G Street NW", "Washington, DC 20552"]
 due_days: 30
 controller:
   name: Demo Lending Company
-  address: [100 Example Avenue, Springfield, ST 00000]
+  address: ["100 Example Avenue", "Springfield, ST 00000"]
   dpo: privacy@demo-lender.example
   supervisory_authority: the data protection authority of your country of residence
 """

@@ -89,7 +89,11 @@ def _number(value: Any, dtype: str) -> str:
 def describe_change(change: Mapping[str, Any], spec: Mapping[str, Any] | None = None) -> str:
     """A recourse change in words: "Gross annual income: from 42,000 to 51,500"."""
     spec = spec or {}
-    label = spec.get("description") or str(change["feature"]).replace("_", " ")
+    label = str(spec.get("description") or "")
+    if not label or label[0].isdigit() or len(label) > 60:
+        # descriptions written for reviewers ("1 if a co-signer ...") read badly here
+        label = str(change["feature"]).replace("_", " ")
+        label = label[:1].upper() + label[1:]
     dtype = str(spec.get("dtype", ""))
     return f"{label}: from {_number(change['from'], dtype)} to {_number(change['to'], dtype)}"
 
