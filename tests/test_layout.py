@@ -11,7 +11,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("governance", "tasks", "flows", "govern_cli")
-PACKAGES = ("registry", "intake", "explain", "recourse", "retraining", "deletion", "store", "data")
+PACKAGES = (
+    "registry",
+    "intake",
+    "explain",
+    "recourse",
+    "retraining",
+    "deletion",
+    "store",
+    "data",
+    "notices",
+)
 LONG_MODULE = 700
 
 

@@ -109,7 +109,7 @@ def create_app(
         Data folder: the registry's deployment history, the tombstone salt (to find an erased
         subject's tombstone by id) and the notice settings are read from it, never written.
     """
-    from governance.store import review
+    from governance.store import review, subjects
 
     ledger = Ledger(db_url)
     app = FastAPI(title="governance review", docs_url=None, redoc_url=None, openapi_url=None)
@@ -205,9 +205,9 @@ def create_app(
         now = datetime.now(UTC)
         settings, _ = settings_or_none(home)
         with ledger.sessions() as s:
-            decisions = review.subject(s, id)
-            graves = review.tombstones(s, hashed(id)) if salt() else []
-            retained = review.retained_notices(s, id) if "notices" in ledger.tables else []
+            decisions = subjects.subject(s, id)
+            graves = subjects.tombstones(s, hashed(id)) if salt() else []
+            retained = subjects.retained_notices(s, id) if "notices" in ledger.tables else []
         return page(
             request,
             "subject.html",
@@ -224,7 +224,7 @@ def create_app(
         from govern_cli.web.documents import anchor, url_part
 
         with ledger.sessions() as s:
-            subject_id = review.subject_of_decision(s, id)
+            subject_id = subjects.subject_of_decision(s, id)
         if subject_id is None:
             return not_found(
                 request, "no such decision", "The ledger holds no decision with that id."
@@ -238,7 +238,7 @@ def create_app(
         found = {"subjects": [], "decisions": []}
         if q:
             with ledger.sessions() as s:
-                found = review.search(s, q)
+                found = subjects.search(s, q)
             exact_s = q in found["subjects"]
             exact_d = q in found["decisions"]
             if exact_s and not exact_d:
