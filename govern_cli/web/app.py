@@ -113,6 +113,7 @@ def create_app(
 
     ledger = Ledger(db_url)
     app = FastAPI(title="governance review", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.ledger = ledger  # the benchmark times the SQL of each page on its engine
     templates = Jinja2Templates(env=environment())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     chart_cache: dict[tuple, list] = {}
