@@ -147,7 +147,6 @@ def build_large(url: str, n: int, seed: int = 0) -> None:
                 version=v,
                 artifact_sha256=f"{k}" * 64,
                 created_at=t0 - timedelta(days=40 - 40 * k),
-                deployed_at=t0 + timedelta(days=NIGHTS * k),
                 manifest=manifest,
             )
             s.add(mv)

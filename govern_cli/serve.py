@@ -12,12 +12,32 @@ from govern_cli.app import Db, Home, app, console
 
 
 def _ledger_url(db: str | None, home: Path | None) -> str:
-    """The store URL, its schema brought to head first (reading never migrates)."""
+    """The store URL of an existing ledger, its schema brought to head first if it is behind
+    (the pages read; they never create a ledger)."""
+    import sqlalchemy as sa
+
     from governance import config
+    from governance.exceptions import StoreError
     from governance.store import init_store
+    from governance.store.engine import (
+        current_revision,
+        head_revision,
+        readonly_engine,
+        safe_url,
+    )
 
     url = config.db_url(db, home)
-    init_store(url).dispose()
+    engine = readonly_engine(url)
+    try:
+        with engine.connect() as conn:
+            exists = sa.inspect(conn).has_table("decisions")
+        behind = exists and current_revision(engine) != head_revision()
+    finally:
+        engine.dispose()
+    if not exists:
+        raise StoreError(f"no ledger at {safe_url(url)}: run `govern demo` or a nightly run first")
+    if behind:
+        init_store(url).dispose()
     return url
 
 

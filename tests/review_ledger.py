@@ -78,7 +78,6 @@ def build(url: str, n: int = 12) -> dict:
             version="v1",
             artifact_sha256="a" * 64,
             created_at=T0 - timedelta(days=30),
-            deployed_at=T0 - timedelta(days=29),
             manifest=MANIFEST,
         )
         v2 = ModelVersion(
@@ -86,7 +85,6 @@ def build(url: str, n: int = 12) -> dict:
             version="v2",
             artifact_sha256="b" * 64,
             created_at=T0 + timedelta(days=1),
-            deployed_at=T0 + timedelta(days=2),
             manifest=MANIFEST,
         )
         s.add_all([v1, v2])

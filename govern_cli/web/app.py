@@ -268,7 +268,9 @@ def create_app(
             m = review.model_version(s, mv_id)
         if m is None:
             return not_found(request, "no such model version", f"No model version #{mv_id}.")
-        return page(request, "model.html", m=m, deployments=registry_deployments(m["name"]))
+        # the registry's history only where the ledger records no deployment states
+        history = registry_deployments(m["name"]) if m["states"] is None else None
+        return page(request, "model.html", m=m, deployments=history)
 
     @app.get("/deletions", response_class=HTMLResponse)
     def deletions(request: Request, page_no: int = Query(1, alias="page", ge=1)) -> HTMLResponse:

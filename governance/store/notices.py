@@ -23,7 +23,6 @@ from governance.store.models import (
     Reason,
     ReasonStatement,
     RecourseCheck,
-    Responsiveness,
     Tombstone,
 )
 
@@ -122,12 +121,13 @@ def statement_map(session: Session, model_version_id: int) -> dict[tuple[str, st
 
 # -- what a notice is built from -----------------------------------------------------------
 def no_action_column() -> sa.Column | None:
-    """The responsiveness rows' "no feasible action" marker, where the ledger has one."""
-    cols = Responsiveness.__table__.c
-    for name in ("no_feasible_action", "no_action"):
-        if name in cols:
-            return cols[name]
-    return None
+    """The reasons' "no feasible action" marker (``mu_state``), where the ledger has one."""
+    return Reason.__table__.c.get("mu_state")
+
+
+def no_action(state: Any) -> bool | None:
+    """Whether a reason's ``mu_state`` says no feasible change exists (None: not recorded)."""
+    return None if state is None else state == "no_action"
 
 
 def notice_inputs(session: Session, decision_id: str) -> dict[str, Any] | None:
@@ -147,17 +147,6 @@ def notice_inputs(session: Session, decision_id: str) -> dict[str, Any] | None:
         .where(Reason.decision_id == decision_id, Reason.model_version_id == mv_id)
         .order_by(Reason.rank)
     ).all()
-    no_action: dict[str, bool] = {}
-    col = no_action_column()
-    if col is not None and reasons:
-        no_action = dict(
-            session.execute(
-                sa.select(Responsiveness.feature, col).where(
-                    Responsiveness.decision_id == decision_id,
-                    Responsiveness.model_version_id == mv_id,
-                )
-            ).all()
-        )
     check = session.get(RecourseCheck, (decision_id, mv_id))
     aset = session.get(ActionSetRecord, check.action_set_id) if check else None
     if aset is None:
@@ -187,7 +176,7 @@ def notice_inputs(session: Session, decision_id: str) -> dict[str, Any] | None:
                 "feature": r.feature,
                 "attribution": r.attribution,
                 "mu": r.mu,
-                "no_feasible_action": no_action.get(r.feature),
+                "no_feasible_action": no_action(getattr(r, "mu_state", None)),
             }
             for r in reasons
         ],

@@ -332,7 +332,7 @@ def model_version_dict(mv: ModelVersion) -> dict[str, Any]:
         "version": mv.version,
         "artifact_sha256": mv.artifact_sha256,
         "created_at": aware(mv.created_at),
-        "deployed_at": aware(mv.deployed_at),
+        "deployed_at": aware(getattr(mv, "deployed_at", None)),
         "manifest": mv.manifest or {},
     }
 
@@ -392,21 +392,18 @@ def model_version(session: Session, mv_id: int) -> dict[str, Any] | None:
 
 
 def deployment_states(session: Session, mv_id: int) -> list[dict[str, Any]] | None:
-    """The ledger's deployment-state history of a version, where the ledger keeps one."""
-    table = Base.metadata.tables.get("deployment_states")
+    """The ledger's record of a version's deployment states (candidate, checked, deployed:
+    who, when, why), oldest first; None where the ledger keeps no such record."""
+    table = Base.metadata.tables.get("deployment_events")
     if table is None:
         return None
+    mv = session.get(ModelVersion, mv_id)
     cols = table.c
-    if "model_version_id" not in cols:
-        return None
-    order = [
-        c
-        for c in (cols.get("at"), cols.get("changed_at"), cols.get("recorded_at"))
-        if c is not None
-    ]
-    stmt = sa.select(table).where(cols.model_version_id == mv_id)
-    if order:
-        stmt = stmt.order_by(order[0])
+    stmt = (
+        sa.select(table)
+        .where(cols.model_name == mv.name, cols.version == mv.version)
+        .order_by(*[c for c in (cols.get("at"), cols.get("id")) if c is not None])
+    )
     return [dict(r) for r in session.execute(stmt).mappings()]
 
 

@@ -18,13 +18,12 @@ from governance.store.models import (
     RecourseCheck,
     RecourseFragility,
     RecourseValidity,
-    Responsiveness,
     ResponsiveReason,
     Run,
     Tombstone,
     VersionComparison,
 )
-from governance.store.notices import aware, no_action_column, notice_dict
+from governance.store.notices import aware, no_action, notice_dict
 
 PER_PAGE = 50
 
@@ -53,16 +52,6 @@ def decision_record(session: Session, d: Decision, mv: ModelVersion) -> dict[str
         .where(Reason.decision_id == key, Reason.model_version_id == mv_id)
         .order_by(Reason.rank)
     ).all()
-    no_action: dict[str, Any] = {}
-    col = no_action_column()
-    if col is not None and reasons:
-        no_action = dict(
-            session.execute(
-                sa.select(Responsiveness.feature, col).where(
-                    Responsiveness.decision_id == key, Responsiveness.model_version_id == mv_id
-                )
-            ).all()
-        )
     check = session.get(RecourseCheck, (key, mv_id))
     aset = session.get(ActionSetRecord, check.action_set_id) if check else None
     ranked = session.scalars(
@@ -96,6 +85,8 @@ def decision_record(session: Session, d: Decision, mv: ModelVersion) -> dict[str
                 "score_before": i.score_before,
                 "score_after": i.score_after,
                 "minimal_proven": i.complete,
+                # over what the minimum is proven, where the ledger says
+                "minimal_over": getattr(i, "minimal_over", None),
                 "stability": i.stability,
                 "changes": i.changes or [],
                 "alternative": i.alternative,
@@ -154,7 +145,7 @@ def decision_record(session: Session, d: Decision, mv: ModelVersion) -> dict[str
                 "value": (d.features or {}).get(r.feature),
                 "attribution": r.attribution,
                 "mu": r.mu,
-                "no_feasible_action": no_action.get(r.feature),
+                "no_feasible_action": no_action(getattr(r, "mu_state", None)),
             }
             for r in reasons
         ],

@@ -160,3 +160,9 @@ def test_serve_refuses_to_bind_beyond_loopback_without_a_token(home):
     finally:
         os.environ.pop("GOVERNANCE_UI_TOKEN", None)
     assert code == 2 and "16 characters" in err
+
+
+def test_serve_never_creates_a_ledger(tmp_path):
+    absent = tmp_path / "absent.db"
+    code, _, err = govern("serve", "--db", f"sqlite:///{absent}", "--home", str(tmp_path))
+    assert code == 2 and "no ledger" in err and not absent.exists()
