@@ -233,20 +233,24 @@ def create_app(
         return RedirectResponse(f"/subject?id={url_part(subject_id)}#{anchor(id)}", 303)
 
     @app.get("/search", response_class=HTMLResponse)
-    def search(request: Request, q: str = Query("", max_length=200)) -> Response:
+    def search(
+        request: Request,
+        q: str = Query("", max_length=200),
+        page_no: int = Query(1, alias="page", ge=1),
+    ) -> Response:
         from govern_cli.web.documents import url_part
 
-        found = {"subjects": [], "decisions": []}
+        found = {"subjects": [], "decisions": [], "more": False}
         if q:
             with ledger.sessions() as s:
-                found = subjects.search(s, q)
+                found = subjects.search(s, q, page_no, per_page)
             exact_s = q in found["subjects"]
             exact_d = q in found["decisions"]
-            if exact_s and not exact_d:
+            if page_no == 1 and exact_s and not exact_d:
                 return RedirectResponse(f"/subject?id={url_part(q)}", 303)
-            if exact_d and not exact_s:
+            if page_no == 1 and exact_d and not exact_s:
                 return RedirectResponse(f"/decision?id={url_part(q)}", 303)
-        return page(request, "search.html", found=found)
+        return page(request, "search.html", found=found, page=page_no)
 
     @app.get("/models", response_class=HTMLResponse)
     def models(request: Request, page_no: int = Query(1, alias="page", ge=1)) -> HTMLResponse:

@@ -212,14 +212,22 @@ def tombstone_dict(t: Tombstone) -> dict[str, Any]:
     }
 
 
-def search(session: Session, q: str, limit: int = PER_PAGE) -> dict[str, list[str]]:
-    """Subject and decision ids equal to ``q`` or starting with it (exact matches first)."""
-    out: dict[str, list[str]] = {}
+def search(session: Session, q: str, page: int = 1, per: int = PER_PAGE) -> dict[str, Any]:
+    """Subject and decision ids equal to ``q`` or starting with it, ``per`` of each a page,
+    in id order; ``more`` says whether a next page has any."""
+    out: dict[str, Any] = {"more": False}
     for name, col in (("subjects", Decision.subject_id), ("decisions", Decision.decision_id)):
         # A range scan on the index, then the prefix test here: no LIKE, so no wildcard in q
-        # means anything.
+        # means anything. Ids from q on are in order, so the matches come first.
         found = session.scalars(
-            sa.select(col).where(col >= q).group_by(col).order_by(col).limit(limit)
+            sa.select(col)
+            .where(col >= q)
+            .group_by(col)
+            .order_by(col)
+            .limit(per + 1)
+            .offset((max(1, page) - 1) * per)
         ).all()
-        out[name] = [v for v in found if v.startswith(q)]
+        matches = [v for v in found if v.startswith(q)]
+        out[name] = matches[:per]
+        out["more"] = out["more"] or len(matches) > per
     return out

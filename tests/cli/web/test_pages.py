@@ -139,6 +139,10 @@ def test_search_finds_exact_ids_and_prefixes(client):
     assert r.status_code == 303 and r.headers["location"].startswith("/decision?id=")
     listing = client.get("/search", params={"q": "S00"}).text
     assert "S0006" in listing and "D0007" not in listing
+    # four a page: S0006, S0007, S0008, S0009, then S0010 and S0011 on the next
+    assert "S0009" in listing and "S0010" not in listing and 'rel="next"' in listing
+    more = client.get("/search", params={"q": "S00", "page": 2}).text
+    assert "S0010" in more and "S0011" in more and 'rel="next"' not in more
     # LIKE wildcards mean nothing: "%" finds only ids that start with "%"
     assert "S0006" not in client.get("/search", params={"q": "%"}).text
 
