@@ -224,16 +224,23 @@ def close_totals(db_url: str, run_id: int) -> dict[str, int]:
 
 
 def _deferred_deletions(home: str | None, db: str | None) -> dict[str, Any]:
-    """Carry out open deletion requests as a subflow on the same cluster, if there are any."""
+    """Carry out open deletion requests as a subflow on the same cluster, if there are any;
+    every night, purge erased applicants' notices whose legal retention has ended."""
+    from datetime import UTC, datetime
+
     from flows.deletion import process_deletions
     from flows.runtime import same_cluster
     from governance.store.deletions import pending_requests
+    from governance.store.notices import purge_expired_notices
     from tasks import worker
 
-    with worker.sessions(config.db_url(db, home))() as session:
+    sessions = worker.sessions(config.db_url(db, home))
+    with sessions.begin() as session:
+        expired = purge_expired_notices(session, datetime.now(UTC))
+    with sessions() as session:
         pending = pending_requests(session)
     if not pending:
-        return {"requests": 0}
+        return {"requests": 0, "notices_purged": expired} if expired else {"requests": 0}
     result = process_deletions.with_options(task_runner=same_cluster())(home=home, db=db)
     return {"requests": len(result.get("requests", [])), "run_id": result.get("run_id")}
 
