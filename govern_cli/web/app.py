@@ -112,6 +112,9 @@ def create_app(
     from governance.store import review, subjects
 
     ledger = Ledger(db_url)
+    if home is not None:
+        # the registry (read for deployment history) imports scikit-learn: pay that at start
+        import governance.registry.model_registry  # noqa: F401
     app = FastAPI(title="governance review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ledger = ledger  # the benchmark times the SQL of each page on its engine
     templates = Jinja2Templates(env=environment())

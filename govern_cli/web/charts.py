@@ -119,7 +119,8 @@ def run_charts(report: dict[str, Any]) -> list[tuple[str, Markup]]:
         out.append((title, svg(binned(report["mu"]["hist"], title, "responsiveness"))))
     if report["verdicts"]:
         title = "Verification verdicts of denials"
-        out.append((title, svg(bars(report["verdicts"], "status", "n", title))))
+        rows = [{"status": v["status"], "denials": v["n"]} for v in report["verdicts"]]
+        out.append((title, svg(bars(rows, "status", "denials", title))))
     rec = report["recourse"]
     if rec["cost_hist"]:
         title = "Cost of the issued recourse"
