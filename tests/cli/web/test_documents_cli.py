@@ -38,12 +38,21 @@ def govern(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """The small ledger, built once; each test works on a copy."""
+    folder = tmp_path_factory.mktemp("template")
+    return folder / "governance.db", rl.build(f"sqlite:///{folder / 'governance.db'}")
+
+
 @pytest.fixture
-def home(tmp_path):
+def home(tmp_path, template):
+    import shutil
+
+    shutil.copyfile(template[0], tmp_path / "governance.db")
     url = f"sqlite:///{tmp_path / 'governance.db'}"
-    info = rl.build(url)
     (tmp_path / "notice.yaml").write_text(SETTINGS)
-    return tmp_path, ["--home", str(tmp_path), "--db", url], info
+    return tmp_path, ["--home", str(tmp_path), "--db", url], template[1]
 
 
 def test_reasons_set_checks_the_feature_and_direction(home):
