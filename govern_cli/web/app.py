@@ -4,7 +4,7 @@ No page needs JavaScript and none is served: the Content-Security-Policy allows 
 all, and every asset (one stylesheet, one icon) comes from the app itself. The ledger is opened
 read-only (see :func:`governance.store.engine.readonly_engine`) and the app has no route that
 writes: any method but GET and HEAD is refused before routing. Bound beyond the loopback
-interface, every request needs the token (``GOVERNANCE_UI_TOKEN``), sent as a bearer token, a
+interface, every page needs the token (``GOVERNANCE_UI_TOKEN``), sent as a bearer token, a
 cookie, or once as ``?token=`` (which sets the cookie and redirects to the same page without it).
 """
 
@@ -39,6 +39,7 @@ ENV_TOKEN = "GOVERNANCE_UI_TOKEN"
 COOKIE = "governance_ui_token"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 READ_METHODS = ("GET", "HEAD")
+PUBLIC = ("/static/", "/favicon.ico")  # no ledger data: served without the token
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -129,7 +130,11 @@ def create_app(
                 status_code=405,
                 headers={"Allow": ", ".join(READ_METHODS)},
             )
-        elif token is not None and not authorised(request, token):
+        elif (
+            token is not None
+            and not request.url.path.startswith(PUBLIC)
+            and not authorised(request, token)
+        ):
             given = request.query_params.get("token")
             if given is not None and secrets.compare_digest(given.encode(), token.encode()):
                 clean = request.url.remove_query_params("token")
