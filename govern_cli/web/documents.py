@@ -49,8 +49,8 @@ def fmt_num(value: Any, digits: int = 3) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        if value.is_integer() and abs(value) >= 1_000:
-            return f"{value:,.0f}"
+        if value.is_integer() and abs(value) < 1e15:
+            return f"{int(value):,}"
         return f"{value:,.{digits}f}" if abs(value) < 1_000 else f"{value:,.0f}"
     return str(value)
 
