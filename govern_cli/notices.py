@@ -227,8 +227,9 @@ def notices(
             rows, total = store.overdue(
                 session, now, settings.due_days if settings else 30, limit=limit
             )
+            cache: dict = {}
             for r in rows:
-                problems = blocked_reasons(session, r["decision_id"], settings)
+                problems = blocked_reasons(session, r["decision_id"], settings, cache)
                 r["why"] = "blocked: " + "; ".join(problems) if problems else "not issued"
         else:
             rows, total = store.issued(session, limit=limit)

@@ -88,6 +88,7 @@ CREATE TABLE decisions (
 );
 CREATE INDEX ix_decisions_decision_date ON decisions (decision_date);
 CREATE INDEX ix_decisions_model_version_id ON decisions (model_version_id);
+CREATE INDEX ix_decisions_notice_due ON decisions (coalesce(completed_at, decided_at), decision_id) WHERE decision = 'denied';
 CREATE INDEX ix_decisions_run_id ON decisions (run_id);
 CREATE INDEX ix_decisions_subject ON decisions (subject_id, decided_at);
 

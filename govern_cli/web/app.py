@@ -344,8 +344,9 @@ def create_app(
                 rows, total = overdue(
                     s, datetime.now(UTC), due_days, limit=per_page, offset=(page_no - 1) * per_page
                 )
+                cache: dict = {}
                 for r in rows:
-                    r["problems"] = blocked_reasons(s, r["decision_id"], settings)
+                    r["problems"] = blocked_reasons(s, r["decision_id"], settings, cache)
         return page(
             request,
             "notices.html",

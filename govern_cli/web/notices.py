@@ -40,7 +40,10 @@ def settings_or_none(home: Path | None) -> tuple[NoticeSettings | None, str]:
 
 
 def lint_decision(
-    session: Session, decision_id: str, settings: NoticeSettings | None
+    session: Session,
+    decision_id: str,
+    settings: NoticeSettings | None,
+    statements: dict[int, dict] | None = None,
 ) -> tuple[dict[str, Any], LintResult]:
     """The decision as the notice sees it, and the linter's verdict on its reasons.
 
@@ -67,9 +70,14 @@ def lint_decision(
             "protected_terms": settings.protected_terms,
             "generic_phrases": settings.generic_phrases,
         }
+    mv_id = record["model_version_id"]
+    if statements is None:
+        statements = {}
+    if mv_id not in statements:  # a page lints many decisions of few versions
+        statements[mv_id] = store.statement_map(session, mv_id)
     result = lint_reasons(
         reasons,
-        store.statement_map(session, record["model_version_id"]),
+        statements[mv_id],
         recourse_status=record["recourse_status"],
         **kwargs,
     )
@@ -77,11 +85,15 @@ def lint_decision(
 
 
 def blocked_reasons(
-    session: Session, decision_id: str, settings: NoticeSettings | None
+    session: Session,
+    decision_id: str,
+    settings: NoticeSettings | None,
+    statements: dict[int, dict] | None = None,
 ) -> list[str]:
-    """Why the linter would refuse this decision's notice (empty when it would not)."""
+    """Why the linter would refuse this decision's notice (empty when it would not).
+    ``statements`` caches each model version's statements across calls."""
     try:
-        return list(lint_decision(session, decision_id, settings)[1].problems)
+        return list(lint_decision(session, decision_id, settings, statements)[1].problems)
     except NoticeError as exc:
         return [str(exc)]
 

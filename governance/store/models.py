@@ -24,6 +24,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import column as sa_column
+from sqlalchemy import func as sa_func
+from sqlalchemy import text as sa_text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -103,6 +106,14 @@ class Decision(Base):
     __tablename__ = "decisions"
     __table_args__ = (
         Index("ix_decisions_subject", "subject_id", "decided_at"),
+        # denials in the order their adverse-action notices fall due (notices past due)
+        Index(
+            "ix_decisions_notice_due",
+            sa_func.coalesce(sa_column("completed_at"), sa_column("decided_at")),
+            "decision_id",
+            postgresql_where=sa_text("decision = 'denied'"),
+            sqlite_where=sa_text("decision = 'denied'"),
+        ),
         {"info": {"upsert": True}},
     )
 

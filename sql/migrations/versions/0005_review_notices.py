@@ -79,9 +79,18 @@ def upgrade() -> None:
 
     with op.batch_alter_table("decisions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True))
+    denied = sa.text("decision = 'denied'")
+    op.create_index(
+        "ix_decisions_notice_due",
+        "decisions",
+        [sa.text("coalesce(completed_at, decided_at)"), "decision_id"],
+        postgresql_where=denied,
+        sqlite_where=denied,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_decisions_notice_due", table_name="decisions")
     with op.batch_alter_table("decisions", schema=None) as batch_op:
         batch_op.drop_column("completed_at")
 
