@@ -258,3 +258,18 @@ def test_an_old_schema_is_refused_not_misread(tmp_path):
         create_app(url)
     with pytest.raises(StoreError, match="no ledger"):
         create_app(f"sqlite:///{tmp_path / 'absent.db'}")
+
+
+def test_responsiveness_in_words_and_value_formatting():
+    from governance.store.notices import no_action
+    from govern_cli.web.documents import anchor, fmt_num, mu_words, url_part
+
+    assert mu_words({"mu": None}).startswith("not scored")
+    assert mu_words({"mu": 0.0}).startswith("no change to this feature alone")
+    assert mu_words({"mu": 0.25}).startswith("25% of the changes")
+    assert mu_words({"mu": None, "no_feasible_action": True}).startswith("no feasible action")
+    assert no_action("no_action") is True and no_action("scored") is False
+    assert no_action(None) is None
+    assert fmt_num(33.0) == "33" and fmt_num(0.4567) == "0.457" and fmt_num(None) == "—"
+    assert url_part("a/b?c=d&e#f %") == "a%2Fb%3Fc%3Dd%26e%23f%20%25"
+    assert anchor("<x>") == anchor("<x>") != anchor("<y>") and anchor("<x>").startswith("d-")
