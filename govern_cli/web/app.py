@@ -49,6 +49,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+REPORTS_KEPT = 64  # run reports (with their SVG charts) kept in memory
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -120,7 +121,7 @@ def create_app(
     app.state.ledger = ledger  # the benchmark times the SQL of each page on its engine
     templates = Jinja2Templates(env=environment())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    chart_cache: dict[tuple, list] = {}
+    report_cache: dict[tuple, tuple] = {}
 
     @app.middleware("http")
     async def guard(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette's types
@@ -186,20 +187,26 @@ def create_app(
         request: Request, run_id: int, page_no: int = Query(1, alias="page", ge=1)
     ) -> HTMLResponse:
         with ledger.sessions() as s:
-            report = review.run_report(s, run_id)
-            if report is None:
+            info = review.run(s, run_id)
+            if info is None:
                 return not_found(request, "no such run", f"The ledger has no run #{run_id}.")
+            # A finished run's report changes only when the run is redone or an erasure
+            # removes some of its rows: key the cached report (and its charts) on both.
+            key = (run_id, info["status"], info["finished_at"], info["attempts"])
+            key += (review.erasures(s),)
+            if info["status"] == "running" or key not in report_cache:
+                report = review.run_report(s, run_id)
+                while len(report_cache) >= REPORTS_KEPT:
+                    report_cache.pop(next(iter(report_cache)))  # the oldest
+                report_cache[key] = (report, run_charts.run_charts(report))
             qrows, qtotal = review.quarantine_page(s, run_id, page_no, per_page)
             drows, dtotal = review.run_decisions_page(s, run_id, page_no, per_page)
-        r = report["run"]
-        key = (run_id, r["status"], r["finished_at"], r["attempts"])
-        if key not in chart_cache:
-            chart_cache[key] = run_charts.run_charts(report)
+        report, charts = report_cache[key]
         return page(
             request,
             "run.html",
             report=report,
-            charts=chart_cache[key],
+            charts=charts,
             links=True,
             qrows=qrows,
             qtotal=qtotal,

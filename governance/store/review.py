@@ -98,6 +98,11 @@ def run(session: Session, run_id: int) -> dict[str, Any] | None:
     return None if r is None else run_dict(r)
 
 
+def erasures(session: Session) -> int:
+    """How many erasures the ledger has seen (tombstones): cached reports key on it."""
+    return int(session.scalar(sa.select(sa.func.count()).select_from(Tombstone)) or 0)
+
+
 def quarantine_by_check(session: Session, run_id: int) -> list[dict[str, Any]]:
     """Quarantined rows of a run per failed check and column, most rows first."""
     n = sa.func.count()

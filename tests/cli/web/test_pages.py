@@ -261,8 +261,8 @@ def test_an_old_schema_is_refused_not_misread(tmp_path):
 
 
 def test_responsiveness_in_words_and_value_formatting():
-    from governance.store.notices import no_action
     from govern_cli.web.documents import anchor, fmt_num, mu_words, url_part
+    from governance.store.notices import no_action
 
     assert mu_words({"mu": None}).startswith("not scored")
     assert mu_words({"mu": 0.0}).startswith("no change to this feature alone")
@@ -273,3 +273,41 @@ def test_responsiveness_in_words_and_value_formatting():
     assert fmt_num(33.0) == "33" and fmt_num(0.4567) == "0.457" and fmt_num(None) == "—"
     assert url_part("a/b?c=d&e#f %") == "a%2Fb%3Fc%3Dd%26e%23f%20%25"
     assert anchor("<x>") == anchor("<x>") != anchor("<y>") and anchor("<x>").startswith("d-")
+
+
+def test_a_cached_run_report_is_redone_after_an_erasure(tmp_path):
+    from datetime import UTC, datetime
+
+    from governance.store import session_factory
+    from governance.store.engine import make_engine
+    from governance.store.models import DeletionRequest, Tombstone
+    from governance.store.purge import purge_subjects
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    info = rl.build(url)
+    c = TestClient(create_app(url))
+    path = f"/runs/{info['runs']['nightly']}"
+    decisions = '<tr><th>decisions</th><td class="num">{}</td></tr>'
+    assert decisions.format(12) in c.get(path).text
+    engine = make_engine(url)
+    now = datetime.now(UTC)
+    with session_factory(engine).begin() as s:
+        purge_subjects(s, ["S0007"])
+        s.add(
+            DeletionRequest(
+                request_id="del-z",
+                subject_hash="9" * 64,
+                received_at=now,
+                due_at=now,
+                status="purged",
+                counts={},
+            )
+        )
+        s.flush()
+        s.add(
+            Tombstone(
+                request_id="del-z", subject_hash="9" * 64, received_at=now, purged_at=now, counts={}
+            )
+        )
+    engine.dispose()
+    assert decisions.format(11) in c.get(path).text
