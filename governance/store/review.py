@@ -146,7 +146,7 @@ def quarantine_page(
 def run_decisions_page(
     session: Session, run_id: int, page: int = 1, per: int = PER_PAGE
 ) -> tuple[list[dict[str, Any]], int]:
-    """Decisions a run stored, denied first, with their verification verdict."""
+    """Decisions a run stored, in id order (the primary key's), with their verdict."""
     total = session.scalar(
         sa.select(sa.func.count()).select_from(Decision).where(Decision.run_id == run_id)
     )
@@ -164,7 +164,7 @@ def run_decisions_page(
         )
         .outerjoin(RecourseCheck, verdict)
         .where(Decision.run_id == run_id)
-        .order_by(Decision.decision.desc(), Decision.decision_id)
+        .order_by(Decision.decision_id)
         .limit(per)
         .offset(offset(page, per))
     ).all()
