@@ -62,3 +62,8 @@ class DeletionError(GovernanceError, ValueError):
 
 class RobustnessError(GovernanceError, ValueError):
     """Raised when stability scores, robust recourse, variants or calibration get bad inputs."""
+
+
+class ScoreMismatch(GovernanceError, ValueError):
+    """Raised when logged decisions are not reproduced by the registered model and the run was
+    told to fail on that."""
