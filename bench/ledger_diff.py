@@ -1,12 +1,14 @@
 """Compare two ledgers table by table, except columns that legitimately differ between runs.
 
 Two ledgers built from the same inputs and settings must hold the same rows. What may differ
-is named, never guessed: wall-clock times, timings, the code version, Prefect run ids, the
-data folder's path in run parameters, and surrogate integer ids. Surrogate ids are not
-dropped: a column that refers to ``runs``, ``model_versions``, ``explainers``,
-``action_sets`` or ``cost_models`` is replaced by the referenced row's natural key (run key,
-model name and version, content hashes), so two ledgers that number their rows differently
-still compare equal, and a row pointing at another run or version does not.
+is named, never guessed: wall-clock times, timings, the code version (and the library
+versions and hash of a result provenance, which fold it in), Prefect run ids, the data
+folder's path in run parameters, and surrogate integer ids. Surrogate ids are not dropped: a
+column that refers to ``runs``, ``model_versions``, ``explainers``, ``action_sets``,
+``cost_models`` or ``result_provenance`` is replaced by the referenced row's natural key (run
+key, model name and version, content hashes, the settings' hash), so two ledgers that number
+their rows differently still compare equal, and a row pointing at another run or version does
+not.
 
 Rows are compared as multisets, bit for bit: floats by their exact value, JSON by its
 canonical text (sorted keys), times in UTC.
@@ -61,6 +63,9 @@ DEFAULT_IGNORE = (
     "model_versions.manifest.created_at",
     "model_versions.manifest.deployed_at",
     "alembic_version.version_num",
+    # a provenance's own hash and library versions fold in the code that ran
+    "result_provenance.sha256",
+    "result_provenance.libraries",
 )
 # table -> columns of its natural key; references to these tables compare by that key
 NATURAL_KEYS = {
@@ -69,6 +74,7 @@ NATURAL_KEYS = {
     "explainers": ("config_sha256",),
     "action_sets": ("name", "version", "sha256"),
     "cost_models": ("sha256",),
+    "result_provenance": ("settings_sha256",),  # the code version is compared nowhere
 }
 
 

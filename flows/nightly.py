@@ -14,6 +14,7 @@ from governance import config
 from governance.chunk import chunk_sha256
 from governance.explain.metrics import recourse_metrics
 from governance.intake.decision_log import ID, MODEL_NAME, MODEL_VERSION
+from governance.provenance import code_identity, provenance_sha256, result_settings
 from governance.store import init_store
 from governance.store.engine import safe_url
 from tasks.explain import explain_chunk
@@ -29,25 +30,41 @@ def plan_chunks(
     valid: pd.DataFrame,
     refs: dict[tuple[str, str], tuple[ModelRef, int]],
     chunk_rows: int,
-    done: dict[int, str],
-) -> tuple[list[dict[str, Any]], int]:
+    done: dict[int, tuple[str, str | None]],
+    settings: dict[tuple[str, str], dict[str, Any]] | None = None,
+    model: str | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Split valid rows into fixed chunks per model version, in decision-id order.
 
-    The split depends only on the rows, so a rerun produces the same chunks and skips those
-    whose results are already committed (same number and same content hash).
-    Returns the chunks still to do and the number skipped.
+    The split depends only on the night's valid rows, whichever model the run is limited to,
+    so chunk numbers mean the same in every attempt. A chunk is skipped when the ledger holds
+    its results for the same rows (content hash) under the same provenance (its version's
+    settings, from ``settings``, and this code: see governance.provenance); otherwise it is
+    to do, unless ``model`` names another model.
+
+    Returns the chunks to do and the tallies ``chunks`` (all of the night), ``skipped`` and
+    ``not_selected``.
     """
-    todo, skipped, chunk_no = [], 0, 0
+    code = code_identity()
+    todo: list[dict[str, Any]] = []
+    tallies = {"chunks": 0, "skipped": 0, "not_selected": 0}
     if valid.empty:
-        return todo, skipped
+        return todo, tallies
     ordered = valid.sort_values([MODEL_NAME, MODEL_VERSION, ID], kind="stable")
     for (name, version), rows in ordered.groupby([MODEL_NAME, MODEL_VERSION], sort=True):
-        ref, model_version_id = refs[(str(name), str(version))]
+        key = (str(name), str(version))
+        ref, model_version_id = refs[key]
+        options = (settings or {}).get(key) or result_settings()
+        provenance = provenance_sha256(options, code)
         for start in range(0, len(rows), chunk_rows):
             chunk = rows.iloc[start : start + chunk_rows].reset_index(drop=True)
+            chunk_no = tallies["chunks"]
+            tallies["chunks"] += 1
             sha = chunk_sha256(chunk)
-            if done.get(chunk_no) == sha:
-                skipped += 1
+            if model is not None and key[0] != model:
+                tallies["not_selected"] += 1
+            elif done.get(chunk_no) == (sha, provenance):
+                tallies["skipped"] += 1
             else:
                 todo.append(
                     {
@@ -56,10 +73,10 @@ def plan_chunks(
                         "sha": sha,
                         "ref": ref,
                         "model_version_id": model_version_id,
+                        "options": options,
                     }
                 )
-            chunk_no += 1
-    return todo, skipped
+    return todo, tallies
 
 
 def _sum(dicts: list[dict[str, float]]) -> dict[str, float]:
@@ -85,14 +102,18 @@ def nightly_governance(
     stability: bool = True,
     robust_tau: float | None = None,
     deletions: bool = True,
+    score_mismatch: str = "flag",
 ) -> dict[str, Any]:
     """Explain one night of automated decisions and record them in the ledger.
 
-    1. Open (or reopen) the run for (night, model) in the ledger.
+    1. Open (or reopen) the night's run in the ledger: one run per night, however the
+       command was spelled (``model`` limits the work, not the run).
     2. Pull the night's decision log from its source.
     3. Validate it against each referenced model version; quarantine failing rows.
-    4. Chunk the valid rows; a rerun skips chunks already committed.
-    5. On the Dask cluster, explain each chunk and store its rows in one transaction.
+    4. Chunk the valid rows; a rerun skips chunks already committed from the same rows under
+       the same settings and code, and recomputes the others.
+    5. On the Dask cluster, explain each chunk and store its rows, with their provenance, in
+       one transaction.
     6. Close the run with counts and timings, and return the summary.
 
     Parameters
@@ -101,7 +122,9 @@ def nightly_governance(
         UTC decision date to process; default yesterday (UTC), which is what the nightly
         schedule wants.
     model : str, optional
-        Only this model's decisions; default all models in the log.
+        Explain only this model's decisions; default all models in the log. The whole night
+        is still validated (its quarantine is the night's, whatever the filter) and the run
+        is the night's.
     home : str, optional
         Data folder (registry, logs, default SQLite store); default $GOVERNANCE_HOME.
     db : str, optional
@@ -126,6 +149,11 @@ def nightly_governance(
         minimal-cost one, which is kept as the alternative.
     deletions : bool, default=True
         Afterwards, carry out the deletion requests recorded with ``govern forget --defer``.
+    score_mismatch : {"flag", "quarantine", "fail"}, default="flag"
+        Logged decisions the registered model does not reproduce (the log names another
+        model): ``flag`` explains them but keeps them out of every count but
+        ``score_mismatch`` and issues them no recourse; ``quarantine`` quarantines them;
+        ``fail`` fails the run before anything is explained.
     """
     t0 = time.perf_counter()
     logger = get_run_logger()
@@ -134,6 +162,16 @@ def nightly_governance(
     registry = str(config.registry_dir(home))
     log = log or str(config.decision_log_dir(home))
     init_store(db_url)
+    options = {
+        "recourse": recourse,
+        "n_samples": n_samples,
+        "max_points": max_points,
+        "seed": 0,
+        "stability": stability,
+        "robust_tau": robust_tau,
+        "score_mismatch": score_mismatch,
+    }
+    result_settings(options)  # a bad setting fails here, before the run is opened
     parameters = {
         "night": night.isoformat(),
         "model": model,
@@ -147,26 +185,30 @@ def nightly_governance(
         "seed": 0,
         "stability": stability,
         "robust_tau": robust_tau,
+        "score_mismatch": score_mismatch,
     }
-    options = {
-        k: parameters[k]
-        for k in ("recourse", "n_samples", "max_points", "seed", "stability", "robust_tau")
-    }
-    opened = open_run(db_url, "nightly", night, model, parameters, force=force)
+    opened = open_run(db_url, "nightly", night, None, parameters, force=force)
     run_id = opened["run_id"]
     timings: dict[str, float] = {}
     try:
-        frame, timings["pull"] = pull(log, db_url, night, model)
-        checked = validate(frame, night, registry, db_url, run_id)
+        frame, timings["pull"] = pull(log, db_url, night, None)
+        checked = validate(frame, night, registry, db_url, run_id, score_mismatch)
         timings["validate"] = checked["seconds"]
-        todo, skipped = plan_chunks(checked["valid"], checked["refs"], chunk_rows, opened["done"])
+        settings = {
+            key: result_settings(options, checked["inputs"][key]) for key in checked["refs"]
+        }
+        todo, tally = plan_chunks(
+            checked["valid"], checked["refs"], chunk_rows, opened["done"], settings, model
+        )
         logger.info(
-            "%s: %d rows, %d quarantined, %d chunks to explain (%d already done)",
+            "%s: %d rows, %d quarantined, %d chunks to explain (%d already done, %d of other "
+            "models)",
             night,
             len(frame),
             checked["quarantined_rows"],
             len(todo),
-            skipped,
+            tally["skipped"],
+            tally["not_selected"],
         )
         t_fan = time.perf_counter()
         futures = explain_chunk.map(
@@ -177,21 +219,24 @@ def nightly_governance(
             [c["model_version_id"] for c in todo],
             [run_id] * len(todo),
             [db_url] * len(todo),
-            [options] * len(todo),
+            [c["options"] for c in todo],
         )
         results = [f.result() for f in futures]
         timings["fanout_wall"] = time.perf_counter() - t_fan
         timings.update(_sum([r["seconds"] for r in results]))
         timings["wall"] = time.perf_counter() - t0
         this_attempt = _sum([r["counts"] for r in results])
-        totals = close_totals(db_url, run_id)
+        totals = close_totals(db_url, run_id, tally["chunks"])
         counts = {
             "pulled": len(frame),
             "quarantined": checked["quarantined_rows"],
+            "score_mismatch_quarantined": checked["score_mismatch_quarantined"],
             "erased_rows_skipped": checked.get("erased_rows_skipped", 0),
             "valid": len(checked["valid"]),
-            "chunks": len(todo) + skipped,
-            "chunks_skipped": skipped,
+            "chunks": tally["chunks"],
+            "chunks_skipped": tally["skipped"],
+            "chunks_not_selected": tally["not_selected"],
+            "score_mismatch": 0,
             **totals,
             "metrics": recourse_metrics(totals),
             "checks": checked["checks"],
@@ -214,12 +259,15 @@ def nightly_governance(
         raise
 
 
-def close_totals(db_url: str, run_id: int) -> dict[str, int]:
-    """Counts summed over every committed chunk of the run, this attempt's and earlier ones."""
+def close_totals(db_url: str, run_id: int, n_chunks: int) -> dict[str, int]:
+    """Counts summed over every committed chunk of the run, this attempt's and earlier ones,
+    after forgetting chunks numbered past the night's ``n_chunks`` (the night shrank)."""
     from governance.store.queries import chunk_totals
+    from governance.store.writes import forget_chunks_from
     from tasks import worker
 
-    with worker.sessions(db_url)() as session:
+    with worker.sessions(db_url).begin() as session:
+        forget_chunks_from(session, run_id, n_chunks)
         return chunk_totals(session, run_id)
 
 

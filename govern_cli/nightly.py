@@ -3,6 +3,7 @@ night of your own."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -117,6 +118,14 @@ def _example_borrower(db: str | None, home: Path | None) -> str:
         return example_past_borrower(session) or "S00000000"
 
 
+class ScoreMismatch(StrEnum):
+    """What a nightly run does with decisions the registered model does not reproduce."""
+
+    flag = "flag"
+    quarantine = "quarantine"
+    fail = "fail"
+
+
 @app.command(rich_help_panel="Nightly runs")
 def nightly(
     night: Annotated[str, typer.Option("--date", help="UTC decision date, YYYY-MM-DD.")],
@@ -133,8 +142,17 @@ def nightly(
     workers: Workers = None,
     chunk_rows: Annotated[int, typer.Option(help="Decisions per chunk task.")] = 5_000,
     force: Annotated[bool, typer.Option(help="Recompute chunks already committed.")] = False,
+    score_mismatch: Annotated[
+        ScoreMismatch,
+        typer.Option(
+            "--score-mismatch",
+            help="Logged decisions the registered model does not reproduce: flag (explain "
+            "them, count them apart, issue no recourse), quarantine, or fail the run.",
+        ),
+    ] = ScoreMismatch.flag,
 ) -> None:
-    """Run the nightly governance flow for one night."""
+    """Run the nightly governance flow for one night (one run per night: --model limits the
+    work, not the run)."""
     env(home, db)
     day = parse_date(night)
     check_model_option(model)
@@ -142,5 +160,7 @@ def nightly(
         from flows.runtime import cluster, prefect_api
 
         with prefect_api(), cluster(dask_address, workers) as address:
-            summary = run_nightly(day, model, address, chunk_rows, force, log)
+            summary = run_nightly(
+                day, model, address, chunk_rows, force, log, score_mismatch.value
+            )
     render.nightly_summary(console, [summary])

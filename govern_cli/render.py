@@ -78,14 +78,19 @@ def frame_table(console: Console, frame: pd.DataFrame, title: str = "") -> None:
 
 _SUMMARY_ROWS = [
     ("decisions", "decisions"),
+    ("not reproduced by model", "score_mismatch"),
     ("denied", "denied"),
     ("reasons issued", "reasons_issued"),
     ("quarantined rows", "quarantined"),
+    ("  not reproduced", "score_mismatch_quarantined"),
     ("fixed predictions", "fixed"),
     ("recourse issued", "recourse"),
     ("  proven cheapest", "recourse_proven_cheapest"),
     ("undetermined", "undetermined"),
 ]
+# Decisions the registered model does not reproduce: shown in red whenever there are any; they
+# are counted in none of the other rows.
+_ALARMS = {"score_mismatch", "score_mismatch_quarantined"}
 _SHARE_ROWS = [
     ("reasons all unresponsive", "share_reasons_all_unresponsive"),
     ("≥1 responsive reason", "share_at_least_one_responsive"),
@@ -110,7 +115,14 @@ def nightly_summary(console: Console, summaries: list[dict[str, Any]]) -> None:
         table.add_column(s["night"], justify="right")
     for label, key in _SUMMARY_ROWS:
         if any(key in s["counts"] for s in summaries):
-            table.add_row(label, *[_fmt(s["counts"].get(key, 0)) for s in summaries])
+            alarm = key in _ALARMS and any(s["counts"].get(key) for s in summaries)
+            if key in _ALARMS and key != "score_mismatch" and not alarm:
+                continue
+            table.add_row(
+                label,
+                *[_fmt(s["counts"].get(key, 0)) for s in summaries],
+                style="bold red" if alarm else None,
+            )
     for label, key in _SHARE_ROWS:
         vals = [s["counts"].get("metrics", {}).get(key) for s in summaries]
         if any(v is not None for v in vals):
@@ -122,6 +134,12 @@ def nightly_summary(console: Console, summaries: list[dict[str, Any]]) -> None:
         if any(key in s["timings"] for s in summaries):
             table.add_row(label, *[f"{s['timings'].get(key, 0):.1f}" for s in summaries])
     console.print(table)
+    if any(s["counts"].get("score_mismatch") for s in summaries):
+        console.print(
+            "[bold red]The registered model does not reproduce some logged decisions[/] (the "
+            "log names another model): they are left out of every other count and given no "
+            "recourse. Rerun with --score-mismatch quarantine or fail to set them aside."
+        )
     console.print(
         "[dim]explain/recourse/store seconds are summed over Dask workers; wall is end to end.[/]"
     )
@@ -151,10 +169,22 @@ def history(
             f"{_e(r['model_version'])} (sha256 {r['model_sha256'][:12]}…)  score {r['score']:.3f}  "
             f"[{'green' if r['decision'] == 'approved' else 'red'}]{r['decision']}[/]"
         )
+        if r.get("reproduced") is False:
+            _not_reproduced(console, r)
         if r["reasons"]:
             reasons_table(console, r["reasons"])
         if r.get("recourse_status"):
-            console.print(f"  recourse verification: [bold]{r['recourse_status']}[/]")
+            under = " (under the registered model)" if r.get("reproduced") is False else ""
+            console.print(f"  recourse verification{under}: [bold]{r['recourse_status']}[/]")
+
+
+def _not_reproduced(console: Console, r: dict[str, Any]) -> None:
+    """The alarm for a decision the registered model does not reproduce."""
+    console.print(
+        f"  [bold red]the registered model does not reproduce this decision[/] (logged score "
+        f"{r['score']:.3f}, registered model {r['score_recomputed']:.3f}): the log names "
+        "another model; what follows is the registered model's view, not the deciding one's"
+    )
 
 
 def reasons_table(console: Console, reasons: list[dict[str, Any]]) -> None:
@@ -184,12 +214,20 @@ def recourse(console: Console, subject: str, records: list[dict[str, Any]]) -> N
             f"\n[bold]{r['decided_at']}[/]  {_e(r['decision_id'])}  model {_e(r['model'])} "
             f"{_e(r['model_version'])}  score {r['score']:.3f}  [red]denied[/]"
         )
+        if r.get("reproduced") is False:
+            _not_reproduced(console, r)
         if r["reasons"]:
             console.print("Reasons given (SHAP, strongest first) and their responsiveness:")
             reasons_table(console, r["reasons"])
         v = r.get("verification")
         if v is None:
             console.print("  no recourse check recorded (model without an action set?)")
+            continue
+        if r.get("reproduced") is False:
+            console.print(
+                f"Under the registered model only: verification [bold]{v['status']}[/]; no "
+                "recourse is issued for a decision the registered model does not reproduce"
+            )
             continue
         aset = r["action_set"]
         verdict = {

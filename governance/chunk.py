@@ -17,7 +17,7 @@ import pandas as pd
 
 from governance.explain.compare import positions, reason_agreement, verdict_changes
 from governance.explain.explainer import TOP_K, Explainer, Explanation, top_reasons
-from governance.hashing import sha256_bytes
+from governance.hashing import sha256_frame
 from governance.intake.decision_log import (
     COMPLETED_AT,
     DECIDED_AT,
@@ -26,7 +26,9 @@ from governance.intake.decision_log import (
     ID,
     SCORE,
     SUBJECT,
+    score_reproduced,
 )
+from governance.intake.validation import ROW
 from governance.recourse.action_set import ActionSet
 from governance.recourse.costs import Cost
 from governance.recourse.scoring import responsiveness
@@ -34,8 +36,6 @@ from governance.recourse.search import MAX_POINTS, RecourseResult, find_recourse
 from governance.registry.model import DecisionModel
 from governance.retraining.robust import robust_recourse
 from governance.retraining.stability_score import stability
-
-SCORE_TOLERANCE = 1e-6  # logged vs recomputed score; larger gaps mean the log names the wrong model
 
 
 @dataclass
@@ -48,8 +48,11 @@ class ChunkResult:
 
 
 def chunk_sha256(chunk: pd.DataFrame) -> str:
-    """Identity of a chunk: its decision ids in order. A resumed run recognises finished chunks."""
-    return sha256_bytes("\n".join(chunk[ID].astype(str)).encode())
+    """Identity of a chunk's input: every value of its log rows, columns by name (the row's
+    position in the log is left out: rows above it may be erased). A corrected row under the
+    same decision id changes it; see :mod:`governance.provenance` for the rest of the key."""
+    rows = chunk.drop(columns=[ROW], errors="ignore")
+    return sha256_frame(rows.reindex(columns=sorted(map(str, rows.columns))))
 
 
 def feature_json(value: Any) -> Any:
@@ -444,7 +447,14 @@ def explain_chunk(
     Returns
     -------
     ChunkResult
-        Frames for ``decisions``, ``explanations``, ``attributions`` and ``reasons``.
+        Frames for ``decisions``, ``explanations``, ``attributions`` and ``reasons`` (and the
+        recourse tables with ``recourse``).
+
+    Decisions the model does not reproduce (logged score off the model's by more than
+    ``SCORE_TOLERANCE``: the log names another model) are explained and verified like the
+    others, since reviewers need to see what the registered model makes of them, but kept
+    apart: they are counted under ``score_mismatch`` (``score_mismatch_denied``) and in none
+    of the other counts, and no recourse is issued to them.
     """
     import time
 
@@ -464,36 +474,52 @@ def explain_chunk(
             top_k=top_k,
         ),
     }
+    reproduced = score_reproduced(chunk[SCORE].to_numpy(dtype=float), recomputed)
     denied_mask = (chunk[DECISION] == DENIED).to_numpy()
     reasons = frames["reasons"]
+    sound_reasons = reasons["decision_id"].isin(set(chunk.loc[reproduced, ID].astype(str)))
     counts = {
         "decisions": len(chunk),
-        "denied": int(denied_mask.sum()),
-        "denied_with_reasons": int(reasons["decision_id"].nunique()) if len(reasons) else 0,
-        "reasons_issued": len(reasons),
+        "denied": int((denied_mask & reproduced).sum()),
+        "denied_with_reasons": int(reasons.loc[sound_reasons, "decision_id"].nunique()),
+        "reasons_issued": int(sound_reasons.sum()),
         "not_additive": int((~expl.additive).sum()),
-        "score_mismatch": int(
-            (np.abs(recomputed - chunk[SCORE].to_numpy(dtype=float)) > SCORE_TOLERANCE).sum()
-        ),
+        "score_mismatch": int((~reproduced).sum()),
+        "score_mismatch_denied": int((denied_mask & ~reproduced).sum()),
     }
     seconds = {"explain": time.perf_counter() - t0}
     if recourse is not None and denied_mask.any():
         t1 = time.perf_counter()
         idx, _ = top_reasons(expl.values[denied_mask], top_k)
-        extra, reason_mu, more = recourse_rows(
-            chunk.loc[denied_mask].reset_index(drop=True),
-            model,
-            recourse,
-            attributions=expl.values[denied_mask],
-            reason_index=idx,
-            model_version_id=model_version_id,
-            run_id=run_id,
-            top_k=top_k,
-        )
+        reason_mu = np.full(idx.shape, np.nan)
+        denied_rows = np.flatnonzero(denied_mask)
+        parts = []
+        # Reproduced and unreproduced denials apart: only the first are counted and issued.
+        for sound in (True, False):
+            sub = np.flatnonzero(reproduced[denied_rows] == sound)
+            if sub.size == 0:
+                continue
+            extra, mu, more = recourse_rows(
+                chunk.iloc[denied_rows[sub]].reset_index(drop=True),
+                model,
+                recourse,
+                attributions=expl.values[denied_rows[sub]],
+                reason_index=idx[sub],
+                model_version_id=model_version_id,
+                run_id=run_id,
+                top_k=top_k,
+            )
+            reason_mu[sub] = mu
+            if sound:
+                counts.update(more)
+            else:
+                extra["issued_recourse"] = extra["issued_recourse"].iloc[:0]
+            parts.append(extra)
         # reasons rows were built from the same top_reasons call, in row-major order.
         frames["reasons"] = reasons.assign(mu=reason_mu[idx >= 0])
-        frames.update(extra)
-        counts.update(more)
+        for name in parts[0]:
+            kept = [p[name] for p in parts if len(p[name])] or [parts[0][name]]
+            frames[name] = pd.concat(kept, ignore_index=True)
         seconds["recourse"] = time.perf_counter() - t1
     return ChunkResult(frames, counts, seconds)
 

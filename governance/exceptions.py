@@ -66,3 +66,8 @@ class RobustnessError(GovernanceError, ValueError):
 
 class NoticeError(GovernanceError, ValueError):
     """Raised when a notice cannot be issued: missing settings, or reasons the linter refuses."""
+
+
+class ScoreMismatch(GovernanceError, ValueError):
+    """Raised when logged decisions are not reproduced by the registered model and the run was
+    told to fail on that."""

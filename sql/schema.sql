@@ -22,6 +22,17 @@ CREATE TABLE model_versions (
 	UNIQUE (name, version)
 );
 
+CREATE TABLE result_provenance (
+	id SERIAL NOT NULL,
+	sha256 VARCHAR(64) NOT NULL,
+	settings_sha256 VARCHAR(64) NOT NULL,
+	settings JSONB NOT NULL,
+	code_version VARCHAR(64) NOT NULL,
+	libraries JSONB NOT NULL,
+	PRIMARY KEY (id),
+	UNIQUE (sha256)
+);
+
 CREATE TABLE runs (
 	id SERIAL NOT NULL,
 	run_key VARCHAR(200) NOT NULL,
@@ -82,9 +93,11 @@ CREATE TABLE decisions (
 	score_recomputed FLOAT,
 	run_id INTEGER NOT NULL,
 	completed_at TIMESTAMP WITH TIME ZONE,
+	provenance_id INTEGER,
 	PRIMARY KEY (decision_id),
 	FOREIGN KEY(model_version_id) REFERENCES model_versions (id),
-	FOREIGN KEY(run_id) REFERENCES runs (id)
+	FOREIGN KEY(run_id) REFERENCES runs (id),
+	FOREIGN KEY(provenance_id) REFERENCES result_provenance (id)
 );
 CREATE INDEX ix_decisions_decision_date ON decisions (decision_date);
 CREATE INDEX ix_decisions_model_version_id ON decisions (model_version_id);
@@ -203,8 +216,10 @@ CREATE TABLE run_chunks (
 	counts JSONB NOT NULL,
 	seconds FLOAT NOT NULL,
 	finished_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	provenance_id INTEGER,
 	PRIMARY KEY (run_id, chunk_no),
-	FOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE
+	FOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE,
+	FOREIGN KEY(provenance_id) REFERENCES result_provenance (id)
 );
 
 CREATE TABLE attributions (
@@ -274,13 +289,15 @@ CREATE TABLE issued_recourse (
 	x_codes BYTEA,
 	layout_sha256 VARCHAR(64),
 	changed TEXT,
+	provenance_id INTEGER,
 	PRIMARY KEY (recourse_id),
 	UNIQUE (decision_id, model_version_id),
 	FOREIGN KEY(decision_id) REFERENCES decisions (decision_id) ON DELETE CASCADE,
 	FOREIGN KEY(model_version_id) REFERENCES model_versions (id),
 	FOREIGN KEY(action_set_id) REFERENCES action_sets (id),
 	FOREIGN KEY(cost_model_id) REFERENCES cost_models (id),
-	FOREIGN KEY(run_id) REFERENCES runs (id)
+	FOREIGN KEY(run_id) REFERENCES runs (id),
+	FOREIGN KEY(provenance_id) REFERENCES result_provenance (id)
 );
 CREATE INDEX ix_issued_recourse_decision_id ON issued_recourse (decision_id);
 CREATE INDEX ix_issued_recourse_issued_at ON issued_recourse (issued_at);

@@ -12,9 +12,22 @@ from sqlalchemy.orm import Session
 
 from governance.chunk import RecourseSetup, drop_decisions
 from governance.chunk import explain_chunk as explain_rows
+from governance.provenance import code_identity, result_settings
 from governance.store import writes
 from tasks import worker
 from tasks.worker import ModelRef
+
+# Tables a nightly chunk writes for its decisions under their own version; a recomputed chunk
+# replaces all of them, including those its settings no longer produce (recourse switched off).
+# decisions and issued_recourse are upserted (rows hang off them) and carry provenance_id.
+CHUNK_TABLES = (
+    "explanations",
+    "attributions",
+    "reasons",
+    "responsiveness",
+    "recourse_checks",
+    "responsive_reasons",
+)
 
 RECOURSE_OPTIONS = (
     "n_samples",
@@ -60,21 +73,27 @@ def explain_chunk(
 ) -> dict[str, Any]:
     """Attributions, reasons, responsiveness and recourse for ``chunk``, written to the ledger.
 
-    ``options``: ``recourse`` and ``stability`` (bools, default True) and the settings
-    ``n_samples``, ``seed``, ``max_points``, ``stability_k``, ``stability_sigma`` and
-    ``robust_tau``. Safe to retry and to rerun: the chunk's rows are replaced as a
-    whole, and the chunk is recorded as done in the same transaction.
+    ``options``: the run's settings, as :func:`governance.provenance.result_settings` lists
+    and normalises them (``recourse`` and ``stability`` switches, ``n_samples``, ``seed``,
+    ``max_points``, ``stability_k``, ``stability_sigma``, ``robust_tau``, the explainer's
+    background size and seed, ``top_k``; ``model``, the version's registered inputs). The
+    chunk is configured from the normalised settings, which are recorded with the code version
+    as the provenance of its rows. Safe to retry and to rerun: the chunk's rows are replaced
+    as a whole, and the chunk is recorded as done in the same transaction.
     """
-    options = options or {}
+    settings = result_settings(options)
     t0 = time.perf_counter()
     model = worker.model(ref)
-    explainer = worker.explainer(ref)
+    explainer = worker.explainer(
+        ref, settings["explainer_background_size"], settings["explainer_seed"]
+    )
     sessions = worker.sessions(db_url)
     with sessions.begin() as session:
         explainer_id = writes.ensure_explainer(
             session, model_version_id, explainer.config.to_dict()
         )
-        setup = recourse_setup(session, ref, model_version_id, options)
+        setup = recourse_setup(session, ref, model_version_id, settings)
+        provenance_id = writes.ensure_provenance(session, settings, code_identity())
     t_load = time.perf_counter() - t0
     result = explain_rows(
         chunk,
@@ -83,8 +102,12 @@ def explain_chunk(
         model_version_id=model_version_id,
         explainer_id=explainer_id,
         run_id=run_id,
+        top_k=settings["top_k"],
         recourse=setup,
     )
+    for name in ("decisions", "issued_recourse"):
+        if name in result.frames:
+            result.frames[name] = result.frames[name].assign(provenance_id=provenance_id)
     t1 = time.perf_counter()
     with sessions.begin() as session:
         # Subjects erased since this chunk was pulled must not come back with it.
@@ -102,6 +125,7 @@ def explain_chunk(
             frames,
             decision_ids=frames["decisions"]["decision_id"].tolist(),
             model_version_id=model_version_id,
+            clear=CHUNK_TABLES,
         )
         writes.record_chunk(
             session,
@@ -111,6 +135,7 @@ def explain_chunk(
             len(chunk),
             result.counts,
             time.perf_counter() - t0,
+            provenance_id=provenance_id,
         )
     seconds = {**result.seconds, "store": time.perf_counter() - t1, "load": t_load}
     return {"chunk_no": chunk_no, "counts": result.counts, "seconds": seconds}

@@ -19,10 +19,11 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from governance.hashing import sha256_frame
+from governance.hashing import row_seeds, sha256_frame
 from governance.registry.model import DecisionModel
 
 TOP_K = 4
+BACKGROUND_SIZE = 100  # training rows sampled as background for linear and permutation SHAP
 ADDITIVITY_TOL = 1e-6
 # XGBoost sums trees in float32, so its attributions only add up to about 1e-6 relative.
 _FLOAT32_TOL = 1e-4
@@ -123,6 +124,20 @@ def _column_map(pre: Any, features: list[str], n_out: int) -> np.ndarray:
     return T
 
 
+def _sum_columns(vals: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """``vals @ T`` for a 0/1 map, summed column by column in a fixed order.
+
+    A matrix product's rounding depends on how many rows it is given (BLAS blocks them), so the
+    same decision would get attributions differing in the last bits in chunks of different
+    sizes; element-wise sums make each row's result depend on that row alone.
+    """
+    out = np.zeros((vals.shape[0], T.shape[1]))
+    for j in range(T.shape[1]):
+        for c in np.flatnonzero(T[:, j]):
+            out[:, j] += vals[:, c]
+    return out
+
+
 def _margin(est: Any, Xt: Any) -> np.ndarray:
     """Raw log-odds of ``classes_[1]`` as the tree explainers define it."""
     name = type(est).__name__
@@ -157,7 +172,7 @@ class Explainer:
         model: DecisionModel,
         background: pd.DataFrame | None = None,
         *,
-        background_size: int = 100,
+        background_size: int = BACKGROUND_SIZE,
         seed: int = 0,
         kind: str = "auto",
     ) -> None:
@@ -176,7 +191,9 @@ class Explainer:
             )
         if kind in ("tree", "linear") and pre is not None:
             try:
-                probe = model.frame(background.head(2)) if background is not None else None
+                probe = (
+                    model.estimator_frame(background.head(2)) if background is not None else None
+                )
                 n_out = pre.transform(probe).shape[1] if probe is not None else None
             except Exception:  # noqa: BLE001 - any failure means we cannot map columns back
                 n_out = None
@@ -203,7 +220,7 @@ class Explainer:
         elif kind == "linear":
             if bg is None:
                 raise ValueError("a linear explainer needs background rows")
-            Xbg = pre.transform(bg) if pre is not None else bg.to_numpy(float)
+            Xbg = self._estimator_input(bg)
             self._shap = shap.LinearExplainer(est, np.asarray(Xbg, dtype=float))
             output = "log_odds"
             settings.update(feature_perturbation="interventional", background_rows=len(bg))
@@ -222,6 +239,7 @@ class Explainer:
                 f"unknown explainer kind {kind!r}; expected auto, tree, linear or permutation"
             )
         self.kind = kind
+        self.seed = seed
         self.config = ExplainerConfig(
             f"shap.{type(self._shap).__name__}", output, settings, bg_hash
         )
@@ -230,16 +248,46 @@ class Explainer:
     def _favourable_probability(self, M: np.ndarray) -> np.ndarray:
         return self.model.score(M)
 
-    def _transform(self, X: pd.DataFrame) -> np.ndarray:
-        Xt = self._pre.transform(X) if self._pre is not None else X.to_numpy(float)
-        Xt = np.asarray(Xt, dtype=float)
+    def _estimator_input(self, frame: pd.DataFrame) -> Any:
+        """What the final estimator is given, with the same column mapping as
+        ``DecisionModel.score``: the preprocessing's output, or the schema's columns in the
+        order the estimator was fitted on (a frame when it was fitted on one, so scikit-learn
+        sees the names it expects)."""
+        X = self.model.estimator_frame(frame)
+        if self._pre is not None:
+            return self._pre.transform(X)
+        if getattr(self._est, "feature_names_in_", None) is not None:
+            return X.astype(float)
+        return X.to_numpy(float)
+
+    def _transform(self, frame: pd.DataFrame) -> tuple[Any, np.ndarray]:
+        raw = self._estimator_input(frame)
+        Xt = np.asarray(raw, dtype=float)
         if self._map is None:
-            self._map = (
-                _column_map(self._pre, self.features, Xt.shape[1])
-                if self._pre is not None
-                else np.eye(len(self.features))
-            )
-        return Xt
+            if self._pre is not None:
+                self._map = _column_map(self._pre, self.features, Xt.shape[1])
+            else:
+                order = self.model.estimator_frame(frame.head(0)).columns
+                self._map = np.zeros((Xt.shape[1], len(self.features)))
+                for i, name in enumerate(order):
+                    self._map[i, self.features.index(name)] = 1.0
+        return raw, Xt
+
+    def _permutation_values(self, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Permutation SHAP row by row, each row's permutations seeded from its own values.
+
+        SHAP draws them from NumPy's global generator, seeded once when the explainer is built,
+        so without this a row's attributions would depend on every row a worker explained
+        before it.
+        """
+        values = np.empty_like(M)
+        base = np.empty(len(M))
+        for i, s in enumerate(row_seeds(M, self.seed)):
+            np.random.seed(int(s) % 2**32)
+            res = self._shap(M[i : i + 1], max_evals=max(500, self._max_evals), silent=True)
+            values[i] = np.asarray(res.values, dtype=float)[0]
+            base[i] = np.asarray(res.base_values, dtype=float).reshape(-1)[0]
+        return values, base
 
     def explain(self, X: pd.DataFrame) -> Explanation:
         """Explain each row of ``X`` (schema columns).
@@ -256,14 +304,10 @@ class Explainer:
         if self.kind == "permutation":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                res = self._shap(
-                    self.model.matrix(frame), max_evals=max(500, self._max_evals), silent=True
-                )
-            values = np.asarray(res.values, dtype=float)
-            base = np.broadcast_to(np.asarray(res.base_values, dtype=float), (n,)).copy()
+                values, base = self._permutation_values(self.model.matrix(frame))
             output = self.model.score(frame)
             return Explanation(values, base, output, self.features, self.config)
-        Xt = self._transform(frame)
+        raw, Xt = self._transform(frame)
         # Additivity is checked, and stored, per row below rather than raised by SHAP.
         res = self._shap(Xt, check_additivity=False) if self.kind == "tree" else self._shap(Xt)
         vals = np.asarray(res.values, dtype=float)
@@ -273,12 +317,12 @@ class Explainer:
             fav = self.model.favourable_index
             vals, base, sign = vals[..., fav], base[..., fav], 1.0
         base = np.broadcast_to(base.reshape(-1) if base.size > 1 else base, (n,)).copy()
-        values = sign * (vals @ self._map)
+        values = sign * _sum_columns(vals, self._map)
         base = sign * base
         if self.config.output == "probability":
-            output = self._est.predict_proba(Xt)[:, self.model.favourable_index]
+            output = self._est.predict_proba(raw)[:, self.model.favourable_index]
         else:
-            output = self._sign * _margin(self._est, Xt)
+            output = self._sign * _margin(self._est, raw)
         return Explanation(
             values, base, np.asarray(output, dtype=float), self.features, self.config
         )

@@ -6,12 +6,14 @@ quarantined with the reason, never dropped.
 
 from governance.intake.decision_log import (
     META_COLUMNS,
+    SCORE_TOLERANCE,
     DecisionSource,
     ParquetDecisionLog,
     SqlDecisionLog,
     make_decisions,
     night_bounds,
     read_night,
+    score_reproduced,
 )
 from governance.intake.validation import (
     QUARANTINE_COLUMNS,
@@ -23,9 +25,11 @@ from governance.intake.validation import (
 __all__ = [
     "META_COLUMNS",
     "QUARANTINE_COLUMNS",
+    "SCORE_TOLERANCE",
     "make_decisions",
     "night_bounds",
     "read_night",
+    "score_reproduced",
     "validate_night",
     "DecisionSource",
     "ModelContract",

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -38,6 +39,16 @@ META_COLUMNS = (ID, SUBJECT, DECIDED_AT, MODEL_NAME, MODEL_VERSION, SCORE, DECIS
 COMPLETED_AT = "application_completed_at"
 APPROVED, DENIED = "approved", "denied"
 PARTITION = "decision_date"
+# Logged score against the registered model's score of the same row: a larger gap means the
+# registered model does not reproduce the decision (the log names the wrong model or version).
+SCORE_TOLERANCE = 1e-6
+
+
+def score_reproduced(logged: np.ndarray, recomputed: np.ndarray) -> np.ndarray:
+    """Per row: does the registered model reproduce the logged score (within the tolerance)?"""
+    logged = np.asarray(logged, dtype=float)
+    recomputed = np.asarray(recomputed, dtype=float)
+    return np.abs(recomputed - logged) <= SCORE_TOLERANCE
 
 
 def night_bounds(night: date) -> tuple[datetime, datetime]:

@@ -32,6 +32,7 @@ from governance.intake.decision_log import (
     SCORE,
     SUBJECT,
     night_bounds,
+    score_reproduced,
 )
 from governance.registry.schema import FeatureSchema
 from governance.store.models import ID_LEN, NAME_LEN
@@ -57,6 +58,7 @@ CHECK_IN_NIGHT = "decided_at_within_night"
 CHECK_DECISION_RULE = "decision_matches_score_and_threshold"
 CHECK_INTEGRAL = "expect_column_values_to_be_integers"
 CHECK_SEEN = "decision_id_not_recorded_on_another_night"
+CHECK_REPRODUCED = "score_reproduced_by_registered_model"
 # Identifiers are stored in columns of fixed width; longer ones could not be recorded at all.
 ID_COLUMNS = (ID, SUBJECT)
 TEXT_WIDTH = {ID: ID_LEN, SUBJECT: ID_LEN, MODEL_NAME: NAME_LEN, MODEL_VERSION: NAME_LEN}
@@ -220,6 +222,7 @@ def validate_night(
     contracts: Mapping[tuple[str, str], ModelContract],
     *,
     seen_elsewhere: Callable[[list[str]], set[str]] | None = None,
+    reproduce: Mapping[tuple[str, str], Callable[[pd.DataFrame], np.ndarray]] | None = None,
 ) -> ValidationResult:
     """Validate one night's decision log.
 
@@ -234,6 +237,10 @@ def validate_night(
     seen_elsewhere : callable, optional
         Given decision ids, returns those already recorded for another night (from the store);
         such rows go to quarantine rather than overwrite history.
+    reproduce : mapping of (model name, version) to callable, optional
+        The registered model's score of rows (schema columns): rows that pass every other
+        check but whose logged score it does not reproduce go to quarantine
+        (``score_reproduced_by_registered_model``).
 
     Returns
     -------
@@ -364,6 +371,26 @@ def validate_night(
         if clash:
             hit = df[ID].astype(str).isin(clash) & df[ID].notna()
             fails.add(df.loc[hit, ROW], CHECK_SEEN, ID, df.loc[hit, ID])
+
+    if reproduce:
+        passed = ~df[ROW].isin({r for r, *_ in fails.records})
+        for version_key, score in reproduce.items():
+            mine = np.array([k == version_key for k in key], dtype=bool)
+            part = df.loc[passed.to_numpy() & mine]
+            if part.empty:
+                continue
+            recomputed = np.asarray(score(part), dtype=float)
+            off = ~score_reproduced(part[SCORE].to_numpy(dtype=float), recomputed)
+            if off.any():
+                fails.add(
+                    part.loc[off, ROW],
+                    CHECK_REPRODUCED,
+                    SCORE,
+                    [
+                        f"logged {a:.6f}, registered model {b:.6f}"
+                        for a, b in zip(part.loc[off, SCORE], recomputed[off], strict=True)
+                    ],
+                )
 
     for (check, column), n in sorted(fails.counts.items(), key=lambda kv: str(kv[0])):
         checks.append({"check": check, "column": column, "failed_rows": n})

@@ -83,6 +83,27 @@ class DecisionModel:
                 cols[spec.name] = M[:, j]
         return pd.DataFrame(cols)
 
+    def estimator_frame(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+        """``X`` as the estimator takes it: :meth:`frame`, its columns in the order the estimator
+        was fitted on when that order is known (``feature_names_in_``) and differs from the
+        schema's. Every call into the estimator (scores, explanations) maps columns here.
+
+        Raises
+        ------
+        ValueError
+            If the estimator was fitted on other features than the schema's.
+        """
+        out = self.frame(X)
+        fitted = getattr(self.estimator, "feature_names_in_", None)
+        if fitted is None or list(fitted) == self.schema.names:
+            return out
+        if sorted(map(str, fitted)) != sorted(self.schema.names):
+            raise ValueError(
+                f"model {self.name or '(unnamed)'}: the estimator was fitted on features "
+                f"{list(fitted)}, the schema lists {self.schema.names}"
+            )
+        return out.loc[:, [str(c) for c in fitted]]
+
     def matrix(self, X: pd.DataFrame) -> np.ndarray:
         """Return ``X`` as a float matrix in schema order, categories as integer codes.
 
@@ -109,7 +130,7 @@ class DecisionModel:
             M = self.matrix(X) if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=float)
             p = fast(M)
         else:
-            p = self.estimator.predict_proba(self.frame(X))[:, self.favourable_index]
+            p = self.estimator.predict_proba(self.estimator_frame(X))[:, self.favourable_index]
         self.stats.seconds += time.perf_counter() - t0
         self.stats.calls += 1
         self.stats.rows += len(X)
@@ -129,7 +150,8 @@ class DecisionModel:
         self._fast = _numeric_transform(self) or False
         if self._fast:
             probe = self._probe_rows()
-            slow = self.estimator.predict_proba(self.frame(probe))[:, self.favourable_index]
+            slow = self.estimator.predict_proba(self.estimator_frame(probe))
+            slow = slow[:, self.favourable_index]
             if not np.array_equal(self._fast(probe), slow):
                 self._fast = False
         return self._fast or None

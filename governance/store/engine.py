@@ -87,7 +87,8 @@ def session_factory(engine: sa.Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def _alembic_config(engine: sa.Engine):  # noqa: ANN202 - alembic's Config
+def alembic_config(engine: sa.Engine):  # noqa: ANN202 - alembic's Config
+    """Alembic's configuration for migrating ``engine`` (for alembic.command calls)."""
     from alembic.config import Config
 
     cfg = Config()
@@ -99,7 +100,7 @@ def _alembic_config(engine: sa.Engine):  # noqa: ANN202 - alembic's Config
 def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
-    cfg = _alembic_config(None)  # type: ignore[arg-type]
+    cfg = alembic_config(None)  # type: ignore[arg-type]
     return ScriptDirectory.from_config(cfg).get_current_head()
 
 
@@ -128,12 +129,12 @@ def init_store(url_or_engine: str | sa.Engine) -> sa.Engine:
             with engine.connect() as conn:
                 conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _LOCK_ID})
                 try:
-                    command.upgrade(_alembic_config(engine), "head")
+                    command.upgrade(alembic_config(engine), "head")
                 finally:
                     conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_ID})
                     conn.commit()
         else:
-            command.upgrade(_alembic_config(engine), "head")
+            command.upgrade(alembic_config(engine), "head")
     except sa.exc.OperationalError as exc:
         raise StoreError(f"cannot reach the store at {safe_url(engine.url)}: {exc.orig}") from exc
     return engine

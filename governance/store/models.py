@@ -86,8 +86,24 @@ class Run(Base):
         return f"Run({self.run_key!r}, {self.status})"
 
 
+class ResultProvenance(Base):
+    """What produced a set of result rows: every setting that changes them and the code that ran
+    (see governance.provenance), one row per distinct combination. Nightly chunks, decisions
+    and issued recourse point to the one that produced them."""
+
+    __tablename__ = "result_provenance"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)  # settings and code together
+    settings_sha256: Mapped[str] = mapped_column(String(64))
+    settings: Mapped[dict[str, Any]]
+    code_version: Mapped[str] = mapped_column(String(64))
+    libraries: Mapped[dict[str, Any]]
+
+
 class RunChunk(Base):
-    """A chunk of a run whose results are committed; a resumed run skips these."""
+    """A chunk of a run whose results are committed; a resumed run skips it only while its rows
+    (chunk_sha256, a hash of their contents) and its provenance are unchanged."""
 
     __tablename__ = "run_chunks"
 
@@ -98,6 +114,7 @@ class RunChunk(Base):
     counts: Mapped[dict[str, Any]]
     seconds: Mapped[float] = mapped_column(Float)
     finished_at: Mapped[datetime] = mapped_column(Stamp)
+    provenance_id: Mapped[int | None] = mapped_column(ForeignKey("result_provenance.id"))
 
 
 class Decision(Base):
@@ -130,6 +147,9 @@ class Decision(Base):
     # when the application was complete, if the log says (an adverse-action notice is due 30
     # days after it); otherwise the decision time stands in
     completed_at: Mapped[datetime | None] = mapped_column(Stamp)
+    # settings and code of the nightly chunk that wrote this decision and the rows under its
+    # own model version (explanation, attributions, reasons, responsiveness, verdict)
+    provenance_id: Mapped[int | None] = mapped_column(ForeignKey("result_provenance.id"))
 
     def __repr__(self) -> str:
         return f"Decision({self.decision_id!r}, {self.subject_id!r}, {self.decision})"
@@ -333,6 +353,7 @@ class IssuedRecourse(Base):
     x_codes: Mapped[bytes | None] = mapped_column(LargeBinary)
     layout_sha256: Mapped[str | None] = mapped_column(String(64))
     changed: Mapped[str | None] = mapped_column(Text)  # features the action changes, comma-joined
+    provenance_id: Mapped[int | None] = mapped_column(ForeignKey("result_provenance.id"))
 
 
 class RecourseValidity(Base):

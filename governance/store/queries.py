@@ -10,6 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from governance.intake.decision_log import score_reproduced
 from governance.store.models import (
     ActionSetRecord,
     Decision,
@@ -96,6 +97,11 @@ def subject_history(session: Session, subject_id: str) -> list[dict[str, Any]]:
                 "model_version": mv.version,
                 "model_sha256": mv.artifact_sha256,
                 "score": decision.score,
+                "score_recomputed": decision.score_recomputed,
+                # False: the registered model does not reproduce the logged score
+                "reproduced": None
+                if decision.score_recomputed is None
+                else bool(score_reproduced(decision.score, decision.score_recomputed)),
                 "decision": decision.decision,
                 "reasons": [
                     {

@@ -29,6 +29,7 @@ from governance.store.models import (
     IssuedRecourse,
     ModelVersion,
     Quarantine,
+    ResultProvenance,
     Run,
     RunChunk,
 )
@@ -148,6 +149,25 @@ def ensure_cost_model(session: Session, kind: str, body: Mapping[str, Any], sha2
     return _ensure(session, CostModel, {"sha256": sha256}, {"kind": kind, "body": json_safe(kept)})
 
 
+def ensure_provenance(
+    session: Session, settings: Mapping[str, Any], code: Mapping[str, Any]
+) -> int:
+    """Return the id of a result provenance (settings and code), recording it on first use."""
+    from governance.provenance import canonical_sha256, provenance_sha256
+
+    return _ensure(
+        session,
+        ResultProvenance,
+        {"sha256": provenance_sha256(settings, code)},
+        {
+            "settings_sha256": canonical_sha256(settings),
+            "settings": json_safe(dict(settings)),
+            "code_version": str(code.get("code_version", "")),
+            "libraries": json_safe(dict(code.get("libraries") or {})),
+        },
+    )
+
+
 # -- runs --------------------------------------------------------------------------------------
 def run_key(kind: str, night: date | None = None, model: str | None = None, extra: str = "") -> str:
     """Natural key of a run: a rerun of the same work maps to the same key."""
@@ -187,6 +207,7 @@ def start_run(
         session.add(run)
     else:
         run.status = "running"
+        run.model_name = model_name
         run.parameters = dict(parameters or {})
         run.code_version = code_version()
         run.started_at = now()
@@ -217,12 +238,15 @@ def finish_run(
     run.error = error
 
 
-def done_chunks(session: Session, run_id: int) -> dict[int, str]:
-    """Chunk number -> content hash of the chunks whose results are committed."""
+def done_chunks(session: Session, run_id: int) -> dict[int, tuple[str, str | None]]:
+    """Chunk number -> (rows' content hash, provenance hash) of the chunks whose results are
+    committed; a chunk recorded before provenance was kept has None for the second."""
     rows = session.execute(
-        sa.select(RunChunk.chunk_no, RunChunk.chunk_sha256).where(RunChunk.run_id == run_id)
+        sa.select(RunChunk.chunk_no, RunChunk.chunk_sha256, ResultProvenance.sha256)
+        .outerjoin(ResultProvenance, ResultProvenance.id == RunChunk.provenance_id)
+        .where(RunChunk.run_id == run_id)
     )
-    return {int(n): sha for n, sha in rows}
+    return {int(n): (sha, prov) for n, sha, prov in rows}
 
 
 def record_chunk(
@@ -233,6 +257,7 @@ def record_chunk(
     rows: int,
     counts: Mapping[str, Any],
     seconds: float,
+    provenance_id: int | None = None,
 ) -> None:
     session.execute(
         sa.delete(RunChunk).where(RunChunk.run_id == run_id, RunChunk.chunk_no == chunk_no)
@@ -246,6 +271,7 @@ def record_chunk(
             counts=json_safe(dict(counts)),
             seconds=float(seconds),
             finished_at=now(),
+            provenance_id=provenance_id,
         )
     )
 
@@ -253,6 +279,14 @@ def record_chunk(
 def reset_chunks(session: Session, run_id: int) -> None:
     """Forget which chunks were done, so a forced rerun recomputes everything."""
     session.execute(sa.delete(RunChunk).where(RunChunk.run_id == run_id))
+
+
+def forget_chunks_from(session: Session, run_id: int, n_chunks: int) -> int:
+    """Forget chunks numbered ``n_chunks`` and up: the night now has fewer, and their counts
+    must not add to the run's. Returns how many were forgotten."""
+    return session.execute(
+        sa.delete(RunChunk).where(RunChunk.run_id == run_id, RunChunk.chunk_no >= n_chunks)
+    ).rowcount
 
 
 # -- quarantine --------------------------------------------------------------------------------
@@ -273,17 +307,21 @@ def replace_rows(
     *,
     decision_ids: Sequence[str],
     model_version_id: int | None = None,
+    clear: Iterable[str] = (),
 ) -> None:
     """Write, for the given decisions, the rows of each table in ``frames``.
 
     Tables marked ``info={"upsert": True}`` (those other tables point to, such as decisions)
     are upserted by primary key, so rows that hang off them survive a rerun; every other table
     has the decisions' rows deleted and inserted again. With ``model_version_id`` only that
-    version's rows are replaced, other versions' results for the same decisions stay.
+    version's rows are replaced, other versions' results for the same decisions stay. Tables
+    named in ``clear`` but absent from ``frames`` lose the decisions' rows too (a rerun that no
+    longer produces them must not leave rows of other settings behind).
     """
     tables = Base.metadata.tables
     order = [t for t in Base.metadata.sorted_tables if t.name in frames]
-    for table in reversed(order):
+    wiped = [t for t in Base.metadata.sorted_tables if t.name in set(clear) - set(frames)]
+    for table in reversed(sorted({*order, *wiped}, key=Base.metadata.sorted_tables.index)):
         if table.info.get("upsert"):
             continue
         for batch in batches(decision_ids):

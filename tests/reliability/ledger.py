@@ -22,6 +22,7 @@ VOLATILE = {
     "id",
     "run_id",
     "explainer_id",
+    "provenance_id",
     "action_set_id",
     "cost_model_id",
     "started_at",

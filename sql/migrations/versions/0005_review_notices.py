@@ -77,8 +77,8 @@ def upgrade() -> None:
             "ix_reason_statements_key", ["model_version_id", "feature", "direction"], unique=False
         )
 
-    with op.batch_alter_table("decisions", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True))
+    # a plain ADD COLUMN on every backend: no batch copy of decisions (see downgrade)
+    op.add_column("decisions", sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True))
     denied = sa.text("decision = 'denied'")
     op.create_index(
         "ix_decisions_notice_due",
@@ -91,8 +91,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_decisions_notice_due", table_name="decisions")
-    with op.batch_alter_table("decisions", schema=None) as batch_op:
-        batch_op.drop_column("completed_at")
+    if op.get_bind().dialect.name == "sqlite":
+        # In place (SQLite 3.35+): a batch copy would drop and recreate decisions, which the
+        # review views name and whose dependants a drop with foreign keys on would cascade into.
+        op.execute("ALTER TABLE decisions DROP COLUMN completed_at")
+    else:
+        op.drop_column("decisions", "completed_at")
 
     with op.batch_alter_table("reason_statements", schema=None) as batch_op:
         batch_op.drop_index("ix_reason_statements_key")

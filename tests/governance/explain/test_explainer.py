@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 import shap
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
 
 from governance.explain.explainer import Explainer, top_reasons
 from governance.registry.model import DecisionModel
@@ -104,3 +108,83 @@ def test_top_reasons_orders_the_strongest_push_towards_denial():
 def test_top_reasons_pads_when_fewer_features_than_k():
     idx, _ = top_reasons(np.array([[-1.0, -2.0]]), k=4)
     assert idx.tolist() == [[1, 0, -1, -1]]
+
+
+# -- the same attributions whatever else is explained, and columns mapped as score() maps them
+def test_attributions_of_a_row_do_not_depend_on_the_rows_explained_with_it():
+    """A chunk of another size must not change a decision's attributions in the last bit: the
+    one-hot columns are summed back per row, not by a matrix product whose rounding depends
+    on how many rows BLAS is given (it does, single-threaded too, for the lender's 30
+    transformed columns and a night of 2,000 rows)."""
+    from governance.data.synthetic import LABEL, SYNTHETIC_SCHEMA, generate_population
+
+    X = generate_population(2_000, seed=3)
+    est = TrainingRecipe("hist_gradient_boosting", {"max_iter": 20}, seed=0, label=LABEL).fit(
+        SYNTHETIC_SCHEMA, X, X[LABEL].to_numpy()
+    )
+    explainer = Explainer(DecisionModel(est, SYNTHETIC_SCHEMA), X)
+    whole = explainer.explain(X)
+    for size in (200, 500):
+        parts = [explainer.explain(X.iloc[i : i + size]) for i in range(0, len(X), size)]
+        values = np.concatenate([p.values for p in parts])
+        assert np.array_equal(values, whole.values), size
+        assert np.array_equal(
+            np.concatenate([p.additivity_error for p in parts]), whole.additivity_error
+        )
+
+
+def test_permutation_attributions_do_not_depend_on_what_the_worker_explained_before(data):
+    """SHAP draws permutations from NumPy's global generator; each row is seeded from its own
+    values, so a long-lived worker gives a row the same attributions whatever came before."""
+    X, y, schema = data
+    est = TrainingRecipe("mlp", {"hidden_layer_sizes": [8], "max_iter": 300}, seed=0).fit(
+        schema, X, y)
+    model = DecisionModel(est, schema)
+    fresh = Explainer(model, X, background_size=20, seed=7).explain(X.iloc[10:12])
+    used = Explainer(model, X, background_size=20, seed=7)
+    used.explain(X.head(3))
+    np.random.seed(12345)  # anything else in the process may move the global generator too
+    again = used.explain(X.iloc[10:12])
+    together = used.explain(X.iloc[8:12])
+    np.testing.assert_array_equal(again.values, fresh.values)
+    np.testing.assert_array_equal(together.values[2:], fresh.values)
+
+
+@pytest.mark.parametrize("family", ["hist_gradient_boosting", "logistic_regression"])
+def test_schema_order_other_than_the_fit_order_is_mapped_as_score_maps_it(data, family):
+    """A bare estimator fitted on the schema's columns in another order: score() and the
+    explainer both hand it the columns in its own order, and each attribution lands on the
+    feature it belongs to."""
+    X, y, _ = data
+    numeric = X[["income", "utilisation", "accounts"]]
+    schema = FeatureSchema.from_frame(numeric)
+    fit_order = ["accounts", "income", "utilisation"]
+    est = {"hist_gradient_boosting": HistGradientBoostingClassifier(max_iter=30),
+           "logistic_regression": LogisticRegression()}[family].fit(numeric[fit_order], y)
+    model = DecisionModel(est, schema)
+    rows = numeric.head(20)
+    np.testing.assert_array_equal(
+        model.score(rows), est.predict_proba(rows[fit_order])[:, 1]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X does not have valid feature names" either
+        expl = Explainer(model, numeric).explain(rows)
+    assert expl.additive.all()
+    if family == "hist_gradient_boosting":
+        raw = shap.TreeExplainer(est)(rows[fit_order].to_numpy(float), check_additivity=False)
+        reference = raw.values
+    else:
+        bg = numeric.sample(n=100, random_state=0)[fit_order].to_numpy(float)
+        reference = shap.LinearExplainer(est, bg)(rows[fit_order].to_numpy(float)).values
+    for j, name in enumerate(schema.names):
+        np.testing.assert_allclose(expl.values[:, j], reference[:, fit_order.index(name)])
+
+
+def test_explaining_a_bare_estimator_fitted_on_a_frame_prints_no_warning(data):
+    X, y, _ = data
+    numeric = X[["income", "utilisation", "accounts"]]
+    est = HistGradientBoostingClassifier(max_iter=20).fit(numeric, y)
+    explainer = Explainer(DecisionModel(est, FeatureSchema.from_frame(numeric)), numeric)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert explainer.explain(numeric.head(30)).additive.all()

@@ -110,3 +110,26 @@ def test_other_time_zones_are_converted_to_utc():
 def test_empty_log_is_valid_and_empty():
     result = validate_night(clean().iloc[:0], NIGHT, CONTRACTS)
     assert result.valid.empty and result.quarantine.empty
+
+
+def test_scores_the_registered_model_does_not_reproduce_are_quarantined_when_asked():
+    """With ``reproduce``, rows that pass every other check but whose logged score the
+    registered model does not give are quarantined; rows already failing are not scored."""
+    log = clean()
+    log.loc[2, "score"] = 0.8 + 1e-3  # the model gives 0.8 to every row
+    log.loc[5, "income"] = np.nan  # fails on its own; must not reach the model
+    seen = []
+
+    def model_score(part: pd.DataFrame) -> np.ndarray:
+        seen.extend(part["decision_id"])
+        return np.full(len(part), 0.8)
+
+    result = validate_night(log, NIGHT, CONTRACTS, reproduce={("credit", "v1"): model_score})
+    assert "D5" not in seen and "D2" in seen
+    assert set(result.quarantine["row_number"]) == {2, 5}
+    bad = result.quarantine.loc[result.quarantine["row_number"] == 2].iloc[0]
+    assert bad["check"] == "score_reproduced_by_registered_model"
+    assert "registered model 0.800000" in bad["value"]
+    assert {"check": "score_reproduced_by_registered_model", "column": "score",
+            "failed_rows": 1} in result.checks
+    assert len(validate_night(log, NIGHT, CONTRACTS).valid) == 9  # without it: not checked

@@ -173,3 +173,104 @@ def test_quarantine_is_replaced_per_run(engine):
         assert writes.replace_quarantine(s, run_id, frame.iloc[:1]) == 1
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM quarantine")).scalar() == 1
+
+
+def test_replace_rows_clears_tables_a_rerun_no_longer_produces(engine):
+    """A chunk recomputed with recourse switched off must not leave the reasons (or
+    responsiveness) of the earlier settings behind, attributed to the new ones."""
+    sessions = session_factory(engine)
+    ids = ["D1", "D2"]
+    with sessions.begin() as s:
+        run_id, mv_id = _seed(s)
+        writes.replace_rows(s, _frames(run_id, mv_id, ids), decision_ids=ids)
+    with sessions.begin() as s:
+        frames = {"decisions": _frames(run_id, mv_id, ids)["decisions"]}
+        writes.replace_rows(s, frames, decision_ids=ids, clear=("reasons",))
+    with sessions() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Decision)) == 2
+        assert s.scalar(sa.select(sa.func.count()).select_from(Reason)) == 0
+
+
+def test_provenance_is_recorded_once_per_settings_and_code(engine):
+    from governance.provenance import code_identity, provenance_sha256, result_settings
+    from governance.store.models import ResultProvenance
+
+    sessions = session_factory(engine)
+    settings = result_settings({"max_points": 64}, {"name": "m", "version": "v1"})
+    code = code_identity()
+    with sessions.begin() as s:
+        first = writes.ensure_provenance(s, settings, code)
+        assert writes.ensure_provenance(s, dict(settings), dict(code)) == first
+        other = writes.ensure_provenance(s, {**settings, "max_points": 128}, code)
+        newer = writes.ensure_provenance(s, settings, {**code, "code_version": "9.9"})
+    assert len({first, other, newer}) == 3
+    with sessions() as s:
+        row = s.get(ResultProvenance, first)
+        assert row.sha256 == provenance_sha256(settings, code)
+        assert row.settings["max_points"] == 64 and row.settings["model"]["version"] == "v1"
+        assert row.code_version == code["code_version"]
+
+
+def test_alembic_by_hand_migrates_the_url_given_with_x(tmp_path):
+    """`alembic -c sql/alembic.ini -x url=... upgrade head` migrates that URL, not the default
+    SQLite store of $GOVERNANCE_HOME."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    target = tmp_path / "given.db"
+    home = tmp_path / "home"
+    env = {**os.environ, "GOVERNANCE_HOME": str(home)}
+    env.pop("GOVERNANCE_DB_URL", None)
+    alembic = str(Path(sys.executable).with_name("alembic"))
+    result = subprocess.run(
+        [alembic, "-c", str(SQL_DIR / "alembic.ini"), "-x", f"url=sqlite:///{target}",
+         "upgrade", "head"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert not (home / "governance.db").exists()
+    migrated = sa.create_engine(f"sqlite:///{target}")
+    with migrated.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    migrated.dispose()
+    assert diff == []
+
+
+def test_migration_gives_a_nights_only_nightly_run_the_nights_key(engine):
+    """Nightly runs were keyed by night and model filter; a night with a single run takes the
+    night's key (so the next run reopens it), a night with two keeps both."""
+    from alembic import command
+
+    from governance.store.engine import alembic_config
+    from governance.store.models import Run
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM runs"))
+    command.downgrade(alembic_config(engine), "0004")
+    rows = [
+        ("nightly:2026-11-01:credit-default", "credit-default"),
+        ("nightly:2026-11-02:credit-default", "credit-default"),
+        ("nightly:2026-11-02:*", None),
+        ("redeploy:-:credit-default:v2", "credit-default"),
+    ]
+    with engine.begin() as conn:
+        for key, model in rows:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO runs (run_key, kind, model_name, status, parameters, "
+                    "code_version, started_at, attempts, counts, timings) VALUES (:k, :kind, "
+                    ":m, 'succeeded', '{}', 'x', :t, 1, '{}', '{}')"
+                ),
+                {"k": key, "kind": key.split(":")[0], "m": model, "t": datetime.now(UTC)},
+            )
+    init_store(engine)
+    with session_factory(engine)() as s:
+        keys = {r.run_key: r.model_name for r in s.scalars(sa.select(Run))}
+    assert keys == {
+        "nightly:2026-11-01:*": None,
+        "nightly:2026-11-02:credit-default": "credit-default",
+        "nightly:2026-11-02:*": None,
+        "redeploy:-:credit-default:v2": "credit-default",
+    }
