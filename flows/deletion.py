@@ -13,10 +13,9 @@ from flows.checks import compare_denied, revalidate_issued
 from flows.redeploy import RETENTION_MONTHS, months_ago
 from flows.runtime import task_runner
 from governance import config
-from governance.exceptions import UnknownModelVersion
 from governance.hashing import sha256_bytes
 from governance.registry.model_registry import ModelRegistry
-from governance.store import deletions, init_store, writes
+from governance.store import deletions, deployments, init_store, writes
 from governance.store.engine import safe_url
 from governance.store.purge import compact_sqlite, purge_subjects
 from governance.store.queries import open_recourse, recent_denied
@@ -26,12 +25,14 @@ from tasks.ledger import close_run, error_line, open_run
 from tasks.worker import ModelRef
 
 
-def _current_version(registry: ModelRegistry, name: str) -> str | None:
-    try:
-        return registry.deployed_version(name)
-    except UnknownModelVersion:
-        versions = registry.versions(name)
-        return versions[-1] if versions else None
+def current_version(registry: ModelRegistry, name: str, deployed: dict[str, str]) -> str | None:
+    """The version a deletion is checked against: the deployed one as the ledger records it
+    (``deployed``, from :func:`governance.store.deployments.deployed_versions`), else the
+    newest registered one."""
+    if name in deployed:
+        return deployed[name]
+    versions = registry.versions(name)
+    return versions[-1] if versions else None
 
 
 @flow(name="deletion-requests", task_runner=task_runner(), log_prints=True)
@@ -72,6 +73,7 @@ def process_deletions(
     sessions = worker.sessions(db_url)
     with sessions() as session:
         requests = deletions.requests_to_process(session, request_ids)
+        deployed = deployments.deployed_versions(session)
     if not requests:
         return {"requests": 0}
     ids = sorted(r.request_id for r in requests)
@@ -86,7 +88,7 @@ def process_deletions(
         models = sorted({r.model_name for r in requests if r.model_name} or registry.names())
         checks = []
         for name in models:
-            current = _current_version(registry, name)
+            current = current_version(registry, name, deployed)
             if current is None:
                 continue
             t = time.perf_counter()

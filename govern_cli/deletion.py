@@ -17,8 +17,8 @@ from govern_cli.app import (
     app,
     check_model_option,
     console,
+    deployed_version_or_exit,
     env,
-    registry,
     sessions,
 )
 
@@ -129,8 +129,8 @@ def fragility(
     from flows.runtime import prefect_api, task_runner
 
     env(home, db)
-    reg = registry(home)
-    version = version or reg.deployed_version(model)
+    check_model_option(model)
+    version = version or deployed_version_or_exit(model, db, home)
     flow = fragility_scan.with_options(task_runner=task_runner(dask_address, workers))
     with console.status(f"Fragility of recourse issued under {model} {version}"), prefect_api():
         summary = flow(model=model, version=version, budget=budget, method=method, limit=limit)

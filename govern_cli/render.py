@@ -263,10 +263,17 @@ def redeploy_summary(console: Console, summary: dict[str, Any]) -> None:
         )
     if c.get("recontact_subjects"):
         sample = ", ".join(_e(s) for s in summary.get("recontact_sample", [])[:8])
-        console.print(
-            f"[yellow]{c['recontact_subjects']:,} applicants to re-contact[/] "
-            f"(e.g. {sample}); all of them: SELECT * FROM v_recontact"
-        )
+        if summary.get("deployed_version", summary["version"]) == summary["version"]:
+            console.print(
+                f"[yellow]{c['recontact_subjects']:,} applicants to re-contact[/] "
+                f"(e.g. {sample}); all of them: SELECT * FROM v_recontact"
+            )
+        else:
+            console.print(
+                f"{c['recontact_subjects']:,} applicants would need re-contacting if "
+                f"{_e(summary['version'])} were deployed (e.g. {sample}); it is not, so "
+                "v_recontact does not list them"
+            )
 
 
 def deletion_summary(console: Console, summary: dict[str, Any]) -> None:

@@ -62,3 +62,20 @@ class DeletionError(GovernanceError, ValueError):
 
 class RobustnessError(GovernanceError, ValueError):
     """Raised when stability scores, robust recourse, variants or calibration get bad inputs."""
+
+
+class DeploymentError(GovernanceError, ValueError):
+    """Raised when a deployment is asked for that the recorded states do not allow (no passed
+    check, or a forced deployment without a reason)."""
+
+
+class GateFailed(GovernanceError):
+    """Raised, after the verdict is recorded, when a redeploy check finds more invalidated
+    recourse than its gate allows; ``summary`` is the check's summary."""
+
+    def __init__(self, message: str, summary: dict | None = None) -> None:
+        super().__init__(message, summary)
+        self.summary = summary or {}
+
+    def __str__(self) -> str:
+        return str(self.args[0])

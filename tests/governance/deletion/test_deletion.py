@@ -80,7 +80,6 @@ def _registry(tmp_path, metrics=None, id_column="subject_id"):
                                    "label", id_column),
         metrics=metrics or {}, action_set_path=aset,
     )
-    reg.deploy("credit", "v1")
     return reg, df, schema
 
 
@@ -192,8 +191,9 @@ def test_retrain_without_removes_exactly_the_subjects_rows_and_registers_undeplo
     assert read_retrain_note(m) == {"parent": "v1", "rows_removed": 3,
                                     "sha256_before": before, "sha256_after": cand.sha256_after}
     assert m.notes.endswith("\nrequest r1") and m.parent == "v1" and m.metrics == {}
-    # Not deployed; the action set travelled with it; nothing about the subject in the manifest.
-    assert reg.deployed_version("credit") == "v1" and m.deployed_at is None
+    # Not deployed (the registry records no deployment at all; the ledger does); the action
+    # set travelled with it; nothing about the subject in the manifest.
+    assert "deployed" not in (reg.path("credit", "v1-del-r1") / "manifest.json").read_text()
     assert m.action_set_sha256 == reg.manifest("credit", "v1").action_set_sha256
     assert reg.action_set_path("credit", "v1-del-r1").read_text() == '{"features": ["income"]}\n'
     manifest_text = (reg.path("credit", "v1-del-r1") / "manifest.json").read_text()
