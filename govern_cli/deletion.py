@@ -109,6 +109,8 @@ def deletions(
         console.print_json(frame.to_json(orient="records", date_format="iso"))
         return
     render.frame_table(console, frame, title="Deletion requests")
+    if len(frame):
+        console.print(render.DELETION_COLUMNS_NOTE)
 
 
 @app.command(rich_help_panel="Deletion requests")

@@ -100,6 +100,14 @@ def models_register(
         typer.Option(help="Comma-separated feature columns (default: all but label and ids)."),
     ] = None,
     action_set: Annotated[Path | None, typer.Option(help="Action set JSON to attach.")] = None,
+    owned_data: Annotated[
+        bool,
+        typer.Option(
+            "--owned-data",
+            help="The data file is ours to rewrite when a subject is erased. Without it a file "
+            "outside the data folder is left as it is and its owner gets an erasure notice.",
+        ),
+    ] = False,
     home: Home = None,
 ) -> None:
     """Train a version from a recipe on a Parquet file and register it (not deployed)."""
@@ -118,6 +126,7 @@ def models_register(
         threshold=threshold,
         features=features.split(",") if features else None,
         action_set=action_set,
+        owned=owned_data,
     )
     console.print(
         f"registered {manifest.name} {manifest.version} "

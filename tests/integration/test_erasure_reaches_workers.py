@@ -109,7 +109,8 @@ def test_after_a_purge_no_worker_uses_the_erased_persons_values(
 
     runner = DaskTaskRunner(address=address)
     night = nightly_governance.with_options(task_runner=runner)
-    first = night(night=DEMO_NIGHT, home=str(home), db=url, chunk_rows=300)
+    settings = {"chunk_rows": 300, "n_samples": 100, "stability": False}  # small: seconds
+    first = night(night=DEMO_NIGHT, home=str(home), db=url, **settings)
     first_run = first["run_id"]
 
     def cost_models_of(run_id: int) -> set[str]:
@@ -140,7 +141,7 @@ def test_after_a_purge_no_worker_uses_the_erased_persons_values(
     fitted_after = PercentileShiftCost.fit(purged, schema)
     assert erased_value not in set(fitted_after.knots[FEATURE][0])
 
-    second = night(night=DEMO_NIGHT, home=str(home), db=url, chunk_rows=300, force=True)
+    second = night(night=DEMO_NIGHT, home=str(home), db=url, force=True, **settings)
     assert second["run_id"] == first_run  # the same night, recomputed on the same workers
     from distributed import Client
 
