@@ -92,9 +92,10 @@ def process_deletions(
     with sessions() as session:
         requests = deletions.requests_to_process(session, request_ids)
         deployed = deployments.deployed_versions(session)
+        ids = sorted(r.request_id for r in requests)
+        earlier = deletions.recorded_checks(session, ids)
     if not requests:
         return {"requests": 0}
-    ids = sorted(r.request_id for r in requests)
     subjects = sorted({r.subject_id for r in requests})
     batch_key = sha256_bytes(",".join(ids).encode())[:12]
     parameters = {"requests": ids, "db": safe_url(db_url), "purge": purge, "check": check}
@@ -124,6 +125,17 @@ def process_deletions(
                 control = fit_control.submit(str(registry.root), name, current)
             cand = retrain_candidate(str(registry.root), name, current, subjects, batch_key)
             timings[f"retrain:{name}"] = time.perf_counter() - t
+            before = earlier.get(name)
+            if (
+                cand is None
+                and before is not None
+                and before["candidate_version"]
+                and before["current_version"] == current
+            ):
+                # An earlier attempt retrained and checked, then its purge was interrupted
+                # after the training files were rewritten: its check holds the true counts.
+                checks.append(before)
+                continue
             row = {
                 "model_name": name,
                 "current_version": current,

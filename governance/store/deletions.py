@@ -100,6 +100,22 @@ def record_checks(
         req.counts = json_safe({**(req.counts or {}), "checks": list(checks)})
 
 
+def recorded_checks(session: Session, request_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The check rows an earlier attempt recorded for these requests, by model name (the
+    first request's where several have one), as :func:`record_checks` took them."""
+    out: dict[str, dict[str, Any]] = {}
+    columns = [c.key for c in DeletionCheck.__table__.columns if c.key not in ("request_id",
+                                                                                 "run_id")]
+    rows = session.scalars(
+        sa.select(DeletionCheck)
+        .where(DeletionCheck.request_id.in_(list(request_ids)))
+        .order_by(DeletionCheck.request_id)
+    )
+    for row in rows:
+        out.setdefault(row.model_name, {c: getattr(row, c) for c in columns})
+    return out
+
+
 def record_purge_plan(
     session: Session, request_ids: Sequence[str], files: Sequence[Mapping[str, Any]]
 ) -> None:
