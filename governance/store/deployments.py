@@ -156,9 +156,9 @@ def record_deployment(
     """Record that ``version`` of ``name`` is now deployed (state ``deployed``).
 
     Allowed when the version's newest check passed; when the model has never had a deployed
-    version (its first deployment has no earlier promises to re-check); or when ``forced``,
-    with a ``reason``. The event names the check it followed or overrode
-    (``check_run_id``) and the version it replaces.
+    version and this one was never checked (a first deployment has no earlier version's
+    promises to re-check); or when ``forced``, with a ``reason``. The event names the check it
+    followed or overrode (``check_run_id``) and the version it replaces.
 
     Parameters
     ----------
@@ -187,18 +187,18 @@ def record_deployment(
         raise DeploymentError(f"a forced deployment of {name} {version} needs a reason")
     previous = deployed_version(session, name)
     check = latest_check(session, name, version)
-    if not forced and previous is not None:
-        if check is None:
+    if not forced:
+        if check is None and previous is not None:
             raise DeploymentError(
                 f"{name} {version} has not been checked; run the redeploy check first or "
                 "force the deployment with a reason"
             )
-        if not check.passed:
+        if check is not None and not check.passed:
             raise DeploymentError(
                 f"{name} {version} failed its redeploy check (run {check.check_run_id}); "
                 "force the deployment with a reason to deploy it anyway"
             )
-    if reason is None and previous is None and not forced:
+    if reason is None and previous is None and check is None and not forced:
         reason = f"first deployment of {name}: no earlier version's recourse to re-check"
     return _add(
         session,

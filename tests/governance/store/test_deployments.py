@@ -85,6 +85,18 @@ def test_a_version_is_deployed_only_after_a_passed_check_or_forced_with_a_reason
     assert all(h["at"] is not None for h in history)
 
 
+def test_a_failed_check_blocks_even_a_first_deployment(sessions):
+    with sessions.begin() as s:
+        run_id = writes.start_run(s, "redeploy::n:v1", "redeploy").id
+        deployments.record_check(
+            s, "n", "v1", run_id=run_id, passed=False, invalidation_rate=0.5, gate=0.1,
+            actor="a", via="test",
+        )
+        with pytest.raises(DeploymentError, match="failed its redeploy check"):
+            deployments.record_deployment(s, "n", "v1", actor="a", via="test")
+        assert deployments.deployed_version(s, "n") is None
+
+
 def test_recontact_lists_only_recourse_invalidated_by_a_deployed_version(sessions):
     """A check of a candidate records validity events under it; v_recontact shows them only
     once that version is actually deployed."""
