@@ -142,7 +142,6 @@ def run_recipe(key: str, a: argparse.Namespace, pop: pd.DataFrame, home: Path) -
                  training_data=TrainingData(str(path), sha256_file(path), len(train), LABEL,
                                             "subject_id"),
                  action_set_path=aset if aset.exists() else None)
-    reg.deploy(NAME, "v1")
     current = reg.load(NAME, "v1")
     t0 = time.perf_counter()
     if a.recourse == "find":

@@ -51,6 +51,7 @@ DEFAULT_IGNORE = (
     "due_at",
     "completed_at",
     "purged_at",
+    "deployment_events.at",
     # timings and provenance of the code that ran
     "timings",
     "seconds",

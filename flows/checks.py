@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.redeploy import compare_chunk, revalidate_chunk
+from tasks.redeploy import compare_chunk, revalidate_chunk, score_points_chunk
 from tasks.worker import ModelRef
 
 CHECKED_COLUMNS = ["recourse_id", "valid", "score", "forward_validity", "alternative_valid"]
@@ -50,6 +50,29 @@ def revalidate_issued(
     results = [f.result() for f in futures]
     if not results:
         return pd.DataFrame(columns=CHECKED_COLUMNS)
+    return pd.concat(results, ignore_index=True)
+
+
+def score_issued(
+    issued: pd.DataFrame,
+    ref: ModelRef,
+    db_url: str,
+    *,
+    estimator: Any = None,
+    chunk_rows: int = 100_000,
+) -> pd.DataFrame:
+    """Whether ``ref`` (or ``estimator`` on its schema) approves each issued recourse point,
+    recording nothing; recourse_id, score and valid, in ``issued``'s order."""
+    cols = ["recourse_id", "x_codes", "layout_sha256"]
+    parts = [
+        issued.iloc[i : i + chunk_rows][cols].reset_index(drop=True)
+        for i in range(0, len(issued), chunk_rows)
+    ]
+    n = len(parts)
+    futures = score_points_chunk.map(parts, [ref] * n, [db_url] * n, [estimator] * n)
+    results = [f.result() for f in futures]
+    if not results:
+        return pd.DataFrame(columns=["recourse_id", "score", "valid"])
     return pd.concat(results, ignore_index=True)
 
 

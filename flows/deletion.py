@@ -9,29 +9,37 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.checks import compare_denied, revalidate_issued
+from flows.checks import compare_denied, revalidate_issued, score_issued
 from flows.redeploy import RETENTION_MONTHS, months_ago
 from flows.runtime import task_runner
 from governance import config
-from governance.exceptions import UnknownModelVersion
+from governance.deletion.purge import summarise_files
 from governance.hashing import sha256_bytes
 from governance.registry.model_registry import ModelRegistry
-from governance.store import deletions, init_store, notices, writes
+from governance.store import deletions, deployments, init_store, notices, writes
 from governance.store.engine import safe_url
 from governance.store.purge import compact_sqlite, purge_subjects
 from governance.store.queries import open_recourse, recent_denied
 from tasks import worker
-from tasks.deletion import erasure_notices, purge_files, retrain_candidate
+from tasks.deletion import (
+    erasure_notices,
+    fit_control,
+    plan_purge,
+    purge_files,
+    retrain_candidate,
+)
 from tasks.ledger import close_run, error_line, open_run
 from tasks.worker import ModelRef
 
 
-def _current_version(registry: ModelRegistry, name: str) -> str | None:
-    try:
-        return registry.deployed_version(name)
-    except UnknownModelVersion:
-        versions = registry.versions(name)
-        return versions[-1] if versions else None
+def current_version(registry: ModelRegistry, name: str, deployed: dict[str, str]) -> str | None:
+    """The version a deletion is checked against: the deployed one as the ledger records it
+    (``deployed``, from :func:`governance.store.deployments.deployed_versions`), else the
+    newest registered one."""
+    if name in deployed:
+        return deployed[name]
+    versions = registry.versions(name)
+    return versions[-1] if versions else None
 
 
 @flow(name="deletion-requests", task_runner=task_runner(), log_prints=True)
@@ -48,12 +56,20 @@ def process_deletions(
 
     1. Take the requests (the given ids, else every open one); subject ids never leave the
        ledger as flow parameters.
-    2. For each model whose training data holds the subjects, retrain the current version
-       without them into a registered, undeployed candidate.
-    3. Exact invalidation check: every open issued recourse and every recent denial of other
-       applicants, under the current version against the candidate.
-    4. Purge: training files and owned decision logs first (idempotent), then every ledger
-       row about the subjects in one transaction, leaving a tombstone per request.
+    2. Check every training file and decision-log file before anything is changed: a file
+       that cannot be read or does not match its manifest fails the request here.
+    3. For each model whose training data holds the subjects, retrain the deployed version
+       (as the ledger records it) without them into a registered, undeployed candidate, and
+       refit a control with them kept (same recipe, seed and data otherwise).
+    4. Exact invalidation check: every open issued recourse and every recent denial of other
+       applicants under the candidate; with the control, which invalidations the deletion
+       causes (valid under the control, not the candidate) and which retraining alone does
+       (valid under the deployed version, not the control).
+    5. Purge: plan again (recorded on the requests before any file changes, so a retry counts
+       what this attempt rewrote), write erasure notices for data we do not own (SQL logs,
+       training files outside the data folder not declared owned), rewrite our training files
+       and decision logs, then erase every ledger row about the subjects in one transaction,
+       leaving a tombstone per request that names every file rewritten.
 
     Parameters
     ----------
@@ -68,6 +84,9 @@ def process_deletions(
     logger = get_run_logger()
     db_url = config.db_url(db, home)
     registry = ModelRegistry(config.registry_dir(home))
+    data_root = str(config.home(home))
+    log_root = config.decision_log_dir(home)
+    log = str(log_root) if log_root.exists() else None
     init_store(db_url)
     sessions = worker.sessions(db_url)
     with sessions.begin() as session:
@@ -77,9 +96,11 @@ def process_deletions(
         logger.info("purged %d notice(s) of erased applicants whose retention ended", expired)
     with sessions() as session:
         requests = deletions.requests_to_process(session, request_ids)
+        deployed = deployments.deployed_versions(session)
+        ids = sorted(r.request_id for r in requests)
+        earlier = deletions.recorded_checks(session, ids)
     if not requests:
         return {"requests": 0, "notices_purged": expired} if expired else {"requests": 0}
-    ids = sorted(r.request_id for r in requests)
     subjects = sorted({r.subject_id for r in requests})
     batch_key = sha256_bytes(",".join(ids).encode())[:12]
     parameters = {"requests": ids, "db": safe_url(db_url), "purge": purge, "check": check}
@@ -87,21 +108,45 @@ def process_deletions(
     run_id = opened["run_id"]
     timings: dict[str, float] = {}
     counts: dict[str, Any] = {"requests": len(ids)}
+    names = list(registry.names())
     try:
-        models = sorted({r.model_name for r in requests if r.model_name} or registry.names())
+        # Every file is checked before anything is retrained or changed: a file that cannot
+        # be read fails the request here, with every row where it was.
+        t = time.perf_counter()
+        precheck, _ = plan_purge(str(registry.root), log, names, subjects, data_root, [])
+        timings["plan"] = time.perf_counter() - t
+        holding = {v for f in precheck.files for v in f.versions} | {
+            v for f in precheck.foreign for v in f.versions
+        }  # (name, version) whose training data holds the subjects
+        models = sorted({r.model_name for r in requests if r.model_name} or names)
         checks = []
         for name in models:
-            current = _current_version(registry, name)
+            current = current_version(registry, name, deployed)
             if current is None:
                 continue
             t = time.perf_counter()
+            control = None
+            if check and (name, current) in holding:
+                control = fit_control.submit(str(registry.root), name, current)
             cand = retrain_candidate(str(registry.root), name, current, subjects, batch_key)
             timings[f"retrain:{name}"] = time.perf_counter() - t
+            before = earlier.get(name)
+            if (
+                cand is None
+                and before is not None
+                and before["candidate_version"]
+                and before["current_version"] == current
+            ):
+                # An earlier attempt retrained and checked, then its purge was interrupted
+                # after the training files were rewritten: its check holds the true counts.
+                checks.append(before)
+                continue
             row = {
                 "model_name": name,
                 "current_version": current,
                 "candidate_version": None,
                 "training_rows_removed": 0,
+                "original_rows_removed": None,
                 "sha256_before": None,
                 "sha256_after": None,
                 "recourses_checked": 0,
@@ -109,11 +154,14 @@ def process_deletions(
                 "reasons_changed": 0,
                 "became_fixed": 0,
                 "gained_recourse": 0,
+                "invalidated_by_deletion": None,
+                "invalidated_by_retraining": None,
             }
             if cand is not None:
                 row.update(
                     candidate_version=cand["version"],
                     training_rows_removed=cand["rows_removed"],
+                    original_rows_removed=cand["original_rows_removed"],
                     sha256_before=cand["sha256_before"],
                     sha256_after=cand["sha256_after"],
                 )
@@ -122,7 +170,9 @@ def process_deletions(
                         _check_candidate(
                             registry,
                             name,
+                            current,
                             cand,
+                            control.result() if control is not None else None,
                             subjects,
                             run_id,
                             db_url,
@@ -140,7 +190,18 @@ def process_deletions(
 
         if purge:
             t = time.perf_counter()
-            counts["notices"] = erasure_notices(
+            with sessions() as session:
+                previous = deletions.purge_plan(session, ids)
+            # Planned again now: logs written since the check are covered too.
+            plan, carried = plan_purge(
+                str(registry.root), log, names, subjects, data_root, previous
+            )
+            entries = plan.entries(config.home(home))
+            planned = {e["path"] for e in entries}
+            carried = [c for c in carried if c["path"] not in planned]
+            with sessions.begin() as session:
+                deletions.record_purge_plan(session, ids, [*carried, *entries])
+            owner_notices = erasure_notices(
                 [
                     {
                         "request_id": r.request_id,
@@ -151,18 +212,15 @@ def process_deletions(
                     for r in requests
                 ],
                 db_url,
-                str(config.home(home)),
+                data_root,
+                plan,
             )
-            log_root = config.decision_log_dir(home)
+            counts["notices"] = len(owner_notices)
             erased_at = datetime.now(UTC)
-            files = purge_files(
-                str(registry.root),
-                str(log_root) if log_root.exists() else None,
-                list(registry.names()),
-                subjects,
-                batch_key,
-                erased_at,
+            rewritten = purge_files(
+                plan, str(registry.root), subjects, batch_key, erased_at, data_root
             )
+            files = {**summarise_files([*carried, *rewritten]), "notices": owner_notices}
             with sessions.begin() as session:
                 # One transaction: a reader sees the subjects whole or not at all; writers that
                 # read them earlier wait and then see the tombstones (erasure_guard).
@@ -213,19 +271,24 @@ def process_deletions(
 def _check_candidate(
     registry: ModelRegistry,
     name: str,
+    current: str,
     cand: dict[str, Any],
+    control: Any,
     subjects: list[str],
     run_id: int,
     db_url: str,
     window_months: int,
     recent_days: int,
     timings: dict[str, float],
-) -> dict[str, int]:
+) -> dict[str, int | None]:
     """The exact invalidation check: other applicants' recourse and recent denials under the
-    candidate, stored under the candidate's version."""
+    candidate, stored under the candidate's version; and, with the ``control`` refit (subjects
+    kept), which invalidations the deletion causes and which retraining alone does."""
     t = time.perf_counter()
     manifest = registry.manifest(name, cand["version"])
     ref = ModelRef(str(registry.root), name, cand["version"], manifest.artifact_sha256)
+    cur = registry.manifest(name, current)
+    cur_ref = ModelRef(str(registry.root), name, current, cur.artifact_sha256)
     with worker.sessions(db_url).begin() as session:
         cand_id = writes.ensure_model_version(session, manifest)
         issued = open_recourse(session, name, cand_id, months_ago(window_months))
@@ -246,6 +309,22 @@ def _check_candidate(
         names,
         options={"recourse": True, "seed": 0, "stability": False},
     )
+    effects: dict[str, int | None] = {
+        "invalidated_by_deletion": None,
+        "invalidated_by_retraining": None,
+    }
+    if control is not None:
+        valid = checked.set_index("recourse_id")["valid"].astype(bool)
+        under_control = score_issued(issued, cur_ref, db_url, estimator=control)
+        under_current = score_issued(issued, cur_ref, db_url)
+        by_control = under_control.set_index("recourse_id")["valid"].astype(bool)
+        by_current = under_current.set_index("recourse_id")["valid"].astype(bool)
+        by_control = by_control.reindex(valid.index)
+        by_current = by_current.reindex(valid.index)
+        effects = {
+            "invalidated_by_deletion": int((by_control & ~valid).sum()),
+            "invalidated_by_retraining": int((by_current & ~by_control).sum()),
+        }
     timings[f"check:{name}"] = time.perf_counter() - t
     return {
         "recourses_checked": len(checked),
@@ -253,4 +332,5 @@ def _check_candidate(
         "reasons_changed": compared.get("reasons_changed", 0),
         "became_fixed": compared.get("became_fixed", 0),
         "gained_recourse": compared.get("gained_recourse", 0),
+        **effects,
     }

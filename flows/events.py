@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+MODEL_PROPOSED = "governance.model.proposed"
 MODEL_DEPLOYED = "governance.model.deployed"
 DELETION_REQUESTED = "governance.deletion.requested"
 
@@ -17,12 +18,40 @@ def model_resource(name: str, version: str) -> dict[str, str]:
     }
 
 
-def emit_model_deployed(name: str, version: str, previous: str | None) -> bool:
-    """Tell the Prefect server a version was deployed; False when no server is configured.
+def emit_model_proposed(
+    name: str, version: str, previous: str | None, gate: float, proposed_by: str
+) -> bool:
+    """Tell the Prefect server a version is proposed for deployment; False when no server is
+    configured.
 
-    Event triggers live in a running Prefect server (``PREFECT_API_URL``); without one the
-    caller runs the redeploy check itself.
+    The redeploy-check deployment (deploy/prefect.yaml) runs on it: it checks the version and
+    deploys it only if the gate passes, else its flow run ends Failed.
     """
+    if not os.environ.get("PREFECT_API_URL"):
+        return False
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+
+    emit_event(
+        event=MODEL_PROPOSED,
+        resource=model_resource(name, version),
+        payload={
+            "name": name,
+            "version": version,
+            "previous_version": previous,
+            "gate": gate,
+            "proposed_by": proposed_by,
+        },
+    )
+    EventsWorker.drain_all()  # deliver before a short-lived CLI process exits
+    return True
+
+
+def emit_model_deployed(
+    name: str, version: str, previous: str | None, *, forced: bool = False, actor: str = ""
+) -> bool:
+    """Tell the Prefect server a version was deployed (recorded in the ledger just before);
+    False when no server is configured. Emitted on a deployment and never otherwise."""
     if not os.environ.get("PREFECT_API_URL"):
         return False
     from prefect.events import emit_event
@@ -31,9 +60,15 @@ def emit_model_deployed(name: str, version: str, previous: str | None) -> bool:
     emit_event(
         event=MODEL_DEPLOYED,
         resource=model_resource(name, version),
-        payload={"name": name, "version": version, "previous_version": previous},
+        payload={
+            "name": name,
+            "version": version,
+            "previous_version": previous,
+            "forced": forced,
+            "deployed_by": actor,
+        },
     )
-    EventsWorker.drain_all()  # deliver before a short-lived CLI process exits
+    EventsWorker.drain_all()
     return True
 
 

@@ -10,11 +10,13 @@ import pandas as pd
 from prefect import flow, get_run_logger
 
 from flows.checks import compare_denied, revalidate_issued
+from flows.events import emit_model_deployed
 from flows.runtime import task_runner
 from governance import config
+from governance.exceptions import GateFailed
 from governance.registry.model_registry import ModelRegistry
 from governance.retraining.calibration import calibration_table
-from governance.store import init_store, writes
+from governance.store import deployments, init_store, writes
 from governance.store.checks import record_deployment_check
 from governance.store.engine import safe_url
 from governance.store.queries import open_recourse, recent_denied
@@ -90,31 +92,57 @@ def redeploy_check(
     compare_rows: int = 2_000,
     segment: str | None = None,
     recourse: bool = True,
+    deploy: bool = False,
+    actor: str | None = None,
+    via: str | None = None,
 ) -> dict[str, Any]:
-    """Check a newly deployed version against what earlier versions told applicants.
+    """Check a version proposed for deployment against what earlier versions told applicants,
+    and, with ``deploy``, deploy it only if the gate passes.
 
-    1. Open the run for this deployment (a rerun reopens it).
+    1. Open the run for this version (a rerun reopens it).
     2. Retrain ``variants`` copies of the new version from its recipe (seeds, bootstraps).
     3. Re-validate every recourse issued within ``window_months`` under the new version and
        the variants; store one validity event per recourse.
     4. For denials of the last ``recent_days``: reasons, responsiveness and verification under
        the new version, and what changed.
     5. Calibrate stability at issue time against realised validity.
-    6. Summarise (by feature, segment, kind; who to re-contact) and apply the gate.
+    6. Summarise (by feature, segment, kind; who would need re-contacting) and apply the gate.
+    7. Record the verdict as the version's ``checked`` state in the ledger, in the transaction
+       that stores the check, and with ``deploy`` and a passed gate its ``deployed`` state;
+       then emit ``governance.model.deployed``.
+    8. A failed gate raises :class:`GateFailed` after everything is recorded, so the flow run
+       ends Failed (and Prefect's notifications fire); nothing is deployed.
 
     Parameters
     ----------
     model, version : str
-        The version just deployed.
+        The version to check.
     gate : float, default=0.10
         Largest acceptable invalidation rate; above it the check fails.
     variants : int, default=10
         Retrained variants for the forward validity estimate (0 to skip).
     segment : str, optional
         Feature to break invalidation down by; default the schema's first category feature.
+    deploy : bool, default=False
+        Deploy the version when the gate passes (the event-triggered deployment sets it).
+    actor : str, optional
+        Who asked (recorded with the states); default :func:`governance.config.actor`.
+    via : str, optional
+        The command that asked; default this flow run.
+
+    Raises
+    ------
+    GateFailed
+        If the invalidation rate is above ``gate``; its ``summary`` is the return value a
+        passed check would have had.
     """
     t0 = time.perf_counter()
     logger = get_run_logger()
+    actor = config.actor(actor)
+    if via is None:
+        from prefect.runtime import flow_run
+
+        via = f"redeploy-check flow run {flow_run.get_id() or ''}".strip()
     db_url = config.db_url(db, home)
     registry = ModelRegistry(config.registry_dir(home))
     manifest = registry.manifest(model, version)
@@ -187,7 +215,9 @@ def redeploy_check(
         )
         rate = summary["invalidation_rate"]
         passed = rate is None or rate <= gate
+        deployed = False
         with worker.sessions(db_url).begin() as session:
+            previous = deployments.deployed_version(session, model)
             record_deployment_check(
                 session,
                 run_id,
@@ -203,26 +233,42 @@ def redeploy_check(
                 },
                 table,
             )
+            deployments.record_check(
+                session,
+                model,
+                version,
+                run_id=run_id,
+                passed=passed,
+                invalidation_rate=rate,
+                gate=gate,
+                actor=actor,
+                via=via,
+            )
+            if deploy and passed and previous != version:
+                deployments.record_deployment(session, model, version, actor=actor, via=via)
+                deployed = True
         summary.update(
             gate=gate, passed=passed, calibration=table.to_dict("records") if len(table) else []
         )
         timings["wall"] = time.perf_counter() - t0
         logger.info(
-            "redeploy check %s %s: %s of %s recourses invalidated; gate %s",
+            "redeploy check %s %s: %s of %s recourses invalidated; gate %s%s",
             model,
             version,
             summary["invalidated"],
             summary["recourses_checked"],
             "passed" if passed else "FAILED",
+            "; deployed" if deployed else "",
         )
-        close_run(db_url, run_id, "succeeded", summary, timings)
-        return {
-            "run_id": run_id,
-            "model": model,
-            "version": version,
-            "counts": summary,
-            "timings": timings,
-        }
+        gate_line = None
+        if not passed:
+            gate_line = (
+                f"gate failed: {summary['invalidated']} of {summary['recourses_checked']} "
+                f"recourses invalidated ({rate:.1%}), above the gate {gate:.1%}; "
+                f"{model} {version} not deployed"
+            )
+        close_run(db_url, run_id, "failed" if gate_line else "succeeded", summary, timings,
+                  error=gate_line)
     except BaseException as exc:
         timings["wall"] = time.perf_counter() - t0
         close_run(
@@ -234,3 +280,18 @@ def redeploy_check(
             error=error_line(exc),
         )
         raise
+    result = {
+        "run_id": run_id,
+        "model": model,
+        "version": version,
+        "counts": summary,
+        "timings": timings,
+        "deployed": deployed,
+        "previous_version": previous,
+        "deployed_version": version if deployed else previous,
+    }
+    if gate_line:
+        raise GateFailed(gate_line, result)
+    if deployed:
+        result["event_emitted"] = emit_model_deployed(model, version, previous, actor=actor)
+    return result

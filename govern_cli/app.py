@@ -103,6 +103,19 @@ def registry(home: Path | None):  # noqa: ANN202
     return ModelRegistry(config.registry_dir(home))
 
 
+def deployed_version_or_exit(name: str, db: str | None, home: Path | None) -> str:
+    """The deployed version of ``name`` as the ledger records it; exit 1 with one line when
+    none is."""
+    from governance.store import deployments
+
+    with sessions(db, home)() as session:
+        version = deployments.deployed_version(session, name)
+    if version is None:
+        err.print(f"model {name!r} has no deployed version in the ledger; name a version")
+        raise typer.Exit(1)
+    return version
+
+
 def check_model_option(model: str | None) -> None:
     """Refuse a --model that no registry could hold, before it becomes a run key or a query."""
     if model is not None:

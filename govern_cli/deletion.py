@@ -17,8 +17,8 @@ from govern_cli.app import (
     app,
     check_model_option,
     console,
+    deployed_version_or_exit,
     env,
-    registry,
     sessions,
 )
 
@@ -109,6 +109,8 @@ def deletions(
         console.print_json(frame.to_json(orient="records", date_format="iso"))
         return
     render.frame_table(console, frame, title="Deletion requests")
+    if len(frame):
+        console.print(render.DELETION_COLUMNS_NOTE)
 
 
 @app.command(rich_help_panel="Deletion requests")
@@ -129,8 +131,8 @@ def fragility(
     from flows.runtime import prefect_api, task_runner
 
     env(home, db)
-    reg = registry(home)
-    version = version or reg.deployed_version(model)
+    check_model_option(model)
+    version = version or deployed_version_or_exit(model, db, home)
     flow = fragility_scan.with_options(task_runner=task_runner(dask_address, workers))
     with console.status(f"Fragility of recourse issued under {model} {version}"), prefect_api():
         summary = flow(model=model, version=version, budget=budget, method=method, limit=limit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated, Any
 
 import typer
@@ -22,6 +23,9 @@ from govern_cli.app import (
     sessions,
 )
 
+DEPLOY_VIA = "govern deploy"
+CHECK_VIA = "govern redeploy-check"
+
 
 @app.command(rich_help_panel="Models and deployment")
 def deploy(
@@ -33,32 +37,132 @@ def deploy(
         bool | None,
         typer.Option(
             "--check/--no-check",
-            help="Run the redeploy check now. Default: only when no Prefect server "
-            "($PREFECT_API_URL) is there to run it on the deployment event.",
+            help="--check: run the redeploy check in this process (the default when no Prefect "
+            "server is configured). --no-check: only propose the version; the redeploy-check "
+            "deployment on the Prefect server ($PREFECT_API_URL) checks it and deploys it if "
+            "the gate passes.",
         ),
     ] = None,
     gate: Annotated[float, typer.Option(help="Largest acceptable invalidation rate.")] = 0.10,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Deploy even though the check failed (or, if it never ran, whatever it "
+            "finds); needs --reason, and the ledger records who and why.",
+        ),
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option(help="Why; recorded with the deployment (needed with --force).")
+    ] = None,
     dask_address: DaskAddress = None,
     workers: Workers = None,
+    as_json: AsJson = False,
 ) -> None:
-    """Mark a registered version as deployed and emit governance.model.deployed; the redeploy
-    check then re-validates every issued recourse under it."""
-    from flows.events import emit_model_deployed
+    """Check a registered version against the recourse already issued and deploy it only if
+    the gate passes; exits 3, deploying nothing, when it fails."""
+    from governance import config
+    from governance.store import deployments
 
+    if force and not (reason or "").strip():
+        raise typer.BadParameter("--force needs --reason TEXT: the ledger records why")
+    served = bool(os.environ.get("PREFECT_API_URL"))
+    if check is False and not served and not force:
+        raise typer.BadParameter(
+            "--no-check leaves the check to a Prefect server's redeploy-check deployment, but "
+            "$PREFECT_API_URL is not set; use --check"
+        )
     env(home, db)
-    reg = registry(home)
-    history = reg.deployments(name)
-    previous = history[-1]["version"] if history else None
-    manifest = reg.deploy(name, version)
-    console.print(
-        f"deployed {manifest.name} {manifest.version} at {manifest.deployed_at} "
-        f"(previously {previous or 'none'})"
+    registry(home).manifest(name, version)  # a version the registry does not hold stops here
+    who = config.actor()
+    with sessions(db, home).begin() as session:
+        current = deployments.deployed_version(session, name)
+        if current == version:
+            console.print(f"{name} {version} is already the deployed version; nothing to do")
+            return
+        deployments.propose_candidate(
+            session, name, version, actor=who, via=DEPLOY_VIA, reason=reason
+        )
+    if force:
+        _force(name, version, current, who, reason or "", gate, dask_address, workers, as_json)
+        return
+    if check is False or (check is None and served):
+        from flows.events import emit_model_proposed
+
+        emit_model_proposed(name, version, current, gate, who)
+        console.print(
+            f"proposed {name} {version} (deployed now: {current or 'none'}); emitted "
+            "governance.model.proposed: the redeploy-check deployment checks it and deploys it "
+            "only if the gate passes"
+        )
+        return
+    summary = _redeploy(
+        name, version, gate, dask_address, workers, as_json=as_json, deploy=True, actor=who,
+        via=DEPLOY_VIA,
     )
-    emitted = emit_model_deployed(name, version, previous)
-    if emitted:
-        console.print("emitted governance.model.deployed: the redeploy-check deployment runs on it")
-    if check or (check is None and not emitted):
-        _redeploy(name, version, gate, dask_address, workers)
+    if not as_json and summary.get("deployed"):
+        console.print(
+            f"[bold]deployed {name} {version}[/] (previously {current or 'none'}), by {who}"
+            + ("; emitted governance.model.deployed" if served else "")
+        )
+
+
+def _force(
+    name: str,
+    version: str,
+    current: str | None,
+    who: str,
+    reason: str,
+    gate: float,
+    dask_address: str | None,
+    workers: int | None,
+    as_json: bool,
+) -> None:
+    """Deploy over the gate: the newest check of the version is what is overridden (run now
+    if it never ran, so the ledger holds what the deployment breaks)."""
+    from flows.events import emit_model_deployed
+    from governance.store import deployments
+
+    with sessions(None, None)() as session:
+        last = deployments.latest_check(session, name, version)
+    if last is None:
+        _redeploy(
+            name, version, gate, dask_address, workers, as_json=as_json, actor=who,
+            via=DEPLOY_VIA, exit_on_failure=False,
+        )
+    with sessions(None, None).begin() as session:
+        last = deployments.latest_check(session, name, version)
+        forced = not last.passed
+        event = deployments.record_deployment(
+            session, name, version, actor=who, via=DEPLOY_VIA, forced=forced, reason=reason
+        )
+        record = {
+            "model": name,
+            "version": version,
+            "previous_version": current,
+            "forced": forced,
+            "actor": who,
+            "reason": reason,
+            "check_run_id": event.check_run_id,
+            "invalidation_rate": last.invalidation_rate,
+            "gate": last.gate,
+            "at": event.at.isoformat(),
+        }
+    record["event_emitted"] = emit_model_deployed(name, version, current, forced=forced, actor=who)
+    if as_json:
+        console.print_json(json.dumps(record, default=str))
+        return
+    rate = last.invalidation_rate
+    verdict = (
+        f"over the failed check of run {last.check_run_id} "
+        f"({rate:.1%} invalidated, gate {last.gate:.1%})"
+        if forced and rate is not None
+        else f"after the passed check of run {last.check_run_id}"
+    )
+    console.print(
+        f"[bold]deployed {name} {version}[/] {verdict}, by {who}: {reason} "
+        f"(previously {current or 'none'}); applicants to re-contact: SELECT * FROM v_recontact"
+    )
 
 
 @app.command("redeploy-check", rich_help_panel="Models and deployment")
@@ -75,8 +179,8 @@ def redeploy_check_cmd(
     workers: Workers = None,
     as_json: AsJson = False,
 ) -> None:
-    """Re-check issued recourse and recent denials under a version, by hand; exits 3 when the
-    invalidation rate is above the gate."""
+    """Re-check issued recourse and recent denials under a version, by hand, without deploying
+    it; exits 3 when the invalidation rate is above the gate."""
     env(home, db)
     _redeploy(
         name,
@@ -88,6 +192,7 @@ def redeploy_check_cmd(
         recent_days=recent_days,
         variants=variants,
         as_json=as_json,
+        via=CHECK_VIA,
     )
 
 
@@ -98,14 +203,21 @@ def _redeploy(
     dask_address: str | None,
     workers: int | None,
     as_json: bool = False,
+    exit_on_failure: bool = True,
     **kwargs: Any,
-) -> None:
+) -> dict[str, Any]:
+    """Run the redeploy check flow and print its summary; a failed gate exits 3 unless
+    ``exit_on_failure`` is off."""
     from flows.redeploy import redeploy_check
     from flows.runtime import prefect_api, task_runner
+    from governance.exceptions import GateFailed
 
     flow = redeploy_check.with_options(task_runner=task_runner(dask_address, workers))
     with console.status(f"Redeploy check of {name} {version}"), prefect_api():
-        summary = flow(model=name, version=version, gate=gate, **kwargs)
+        try:
+            summary = flow(model=name, version=version, gate=gate, **kwargs)
+        except GateFailed as exc:
+            summary = exc.summary
     from governance.store.queries import recontact
 
     with sessions(None, None)() as session:
@@ -115,8 +227,16 @@ def _redeploy(
     else:
         render.redeploy_summary(console, summary)
     if not summary["counts"]["passed"]:
-        err.print(
+        line = (
             f"[bold red]gate failed:[/] invalidation rate "
             f"{summary['counts']['invalidation_rate']:.1%} is above {gate:.1%}"
         )
-        raise typer.Exit(3)
+        if kwargs.get("deploy"):
+            line += (
+                f"; {name} {version} is not deployed (deploy it anyway: govern deploy {name} "
+                f"{version} --force --reason TEXT)"
+            )
+        err.print(line)
+        if exit_on_failure:
+            raise typer.Exit(3)
+    return summary

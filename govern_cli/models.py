@@ -11,28 +11,42 @@ import typer
 from govern_cli import render
 from govern_cli.app import (
     AsJson,
+    Db,
     Home,
     console,
+    deployed_version_or_exit,
+    env,
     models_app,
     registry,
+    sessions,
 )
 
 
 @models_app.command("list")
-def models_list(home: Home = None, as_json: AsJson = False) -> None:
-    """Registered models and versions, with deployment state and test metrics."""
+def models_list(home: Home = None, db: Db = None, as_json: AsJson = False) -> None:
+    """Registered models and versions, with deployment state (from the ledger) and test
+    metrics."""
+    from governance.store import deployments
+
+    env(home, db)
     reg = registry(home)
     rows = []
+    with sessions(db, home)() as session:
+        states = {
+            (name, version): deployments.version_state(session, name, version)
+            for name in reg.names()
+            for version in reg.versions(name)
+        }
     for name in reg.names():
-        deployed = reg.deployments(name)
-        current = deployed[-1]["version"] if deployed else None
         for version in reg.versions(name):
             m = reg.manifest(name, version)
+            state = states[(name, version)]
             rows.append(
                 {
                     "model": name,
                     "version": version,
-                    "deployed": version == current,
+                    "deployed": state == deployments.DEPLOYED,
+                    "state": state or "registered",
                     "created_at": m.created_at.isoformat(),
                     "estimator": m.recipe.estimator,
                     "sha256": m.artifact_sha256[:12],
@@ -49,12 +63,25 @@ def models_list(home: Home = None, as_json: AsJson = False) -> None:
 
 @models_app.command("show")
 def models_show(
-    name: str, version: Annotated[str | None, typer.Argument()] = None, home: Home = None
+    name: str,
+    version: Annotated[str | None, typer.Argument()] = None,
+    home: Home = None,
+    db: Db = None,
 ) -> None:
-    """A version's manifest (default: the deployed version)."""
+    """A version's manifest (default: the deployed version) and its deployment history."""
+    from governance.store import deployments
+
+    env(home, db)
     reg = registry(home)
-    version = version or reg.deployed_version(name)
-    console.print_json(json.dumps(reg.manifest(name, version).to_dict(), default=str))
+    if version is None:
+        reg.versions(name)  # a hostile name stops here, before it reaches the ledger
+        version = deployed_version_or_exit(name, db, home)
+    else:
+        reg.manifest(name, version)
+    with sessions(db, home)() as session:
+        history = deployments.deployment_history(session, name, version)
+    body = {**reg.manifest(name, version).to_dict(), "deployment_history": history}
+    console.print_json(json.dumps(body, default=str))
 
 
 @models_app.command("register")
@@ -73,6 +100,14 @@ def models_register(
         typer.Option(help="Comma-separated feature columns (default: all but label and ids)."),
     ] = None,
     action_set: Annotated[Path | None, typer.Option(help="Action set JSON to attach.")] = None,
+    owned_data: Annotated[
+        bool,
+        typer.Option(
+            "--owned-data",
+            help="The data file is ours to rewrite when a subject is erased. Without it a file "
+            "outside the data folder is left as it is and its owner gets an erasure notice.",
+        ),
+    ] = False,
     home: Home = None,
 ) -> None:
     """Train a version from a recipe on a Parquet file and register it (not deployed)."""
@@ -91,6 +126,7 @@ def models_register(
         threshold=threshold,
         features=features.split(",") if features else None,
         action_set=action_set,
+        owned=owned_data,
     )
     console.print(
         f"registered {manifest.name} {manifest.version} "

@@ -53,7 +53,9 @@ def demo(
     first = parse_date(start_date) if start_date else None
     nights = [first + timedelta(days=i) for i in range(days)] if first else None
     with render.steps(console, "Preparing the demo lender") as say:
-        setup = prepare_demo(home, days=days, rows_per_night=rows, nights=nights, progress=say)
+        setup = prepare_demo(
+            home, days=days, rows_per_night=rows, nights=nights, progress=say, db=db
+        )
     from flows.runtime import cluster, prefect_api
 
     summaries = []
@@ -72,8 +74,8 @@ def demo(
         f"  govern runs\n"
         f"  govern history --subject {subject}\n"
         f"  govern recourse --subject {subject}\n"
-        f"  govern deploy {setup.model_name} v2      # deploy the retrained model: "
-        f"runs the redeploy check\n"
+        f"  govern deploy {setup.model_name} v2      # the redeploy check gates the "
+        f"retrained model\n"
         f"  govern forget --subject {_example_borrower(db, home)}   # a past borrower asks to be "
         f"erased\n"
         f"  govern deletions\n"

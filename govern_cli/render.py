@@ -301,14 +301,32 @@ def redeploy_summary(console: Console, summary: dict[str, Any]) -> None:
         )
     if c.get("recontact_subjects"):
         sample = ", ".join(_e(s) for s in summary.get("recontact_sample", [])[:8])
-        console.print(
-            f"[yellow]{c['recontact_subjects']:,} applicants to re-contact[/] "
-            f"(e.g. {sample}); all of them: SELECT * FROM v_recontact"
-        )
+        if summary.get("deployed_version", summary["version"]) == summary["version"]:
+            console.print(
+                f"[yellow]{c['recontact_subjects']:,} applicants to re-contact[/] "
+                f"(e.g. {sample}); all of them: SELECT * FROM v_recontact"
+            )
+        else:
+            console.print(
+                f"{c['recontact_subjects']:,} applicants would need re-contacting if "
+                f"{_e(summary['version'])} were deployed (e.g. {sample}); it is not, so "
+                "v_recontact does not list them"
+            )
+
+
+DELETION_COLUMNS_NOTE = (
+    "rows_removed: training rows this request removed from the files as earlier erasures "
+    "left them (its own rows); rows_vs_registered: rows its candidate lacks against the "
+    "deployed version's training data as registered (every erasure so far). "
+    "invalid_by_deletion: others' recourse the candidate breaks that a control refit with "
+    "the subject kept still approves (the deletion's effect); invalid_by_retraining: "
+    "recourse the deployed version approves and the control does not (retraining alone)."
+)
 
 
 def deletion_summary(console: Console, summary: dict[str, Any]) -> None:
-    """What a deletion batch did: candidates, what they invalidate, what was purged."""
+    """What a deletion batch did: candidates, what the deletion itself and retraining alone
+    invalidate, what was purged and which files were rewritten."""
     if not summary.get("requests"):
         console.print("No open deletion requests.")
         return
@@ -320,12 +338,34 @@ def deletion_summary(console: Console, summary: dict[str, Any]) -> None:
                 "its training data; no retraining needed"
             )
             continue
+        original = c.get("original_rows_removed")
+        since = (
+            f" ({original} against its training data as registered)"
+            if original is not None and original != c["training_rows_removed"]
+            else ""
+        )
         console.print(
             f"  {_e(c['model_name'])} {_e(c['current_version'])} → candidate "
             f"{_e(c['candidate_version'])} (not deployed): {c['training_rows_removed']} training "
-            f"row(s) removed; {c['invalidated']:,} of {c['recourses_checked']:,} recourses issued "
-            f"to others would be invalidated; reasons change for {c['reasons_changed']:,} recent "
-            f"denials, {c['became_fixed']:,} become fixed, {c['gained_recourse']:,} gain recourse"
+            f"row(s) removed by this request{since}"
+        )
+        if c.get("invalidated_by_deletion") is not None:
+            console.print(
+                f"    of {c['recourses_checked']:,} recourses issued to others, the deletion "
+                f"invalidates {c['invalidated_by_deletion']:,} (candidate vs a control refit "
+                f"with the subject kept); retraining alone invalidates "
+                f"{c['invalidated_by_retraining']:,} (control vs {_e(c['current_version'])}); "
+                f"{c['invalidated']:,} in all"
+            )
+        else:
+            console.print(
+                f"    {c['invalidated']:,} of {c['recourses_checked']:,} recourses issued to "
+                "others would be invalidated (retraining and deletion together)"
+            )
+        console.print(
+            f"    recent denials: reasons change for {c['reasons_changed']:,}, "
+            f"{c['became_fixed']:,} become fixed, {c['gained_recourse']:,} gain recourse "
+            "(candidate vs what they were told)"
         )
     purged = summary["counts"].get("purged")
     if purged:
@@ -334,5 +374,10 @@ def deletion_summary(console: Console, summary: dict[str, Any]) -> None:
         console.print(
             f"  purged {rows:,} ledger rows ({purged['ledger_rows'].get('decisions', 0)} "
             f"decisions), {f['training_rows']} training rows in {f['training_files']} file(s), "
-            f"{f['log_rows']} decision-log rows; tombstone kept"
+            f"{f['log_rows']} decision-log rows in {f.get('log_files', 0)} file(s); "
+            "tombstone kept"
         )
+        for entry in f.get("rewritten", []):
+            console.print(f"    rewrote {_e(entry['path'])}: {entry['rows']} row(s)")
+        for notice in f.get("notices", []):
+            console.print(f"    erasure notice for data we do not own: {_e(notice)}")

@@ -76,3 +76,21 @@ def salt_path(base: str | Path | None = None) -> Path:
     person's id; without it, nobody can.
     """
     return Path(os.environ.get(ENV_SALT_FILE) or home(base) / "secrets" / "tombstone.salt")
+
+
+ENV_ACTOR = "GOVERNANCE_ACTOR"
+
+
+def actor(name: str | None = None) -> str:
+    """Who is making a change the ledger records (a deployment, say): ``name``, else
+    $GOVERNANCE_ACTOR, else the operating-system login, else "unknown"."""
+    if name:
+        return name
+    if os.environ.get(ENV_ACTOR):
+        return os.environ[ENV_ACTOR]
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in containers without a passwd entry
+        return "unknown"

@@ -151,6 +151,22 @@ def inject_bad_rows(log: pd.DataFrame, seed: int, share: float = 0.001) -> pd.Da
     return out
 
 
+def record_first_deployment(db_url: str, name: str, version: str) -> None:
+    """Record ``version`` as deployed in the ledger at ``db_url`` unless it names a deployed
+    version of ``name`` already (the demo's model has no earlier promises to re-check)."""
+    from governance.store import deployments, init_store, session_factory
+
+    engine = init_store(db_url)
+    try:
+        with session_factory(engine).begin() as session:
+            if deployments.deployed_version(session, name) is None:
+                deployments.record_deployment(
+                    session, name, version, actor=config.actor(), via="govern demo"
+                )
+    finally:
+        engine.dispose()
+
+
 def prepare_demo(
     home: str | Path | None = None,
     *,
@@ -161,9 +177,13 @@ def prepare_demo(
     progress: Progress | None = None,
     train_rows: int = 30_000,
     test_rows: int = 10_000,
+    db: str | None = None,
 ) -> DemoSetup:
     """Generate the population, train and deploy model v1, register its successor v2, and
-    write the nights' decision logs. ``train_rows`` sizes each training set (tests use less)."""
+    write the nights' decision logs. ``train_rows`` sizes each training set (tests use less).
+
+    v1's deployment is recorded in the ledger at ``db`` (default: the data folder's), as its
+    model's first deployment, unless that ledger already names a deployed version."""
     say = progress or (lambda _msg: None)
     home = config.home(home)
     registry = ModelRegistry(config.registry_dir(home))
@@ -185,7 +205,6 @@ def prepare_demo(
             action_set=action_set if action_set.exists() else None,
             notes="demo model trained on the synthetic lending population",
         )
-        registry.deploy(MODEL_NAME, version)
     if "v2" not in registry.versions(MODEL_NAME):
         # The retrained successor: same recipe on v1's rows plus newer applicants, after the
         # population's repayment behaviour drifted (debt weighs more). Registered, not
@@ -211,6 +230,7 @@ def prepare_demo(
             parent=version,
             notes="retrained on newer applicants after a drift in repayment behaviour",
         )
+    record_first_deployment(config.db_url(db, home), MODEL_NAME, version)
     model = registry.load(MODEL_NAME, version)
     log = ParquetDecisionLog(config.decision_log_dir(home))
     previous: pd.DataFrame | None = None

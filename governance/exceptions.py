@@ -71,3 +71,20 @@ class NoticeError(GovernanceError, ValueError):
 class ScoreMismatch(GovernanceError, ValueError):
     """Raised when logged decisions are not reproduced by the registered model and the run was
     told to fail on that."""
+
+
+class DeploymentError(GovernanceError, ValueError):
+    """Raised when a deployment is asked for that the recorded states do not allow (no passed
+    check, or a forced deployment without a reason)."""
+
+
+class GateFailed(GovernanceError):
+    """Raised, after the verdict is recorded, when a redeploy check finds more invalidated
+    recourse than its gate allows; ``summary`` is the check's summary."""
+
+    def __init__(self, message: str, summary: dict | None = None) -> None:
+        super().__init__(message, summary)
+        self.summary = summary or {}
+
+    def __str__(self) -> str:
+        return str(self.args[0])

@@ -16,7 +16,6 @@ CREATE TABLE model_versions (
 	version VARCHAR(64) NOT NULL,
 	artifact_sha256 VARCHAR(64) NOT NULL,
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
-	deployed_at TIMESTAMP WITH TIME ZONE,
 	manifest JSONB NOT NULL,
 	PRIMARY KEY (id),
 	UNIQUE (name, version)
@@ -139,6 +138,26 @@ CREATE TABLE deployment_checks (
 	FOREIGN KEY(run_id) REFERENCES runs (id) ON DELETE CASCADE
 );
 
+CREATE TABLE deployment_events (
+	id SERIAL NOT NULL,
+	model_name VARCHAR(64) NOT NULL,
+	version VARCHAR(64) NOT NULL,
+	state VARCHAR(16) NOT NULL,
+	at TIMESTAMP WITH TIME ZONE NOT NULL,
+	actor VARCHAR(128) NOT NULL,
+	via VARCHAR(128) NOT NULL,
+	reason TEXT,
+	passed BOOLEAN,
+	forced BOOLEAN NOT NULL,
+	check_run_id INTEGER,
+	invalidation_rate FLOAT,
+	gate FLOAT,
+	previous_version VARCHAR(64),
+	PRIMARY KEY (id),
+	FOREIGN KEY(check_run_id) REFERENCES runs (id)
+);
+CREATE INDEX ix_deployment_events_model ON deployment_events (model_name, version);
+
 CREATE TABLE explainers (
 	id SERIAL NOT NULL,
 	config_sha256 VARCHAR(64) NOT NULL,
@@ -239,6 +258,7 @@ CREATE TABLE deletion_checks (
 	current_version VARCHAR(64) NOT NULL,
 	candidate_version VARCHAR(64),
 	training_rows_removed INTEGER NOT NULL,
+	original_rows_removed INTEGER,
 	sha256_before VARCHAR(64),
 	sha256_after VARCHAR(64),
 	recourses_checked INTEGER NOT NULL,
@@ -247,6 +267,8 @@ CREATE TABLE deletion_checks (
 	became_fixed INTEGER NOT NULL,
 	gained_recourse INTEGER NOT NULL,
 	run_id INTEGER NOT NULL,
+	invalidated_by_deletion INTEGER,
+	invalidated_by_retraining INTEGER,
 	PRIMARY KEY (request_id, model_name),
 	FOREIGN KEY(request_id) REFERENCES deletion_requests (request_id) ON DELETE CASCADE,
 	FOREIGN KEY(run_id) REFERENCES runs (id)

@@ -36,7 +36,8 @@ CREATE VIEW v_recourse_overview AS
     LEFT JOIN issued_recourse i
            ON i.decision_id = c.decision_id AND i.model_version_id = c.model_version_id;
 
--- Applicants told something that is no longer true: recourse a later version no longer approves.
+-- Applicants told something that is no longer true: recourse that a later version, one that was
+-- actually deployed, no longer approves (a check of a candidate never fills it).
 CREATE VIEW v_recontact AS
     SELECT d.subject_id, d.decision_id, i.recourse_id, i.issued_at,
            mv_old.name AS model_name, mv_old.version AS issued_under,
@@ -47,4 +48,7 @@ CREATE VIEW v_recontact AS
     JOIN decisions d ON d.decision_id = i.decision_id
     JOIN model_versions mv_old ON mv_old.id = i.model_version_id
     JOIN model_versions mv_new ON mv_new.id = v.model_version_id
-    WHERE NOT v.valid;
+    WHERE NOT v.valid
+      AND EXISTS (SELECT 1 FROM deployment_events e
+                  WHERE e.model_name = mv_new.name AND e.version = mv_new.version
+                    AND e.state = 'deployed');

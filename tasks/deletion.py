@@ -13,12 +13,14 @@ from prefect.cache_policies import NO_CACHE
 
 from governance.deletion.fragility_search import fragility
 from governance.deletion.purge import (
-    ErasureRecord,
+    ErasurePlan,
+    carry_over,
+    execute_erasure,
     external_log_notice,
-    purge_decision_logs,
-    purge_training_files,
+    external_training_notice,
+    plan_erasure,
 )
-from governance.deletion.retrain import next_candidate_version, retrain_without
+from governance.deletion.retrain import next_candidate_version, refit_control, retrain_without
 from governance.intake.decision_log import ParquetDecisionLog
 from governance.registry.model_registry import ModelRegistry
 from governance.store import deletions, writes
@@ -49,49 +51,83 @@ def retrain_candidate(
     return {
         "version": candidate.version,
         "rows_removed": candidate.rows_removed,
+        "original_rows_removed": candidate.original_rows_removed,
         "sha256_before": candidate.sha256_before,
         "sha256_after": candidate.sha256_after,
         "artifact_sha256": candidate.manifest.artifact_sha256,
     }
 
 
-@task(name="purge-files", cache_policy=NO_CACHE, retries=1)
-def purge_files(
+@task(name="fit-control", cache_policy=NO_CACHE, retries=1)
+def fit_control(registry: str, name: str, version: str) -> Any:
+    """``version`` refitted by its own recipe on its training data as it is now, subjects
+    kept: the control beside a deletion candidate."""
+    return refit_control(ModelRegistry(registry), name, version)
+
+
+@task(name="plan-purge", cache_policy=NO_CACHE, retries=1)
+def plan_purge(
     registry: str,
     log_root: str | None,
     model_names: list[str],
     subject_ids: list[str],
+    data_root: str,
+    previous: list[dict[str, Any]],
+) -> tuple[ErasurePlan, list[dict[str, Any]]]:
+    """Check every training file and decision-log file and list those that hold the subjects
+    (nothing is changed; a problem with any file raises here), with the files in ``previous``
+    (an earlier attempt's plan) that attempt already rewrote."""
+    plan = plan_erasure(
+        ModelRegistry(registry),
+        model_names,
+        ParquetDecisionLog(log_root) if log_root else None,
+        subject_ids,
+        data_root=data_root,
+    )
+    return plan, carry_over(previous, Path(data_root))
+
+
+@task(name="purge-files", cache_policy=NO_CACHE, retries=1)
+def purge_files(
+    plan: ErasurePlan,
+    registry: str,
+    subject_ids: list[str],
     request_id: str,
     erased_at: datetime,
-) -> dict[str, Any]:
-    """Erase the subjects from the training files of every model version and from the decision
-    logs we own. Idempotent: a rerun finds nothing left."""
-    reg = ModelRegistry(registry)
-    records: list[ErasureRecord] = []
-    for name in model_names:
-        records += purge_training_files(
-            reg, name, subject_ids, request_id=request_id, erased_at=erased_at
-        )
-    removed_logs = (
-        purge_decision_logs(ParquetDecisionLog(log_root), subject_ids) if log_root else {}
+    data_root: str,
+) -> list[dict[str, Any]]:
+    """Rewrite the planned files without the subjects (all checked unchanged first); returns
+    one entry per file rewritten."""
+    return execute_erasure(
+        plan,
+        ModelRegistry(registry),
+        subject_ids,
+        request_id=request_id,
+        erased_at=erased_at,
+        root=Path(data_root),
     )
-    return {
-        "training_files": len(records),
-        "training_rows": sum(r.rows_removed for r in records),
-        "log_rows": sum(removed_logs.values()),
-        "log_nights": len([n for n, v in removed_logs.items() if v]),
-    }
 
 
 @task(name="erasure-notices", cache_policy=NO_CACHE, retries=1)
-def erasure_notices(requests: list[dict[str, Any]], db_url: str, home: str) -> int:
-    """For decision logs we read but do not own (SQL tables), write the list of rows their
-    owner must erase, naming the subject only by salted hash. Returns notices written.
+def erasure_notices(
+    requests: list[dict[str, Any]], db_url: str, home: str, plan: ErasurePlan | None = None
+) -> list[str]:
+    """For data we read but do not own, write what its owner must erase, naming the subject
+    only by salted hash: the rows of SQL decision logs, and the rows of training files outside
+    the data folder not declared owned (``plan.foreign``). Returns the notices' paths,
+    relative to ``home``.
 
     ``requests``: request_id, subject_id, subject_hash and received_at of each request.
     """
     folder = Path(home) / "erasure-notices"
-    written = 0
+    written: list[str] = []
+
+    def write(request_id: str, kind: str, notice: dict[str, Any]) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{request_id}-{kind}-{len(written)}.json"
+        path.write_text(json.dumps(notice, indent=1) + "\n")
+        written.append(str(path.relative_to(home)))
+
     with worker.sessions(db_url)() as session:
         for req in requests:
             by_log = deletions.subject_decisions_by_log(session, req["subject_id"])
@@ -107,10 +143,17 @@ def erasure_notices(requests: list[dict[str, Any]], db_url: str, home: str) -> i
                     request_id=req["request_id"],
                     received_at=received,
                 )
-                folder.mkdir(parents=True, exist_ok=True)
-                path = folder / f"{req['request_id']}-{written}.json"
-                path.write_text(json.dumps(notice, indent=1) + "\n")
-                written += 1
+                write(req["request_id"], "log", notice)
+            for foreign in plan.foreign if plan is not None else []:
+                notice = external_training_notice(
+                    foreign,
+                    req["subject_id"],
+                    req["subject_hash"],
+                    request_id=req["request_id"],
+                    received_at=received,
+                )
+                if notice is not None:
+                    write(req["request_id"], "training", notice)
     return written
 
 

@@ -134,6 +134,26 @@ def revalidate_chunk(
     return out.assign(segment=seg) if seg is not None else out
 
 
+@task(name="score-points-chunk", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def score_points_chunk(
+    chunk: pd.DataFrame, ref: ModelRef, db_url: str, estimator: Any = None
+) -> pd.DataFrame:
+    """Whether ``ref`` (or ``estimator``, fitted on ``ref``'s schema, e.g. a control refit)
+    approves each issued recourse point in ``chunk``; nothing is written.
+
+    Returns recourse_id, score and valid.
+    """
+    model = worker.model(ref)
+    if estimator is not None:
+        model = DecisionModel(estimator, model.schema, model.favourable_class, model.threshold)
+    X, _ = promised_points(model, chunk.assign(has_alternative=False), db_url)
+    checked = revalidate(model, X)
+    return pd.DataFrame(
+        {"recourse_id": chunk["recourse_id"].to_numpy(), "score": checked.score,
+         "valid": checked.valid}
+    )
+
+
 @task(name="compare-chunk", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def compare_chunk(
     denied: pd.DataFrame,

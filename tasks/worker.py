@@ -1,4 +1,11 @@
-"""Per-process caches: each Dask worker loads a model, explainer and engine once, not per task."""
+"""Per-process caches: each Dask worker loads a model, explainer and engine once, not per task.
+
+Every cache of a model version is keyed on its artifact hash and on the hash its manifest
+records for its training data *now*: an erasure rewrites the training file and the manifest,
+so the next task on a long-lived worker rebuilds whatever was fitted on it (the explainer's
+background sample, the percentile cost's quantile grids, the stability scale) instead of
+keeping an erased person's values in memory.
+"""
 
 from __future__ import annotations
 
@@ -29,19 +36,37 @@ class ModelRef:
     sha256: str
 
 
-@lru_cache(maxsize=8)
+def training_sha256(ref: ModelRef) -> str | None:
+    """The sha256 the version's manifest records for its training data now (None without
+    training data). Read on every call, never cached: a purge changes it while workers run."""
+    td = ModelRegistry(ref.registry).manifest(ref.name, ref.version).training_data
+    return td.sha256 if td is not None else None
+
+
 def model(ref: ModelRef) -> DecisionModel:
-    """The verified model; the sha256 in ``ref`` is part of the key, so a new artifact reloads."""
-    loaded = ModelRegistry(ref.registry).load(ref.name, ref.version)
-    return loaded
+    """The verified model, cached per artifact and training-data hash."""
+    return _model(ref, training_sha256(ref))
 
 
 @lru_cache(maxsize=8)
+def _model(ref: ModelRef, training: str | None) -> DecisionModel:
+    return ModelRegistry(ref.registry).load(ref.name, ref.version)
+
+
 def explainer(ref: ModelRef, background_size: int = 100, seed: int = 0) -> Explainer:
+    """The version's explainer, its background sampled from the training data as it is now."""
+    return _explainer(ref, training_sha256(ref), background_size, seed)
+
+
+@lru_cache(maxsize=8)
+def _explainer(
+    ref: ModelRef, training: str | None, background_size: int, seed: int
+) -> Explainer:
     reg = ModelRegistry(ref.registry)
-    manifest = reg.manifest(ref.name, ref.version)
-    background = reg.training_frame(ref.name, ref.version) if manifest.training_data else None
-    return Explainer(model(ref), background, background_size=background_size, seed=seed)
+    background = reg.training_frame(ref.name, ref.version, training) if training else None
+    return Explainer(
+        _model(ref, training), background, background_size=background_size, seed=seed
+    )
 
 
 @lru_cache(maxsize=4)
@@ -54,24 +79,32 @@ def sessions(url: str) -> sessionmaker[Session]:
     return session_factory(engine(url))
 
 
-@lru_cache(maxsize=8)
 def recourse_inputs(ref: ModelRef) -> tuple[ActionSet, Cost, np.ndarray] | None:
     """The version's action set, its percentile-shift cost and the per-feature spread used for
-    stability scores, all fitted on its training data; None for a version without an action
-    set."""
+    stability scores, all fitted on its training data as it is now; None for a version
+    without an action set."""
+    return _recourse_inputs(ref, training_sha256(ref))
+
+
+@lru_cache(maxsize=8)
+def _recourse_inputs(
+    ref: ModelRef, training: str | None
+) -> tuple[ActionSet, Cost, np.ndarray] | None:
     reg = ModelRegistry(ref.registry)
     path = reg.action_set_path(ref.name, ref.version)
     if path is None:
         return None
     action_set = ActionSet.from_json(path)
-    schema = model(ref).schema
+    schema = _model(ref, training).schema
     action_set.check_schema(schema)
-    if reg.manifest(ref.name, ref.version).training_data is None:
+    if training is None:
         raise ManifestError(
             f"model {ref.name} {ref.version} has an action set but no training data to fit "
             "the recourse cost on"
         )
-    train = reg.training_frame(ref.name, ref.version)
+    # Exactly the bytes with the keyed hash: an erasure replacing the file meanwhile fails
+    # this load (the task retries) instead of caching new data under the old key.
+    train = reg.training_frame(ref.name, ref.version, training)
     return action_set, PercentileShiftCost.fit(train, schema), feature_scale(schema, train)
 
 

@@ -59,11 +59,16 @@ class CandidateVersion:
     manifest : Manifest
         The candidate's manifest as registered.
     rows_removed : int
-        Training rows dropped (all rows of all requested subjects).
+        Training rows dropped from the parent's file as it is now (all rows of all requested
+        subjects): the delta against the previous state, when earlier erasures already
+        rewrote that file.
     sha256_before, sha256_after : str
         sha256 of the parent's training file and of the candidate's.
     training_path : Path
         The candidate's training file.
+    original_rows_removed : int
+        Rows the candidate lacks against the parent's training data as first registered:
+        this request's rows plus every earlier erasure's.
     """
 
     name: str
@@ -74,6 +79,7 @@ class CandidateVersion:
     sha256_before: str
     sha256_after: str
     training_path: Path
+    original_rows_removed: int = 0
 
 
 def next_candidate_version(registry: ModelRegistry, name: str, parent: str, tag: str) -> str:
@@ -148,7 +154,9 @@ def retrain_without(
 
     Steps: read the version's training Parquet (sha256 checked against its manifest), drop
     every row whose id is in ``subject_ids``, write the remaining rows next to the old file as
-    ``<name>-<candidate_version>.parquet``, refit the manifest's recipe on them and register
+    ``<name>-<candidate_version>.parquet`` (in the data folder's ``training-data`` when the
+    old file lies outside the data folder, the registry's parent), refit the manifest's recipe
+    on them and register
     the fit as ``candidate_version`` with ``parent=version``, the same schema, favourable
     class and threshold, and the parent's action set copied over. It is not deployed.
 
@@ -207,7 +215,12 @@ def retrain_without(
     if removed == 0:
         return None
     reduced = frame.loc[~mask].reset_index(drop=True)
-    new_path = old_path.parent / f"{name}-{candidate_version}.parquet"
+    data_root = registry.root.parent.resolve()
+    folder = old_path.parent
+    if not old_path.resolve().is_relative_to(data_root):
+        folder = data_root / "training-data"  # never write into a folder that is not ours
+        folder.mkdir(parents=True, exist_ok=True)
+    new_path = folder / f"{name}-{candidate_version}.parquet"
     atomic_write_parquet(reduced, new_path)
     sha_after = sha256_file(new_path)
     recipe, schema = manifest.recipe, manifest.schema
@@ -243,7 +256,33 @@ def retrain_without(
         sha256_before=td.sha256,
         sha256_after=sha_after,
         training_path=new_path,
+        original_rows_removed=td.registered_rows - len(reduced),
     )
+
+
+def refit_control(registry: ModelRegistry, name: str, version: str) -> Any:
+    """Refit ``version``'s recipe (same estimator, parameters and seed) on its training data
+    as it is now, subjects kept: the control a deletion candidate is compared with, so the
+    deletion's own effect is told apart from what retraining alone changes.
+
+    Returns
+    -------
+    estimator
+        The fitted estimator (not registered).
+
+    Raises
+    ------
+    ManifestError
+        If the version records no training data.
+    ArtifactHashMismatch
+        If the training file's bytes differ from the registered sha256.
+    """
+    manifest = registry.manifest(name, version)
+    td = manifest.training_data
+    if td is None:
+        raise ManifestError(f"model {name} {version} records no training data")
+    frame = registry.training_frame(name, version)
+    return manifest.recipe.fit(manifest.schema, frame, frame[td.label].to_numpy())
 
 
 def read_retrain_note(manifest: Manifest) -> dict[str, Any] | None:

@@ -5,21 +5,22 @@ Layout::
     <root>/<name>/<version>/model.skops      fitted estimator, saved with skops (never pickle)
     <root>/<name>/<version>/manifest.json    schema, decision rule, training data, recipe, metrics
     <root>/<name>/<version>/action_set.json  optional: what applicants can change
-    <root>/<name>/deployments.json           deployment history, newest last
 
-Loading verifies the artifact's sha256 against the manifest and refuses any type outside an
-allow-list before skops builds a single object.
+Which version is deployed is not the registry's to say: the ledger records every deployment
+state (governance.store.deployments). Loading verifies the artifact's sha256 against the
+manifest and refuses any type outside an allow-list before skops builds a single object.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from governance.exceptions import (
     UntrustedArtifact,
 )
 from governance.fileio import atomic_write_json
-from governance.hashing import sha256_file
+from governance.hashing import sha256_bytes, sha256_file
 from governance.registry.model import DecisionModel
 from governance.registry.schema import FeatureSchema
 from governance.registry.training import TrainingRecipe
@@ -45,7 +46,6 @@ MANIFEST_FORMAT = "governance.manifest/1"
 ARTIFACT = "model.skops"
 MANIFEST = "manifest.json"
 ACTION_SET = "action_set.json"
-DEPLOYMENTS = "deployments.json"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # Types skops may build beyond its own defaults: estimator internals of the libraries we train.
@@ -73,13 +73,38 @@ def _now() -> datetime:
 
 @dataclass(frozen=True)
 class TrainingData:
-    """Reference to the exact rows a version was trained on."""
+    """Reference to the exact rows a version was trained on.
+
+    Attributes
+    ----------
+    path : str
+        The Parquet file; a relative path is relative to the registry.
+    sha256, rows : str, int
+        The file as it is now (an erasure rewrites it and updates both).
+    label : str
+    id_column : str, optional
+        Column holding subject ids (needed to erase a subject).
+    original_sha256, original_rows : str and int, optional
+        The file as registered, kept once an erasure first rewrites it; None while untouched.
+    owned : bool, default=False
+        Declared at registration: this product may rewrite the file to erase a subject even
+        though it lies outside the data folder (a file inside it is always ours). An undeclared
+        outside file is left to its owner, who gets an erasure notice.
+    """
 
     path: str
     sha256: str
     rows: int
     label: str
     id_column: str | None = None
+    original_sha256: str | None = None
+    original_rows: int | None = None
+    owned: bool = False
+
+    @property
+    def registered_rows(self) -> int:
+        """Rows of the file as registered, before any erasure."""
+        return self.rows if self.original_rows is None else self.original_rows
 
 
 @dataclass(frozen=True)
@@ -96,7 +121,6 @@ class Manifest:
     recipe: TrainingRecipe
     training_data: TrainingData | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
-    deployed_at: datetime | None = None
     parent: str | None = None
     notes: str = ""
     action_set_sha256: str | None = None
@@ -107,12 +131,13 @@ class Manifest:
             "name": self.name,
             "version": self.version,
             "created_at": self.created_at.isoformat(),
-            "deployed_at": self.deployed_at.isoformat() if self.deployed_at else None,
             "artifact": {"file": ARTIFACT, "sha256": self.artifact_sha256},
             "features": self.schema.to_list(),
             "favourable_class": _jsonable(self.favourable_class),
             "threshold": self.threshold,
-            "training_data": None if self.training_data is None else vars(self.training_data),
+            "training_data": None
+            if self.training_data is None
+            else _training_dict(self.training_data),
             "recipe": self.recipe.to_dict(),
             "metrics": dict(self.metrics),
             "parent": self.parent,
@@ -137,9 +162,6 @@ class Manifest:
                 name=check_name(d["name"]),
                 version=check_name(d["version"], "version"),
                 created_at=datetime.fromisoformat(d["created_at"]),
-                deployed_at=datetime.fromisoformat(d["deployed_at"])
-                if d.get("deployed_at")
-                else None,
                 artifact_sha256=str(d["artifact"]["sha256"]),
                 schema=FeatureSchema.from_list(d["features"]),
                 favourable_class=d["favourable_class"],
@@ -161,6 +183,18 @@ class Manifest:
                 f"{manifest.threshold} must lie strictly between 0 and 1"
             )
         return manifest
+
+
+def _training_dict(td: TrainingData) -> dict[str, Any]:
+    """The training-data entry of a manifest; the optional fields only once they say something,
+    so untouched manifests keep their earlier form."""
+    out = vars(td).copy()
+    for key in ("original_sha256", "original_rows"):
+        if out[key] is None:
+            del out[key]
+    if not out["owned"]:
+        del out["owned"]
+    return out
 
 
 def _jsonable(value: Any) -> Any:
@@ -267,17 +301,6 @@ class ModelRegistry:
             raise
         return manifest
 
-    def deploy(self, name: str, version: str, at: datetime | None = None) -> Manifest:
-        """Mark ``version`` as the deployed version of ``name`` and return its updated manifest."""
-        manifest = self.manifest(name, version)
-        when = at or _now()
-        updated = replace(manifest, deployed_at=manifest.deployed_at or when)
-        atomic_write_json(self._dir(name, version) / MANIFEST, updated.to_dict())
-        history = self.deployments(name)
-        history.append({"version": version, "deployed_at": when.isoformat()})
-        atomic_write_json(self._dir(name) / DEPLOYMENTS, history)
-        return updated
-
     # -- reading -----------------------------------------------------------------------------
     def names(self) -> list[str]:
         """Model names with at least one registered version."""
@@ -302,19 +325,6 @@ class ModelRegistry:
             return json.loads((folder / MANIFEST).read_text())["created_at"]
         except (OSError, ValueError, KeyError):
             return ""
-
-    def deployments(self, name: str) -> list[dict[str, str]]:
-        path = self._dir(name) / DEPLOYMENTS
-        if not path.exists():
-            return []
-        return json.loads(path.read_text())
-
-    def deployed_version(self, name: str) -> str:
-        """The version of ``name`` deployed most recently."""
-        history = self.deployments(name)
-        if not history:
-            raise UnknownModelVersion(f"model {name!r} has no deployed version")
-        return history[-1]["version"]
 
     def manifest(self, name: str, version: str) -> Manifest:
         """Read a version's manifest.
@@ -390,20 +400,37 @@ class ModelRegistry:
             )
         return path
 
-    def training_frame(self, name: str, version: str) -> pd.DataFrame:
-        """Read the version's training data after checking its sha256."""
+    def training_frame(self, name: str, version: str, sha256: str | None = None) -> pd.DataFrame:
+        """Read the version's training data after checking its sha256.
+
+        The bytes are read once and hashed before they are parsed, so the frame is exactly the
+        file with the checked hash even if an erasure replaces the file meanwhile.
+
+        Parameters
+        ----------
+        name, version : str
+        sha256 : str, optional
+            The hash the data must have; default the one the manifest records now.
+
+        Raises
+        ------
+        ArtifactHashMismatch
+            If the file's bytes have another sha256.
+        """
         manifest = self.manifest(name, version)
         td = manifest.training_data
         if td is None:
             raise ManifestError(f"model {name} {version} records no training data")
+        expected = sha256 or td.sha256
         path = self.training_path(name, version)
-        actual = sha256_file(path) if path.exists() else "missing"
-        if actual != td.sha256:
+        data = path.read_bytes() if path.exists() else None
+        actual = sha256_bytes(data) if data is not None else "missing"
+        if actual != expected:
             raise ArtifactHashMismatch(
-                f"training data {path} has sha256 {actual[:16]}…, but the manifest registers "
-                f"{td.sha256[:16]}…"
+                f"training data {path} has sha256 {actual[:16]}…, but "
+                f"{'the manifest registers' if sha256 is None else 'expected'} {expected[:16]}…"
             )
-        return pd.read_parquet(path)
+        return pd.read_parquet(io.BytesIO(data))
 
     def training_path(self, name: str, version: str) -> Path:
         """Where the version's training data lies; relative paths are relative to the registry."""

@@ -45,10 +45,13 @@ def register_from_data(
     features: Sequence[str] | None = None,
     action_set: str | Path | None = None,
     test_size: float = 0.2,
+    owned: bool = False,
 ) -> Manifest:
     """Fit ``estimator`` on ``data`` and register it; metrics come from a seeded holdout.
 
-    The registered model is refit on all rows, so the recipe reproduces it exactly.
+    The registered model is refit on all rows, so the recipe reproduces it exactly. ``data``
+    stays where it is; ``owned`` declares that an erasure may rewrite it even though it lies
+    outside the data folder (otherwise its owner gets an erasure notice instead).
     """
     frame = pd.read_parquet(data)
     if label not in frame.columns:
@@ -76,6 +79,6 @@ def register_from_data(
         rel = str(path)
     return registry.register(
         name, version, fitted, schema, recipe, favourable_class=fav, threshold=threshold,
-        training_data=TrainingData(rel, sha256_file(path), len(frame), label),
+        training_data=TrainingData(rel, sha256_file(path), len(frame), label, owned=owned),
         metrics=metrics, action_set_path=action_set,
     )

@@ -97,7 +97,45 @@ def record_checks(
             session.add(DeletionCheck(request_id=request_id, run_id=run_id, **c))
         req = session.get(DeletionRequest, request_id)
         req.status, req.run_id = "checked", run_id
-        req.counts = json_safe({"checks": list(checks)})
+        req.counts = json_safe({**(req.counts or {}), "checks": list(checks)})
+
+
+def recorded_checks(session: Session, request_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The check rows an earlier attempt recorded for these requests, by model name (the
+    first request's where several have one), as :func:`record_checks` took them."""
+    out: dict[str, dict[str, Any]] = {}
+    columns = [c.key for c in DeletionCheck.__table__.columns if c.key not in ("request_id",
+                                                                                 "run_id")]
+    rows = session.scalars(
+        sa.select(DeletionCheck)
+        .where(DeletionCheck.request_id.in_(list(request_ids)))
+        .order_by(DeletionCheck.request_id)
+    )
+    for row in rows:
+        out.setdefault(row.model_name, {c: getattr(row, c) for c in columns})
+    return out
+
+
+def record_purge_plan(
+    session: Session, request_ids: Sequence[str], files: Sequence[Mapping[str, Any]]
+) -> None:
+    """Keep the files a purge is about to rewrite (path, kind, rows, sha256 before) on each
+    request, committed before any is rewritten, so a retry after a crash counts the files
+    this attempt rewrote (:func:`governance.deletion.purge.carry_over`)."""
+    for request_id in request_ids:
+        req = session.get(DeletionRequest, request_id)
+        req.counts = json_safe({**(req.counts or {}), "purge_plan": list(files)})
+
+
+def purge_plan(session: Session, request_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The files an earlier attempt planned to rewrite for these requests (deduplicated by
+    path), or an empty list."""
+    seen: dict[str, dict[str, Any]] = {}
+    for request_id in request_ids:
+        req = session.get(DeletionRequest, request_id)
+        for entry in (req.counts or {}).get("purge_plan", []) if req else []:
+            seen.setdefault(entry["path"], entry)
+    return list(seen.values())
 
 
 def record_tombstones(

@@ -54,7 +54,6 @@ class ModelVersion(Base):
     version: Mapped[str] = mapped_column(String(NAME_LEN))
     artifact_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(Stamp)
-    deployed_at: Mapped[datetime | None] = mapped_column(Stamp)
     manifest: Mapped[dict[str, Any]]
 
     def __repr__(self) -> str:
@@ -432,6 +431,39 @@ class DeploymentCheck(Base):
     checked_at: Mapped[datetime] = mapped_column(Stamp)
 
 
+class DeploymentEvent(Base):
+    """One change in a model version's deployment state, with who made it, when and why.
+
+    The ledger's only record of which version is deployed: the newest ``deployed`` event of a
+    model names it. A version moves ``candidate`` (proposed) -> ``checked`` (the redeploy
+    check ran: ``passed`` true or false, ``check_run_id`` its run) -> ``deployed`` (only
+    after a passed check, unless ``forced``, which needs a ``reason``). Rows are appended and
+    never changed; the check's figures are copied in, since a rerun of the check replaces
+    its run's rows.
+    """
+
+    __tablename__ = "deployment_events"
+    __table_args__ = (Index("ix_deployment_events_model", "model_name", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(NAME_LEN))
+    version: Mapped[str] = mapped_column(String(NAME_LEN))
+    state: Mapped[str] = mapped_column(String(16))  # candidate, checked, deployed
+    at: Mapped[datetime] = mapped_column(Stamp)
+    actor: Mapped[str] = mapped_column(String(128))  # who
+    via: Mapped[str] = mapped_column(String(128))  # the command or flow run that made it
+    reason: Mapped[str | None] = mapped_column(Text)  # why (required when forced)
+    passed: Mapped[bool | None] = mapped_column(Boolean)  # checked: the gate's verdict
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)  # deployed over the gate
+    check_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    invalidation_rate: Mapped[float | None] = mapped_column(Float)  # checked: as found
+    gate: Mapped[float | None] = mapped_column(Float)  # checked: the gate applied
+    previous_version: Mapped[str | None] = mapped_column(String(NAME_LEN))  # deployed: replaced
+
+    def __repr__(self) -> str:
+        return f"DeploymentEvent({self.model_name!r}, {self.version!r}, {self.state})"
+
+
 class DeletionRequest(Base):
     """A request to erase a subject (GDPR Art. 17), due one month after receipt.
 
@@ -466,15 +498,24 @@ class DeletionCheck(Base):
     model_name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
     current_version: Mapped[str] = mapped_column(String(NAME_LEN))
     candidate_version: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    # Rows this request removed from the training file as earlier purges left it (the delta),
+    # and rows the candidate lacks against the current version's data as first registered.
     training_rows_removed: Mapped[int]
+    original_rows_removed: Mapped[int | None]
     sha256_before: Mapped[str | None] = mapped_column(String(64))
     sha256_after: Mapped[str | None] = mapped_column(String(64))
     recourses_checked: Mapped[int]
+    # Issued recourse the candidate no longer approves: retraining and deletion together.
     invalidated: Mapped[int]
     reasons_changed: Mapped[int]
     became_fixed: Mapped[int]
     gained_recourse: Mapped[int]
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    # A control refit with the subjects kept (same recipe, seed and data otherwise) separates
+    # the deletion's effect (valid under the control, not under the candidate) from
+    # retraining's (valid under the current version, not under the control).
+    invalidated_by_deletion: Mapped[int | None]
+    invalidated_by_retraining: Mapped[int | None]
 
 
 class Tombstone(Base):

@@ -353,16 +353,38 @@ def tombstones_for(session: Session, subject_hash: str) -> list[dict[str, Any]]:
 
 
 def deletion_requests(session: Session) -> pd.DataFrame:
-    """Every deletion request with due date and status; open and overdue first."""
+    """Every deletion request with due date and status; open and overdue first.
+
+    With the request's deletion checks summed over models: ``rows_removed``, the training rows
+    this request removed from the files as earlier erasures left them (its own rows, the delta
+    against the previous state); ``rows_vs_registered``, the rows the candidate lacks against
+    the deployed version's training data as registered (every erasure so far);
+    ``invalid_by_deletion``, others' recourse the candidate no longer approves that a control
+    refit with the subject kept does (the deletion's own effect); ``invalid_by_retraining``,
+    recourse the deployed version approves that the control does not (retraining's effect).
+    """
     from datetime import UTC
 
-    from governance.store.models import DeletionRequest
+    from governance.store.models import DeletionCheck, DeletionRequest
 
+    sums = {
+        request_id: (delta, original, by_deletion, by_retraining)
+        for request_id, delta, original, by_deletion, by_retraining in session.execute(
+            sa.select(
+                DeletionCheck.request_id,
+                sa.func.sum(DeletionCheck.training_rows_removed),
+                sa.func.sum(DeletionCheck.original_rows_removed),
+                sa.func.sum(DeletionCheck.invalidated_by_deletion),
+                sa.func.sum(DeletionCheck.invalidated_by_retraining),
+            ).group_by(DeletionCheck.request_id)
+        )
+    }
     now = datetime.now(UTC)
     rows = []
     for r in session.scalars(sa.select(DeletionRequest).order_by(DeletionRequest.due_at)):
         due = r.due_at if r.due_at.tzinfo else r.due_at.replace(tzinfo=UTC)
         done = r.status == "purged"
+        delta, original, by_deletion, by_retraining = sums.get(r.request_id, (None,) * 4)
         rows.append(
             {
                 "request_id": r.request_id,
@@ -373,12 +395,27 @@ def deletion_requests(session: Session) -> pd.DataFrame:
                 "overdue": (not done) and now > due,
                 "completed": r.completed_at.date() if r.completed_at else None,
                 "reason": r.reason,
+                "rows_removed": _int(delta),
+                "rows_vs_registered": _int(original),
+                "invalid_by_deletion": _int(by_deletion),
+                "invalid_by_retraining": _int(by_retraining),
             }
         )
     frame = pd.DataFrame(rows)
     if len(frame):
         frame = frame.sort_values(["overdue", "status", "due"], ascending=[False, True, True])
+        for col in DELETION_COUNTS:
+            frame[col] = frame[col].astype("Int64")
     return frame
+
+
+DELETION_COUNTS = (
+    "rows_removed", "rows_vs_registered", "invalid_by_deletion", "invalid_by_retraining"
+)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def issued_under(session: Session, model_version_id: int, limit: int | None = None) -> pd.DataFrame:

@@ -63,15 +63,12 @@ def ensure_model_version(session: Session, manifest: Manifest) -> int:
                 f"{row.artifact_sha256[:16]}…, the registry now holds "
                 f"{manifest.artifact_sha256[:16]}…"
             )
-        if manifest.deployed_at and row.deployed_at is None:
-            row.deployed_at = manifest.deployed_at
         return row.id
     row = ModelVersion(
         name=manifest.name,
         version=manifest.version,
         artifact_sha256=manifest.artifact_sha256,
         created_at=manifest.created_at,
-        deployed_at=manifest.deployed_at,
         manifest=manifest.to_dict(),
     )
     session.add(row)

@@ -146,6 +146,65 @@ def test_redeploy_check_exit_code_follows_the_gate(ledger_home, prefect_server):
     lenient = govern(*common, "--gate", "1", home=ledger_home, server=prefect_server)
     assert lenient.returncode == 0, lenient.stderr
     assert "passed" in lenient.stdout
+    # a check by hand deploys nothing, so nobody is listed for re-contact
+    engine = sa.create_engine(f"sqlite:///{ledger_home / 'governance.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM v_recontact")).scalar() == 0
+        states = conn.execute(
+            sa.text("SELECT state, passed FROM deployment_events WHERE version = 'v2' ORDER BY id")
+        ).all()
+    engine.dispose()
+    assert states == [("checked", (not invalidated)), ("checked", True)]
+
+
+def _ledger(home: Path, sql: str):
+    engine = sa.create_engine(f"sqlite:///{home / 'governance.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(sql)).all()
+    engine.dispose()
+    return rows
+
+
+def test_deploy_runs_the_gate_first_and_force_needs_a_reason(ledger_home, tmp_path):
+    """After the demo, `govern deploy credit-default v2` fails the gate: exit 3, v1 stays
+    deployed, nobody is listed for re-contact and no deployment is recorded; `--force
+    --reason` then deploys it over the recorded check, saying who and why."""
+    home = tmp_path / "home"
+    shutil.copytree(ledger_home, home)
+    before = _ledger(home, "SELECT COALESCE(MAX(id), 0) FROM deployment_events")[0][0]
+    gated = govern("deploy", "credit-default", "v2", "--workers", "2", home=home)
+    assert gated.returncode == 3, gated.stdout + gated.stderr
+    assert "gate failed" in gated.stderr and "not deployed" in gated.stderr
+    assert "Traceback" not in gated.stderr
+    listed = json.loads(govern("models", "list", "--json", home=home).stdout)
+    assert {r["version"]: r["deployed"] for r in listed} == {"v1": True, "v2": False}
+    assert {r["version"]: r["state"] for r in listed}["v2"] == "check failed"
+    assert _ledger(home, "SELECT COUNT(*) FROM v_recontact") == [(0,)]
+    invalid = _ledger(home, "SELECT COUNT(*) FROM recourse_validity WHERE NOT valid")[0][0]
+    assert invalid > 0  # the check found broken promises; the view keeps them out
+
+    no_reason = govern("deploy", "credit-default", "v2", "--force", home=home)
+    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
+    forced = govern(
+        "deploy", "credit-default", "v2", "--force", "--reason", "accepted by the model-risk "
+        "committee", home=home, timeout=120,
+    )
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    events = _ledger(
+        home,
+        "SELECT version, state, passed, forced, reason, check_run_id, previous_version "
+        f"FROM deployment_events WHERE id > {before} ORDER BY id",
+    )
+    assert [(e[0], e[1]) for e in events] == [
+        ("v2", "candidate"), ("v2", "checked"), ("v2", "candidate"), ("v2", "deployed"),
+    ]
+    check, deployed = events[1], events[-1]
+    assert bool(check[2]) is False
+    assert bool(deployed[3]) and deployed[4] == "accepted by the model-risk committee"
+    assert deployed[5] == check[5] and deployed[6] == "v1"
+    assert _ledger(home, "SELECT COUNT(*) FROM v_recontact") == [(invalid,)]
+    listed = json.loads(govern("models", "list", "--json", home=home).stdout)
+    assert {r["version"]: r["deployed"] for r in listed} == {"v1": False, "v2": True}
 
 
 def test_forget_purges_and_history_shows_the_tombstone(ledger_home, prefect_server):

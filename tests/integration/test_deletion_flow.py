@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime, timedelta
 
@@ -11,8 +12,9 @@ import sqlalchemy as sa
 
 from governance.deletion.requests import load_or_create_salt, subject_hash
 from governance.deletion.scan import contains_needle, scan_for_subject, subject_needles
+from governance.demo import record_first_deployment
 from governance.registry.model_registry import ModelRegistry
-from governance.store import deletions, init_store, session_factory
+from governance.store import deletions, deployments, init_store, session_factory
 from governance.store.models import Base
 from tests.conftest import DEMO_NIGHT, reset_pg
 
@@ -51,6 +53,7 @@ def setting(request, run_nightly, demo_home, tmp_path):
     else:
         url = request.getfixturevalue("pg_url")
         reset_pg(url)
+    record_first_deployment(url, "credit-default", "v1")
     run_nightly(DEMO_NIGHT, home, url)
     return home, url, request.param
 
@@ -108,7 +111,8 @@ def test_forget_retrains_checks_purges_and_leaves_only_a_tombstone(dask_cluster,
     checks = {c["model_name"]: c for c in result["checks"]}
     cand = checks["credit-default"]["candidate_version"]
     assert cand and cand in reg.versions("credit-default")
-    assert reg.deployed_version("credit-default") == "v1"
+    with session_factory(init_store(url))() as session:
+        assert deployments.deployed_version(session, "credit-default") == "v1"
     assert checks["credit-default"]["training_rows_removed"] >= 1
     assert checks["credit-default"]["sha256_before"] != checks["credit-default"]["sha256_after"]
     cand_frame = reg.training_frame("credit-default", cand)
@@ -122,6 +126,14 @@ def test_forget_retrains_checks_purges_and_leaves_only_a_tombstone(dask_cluster,
         c=cand,
     )["n"][0]
     assert stored == others_recourse
+    # the candidate is never deployed, so what it would invalidate is nobody to re-contact
+    assert _read(url, "SELECT COUNT(*) AS n FROM v_recontact")["n"][0] == 0
+    # the deletion's own effect and retraining's: v1's data was untouched, so the control
+    # refit reproduces v1 and every invalidation is the deletion's
+    c = checks["credit-default"]
+    assert c["invalidated_by_retraining"] == 0
+    assert c["invalidated_by_deletion"] == c["invalidated"]
+    assert c["original_rows_removed"] == c["training_rows_removed"]
     # 3. the purge: nothing about the subject in any table, a tombstone and a closed request
     for table in Base.metadata.sorted_tables:
         if "subject_id" in table.c:
@@ -233,3 +245,98 @@ def test_external_read_only_log_gets_a_notice_for_its_owner(
                  s=subject)["n"][0] == 0
     assert _read(url, "SELECT COUNT(*) AS n FROM quarantine WHERE subject_id = :s",
                  s=subject)["n"][0] == 0
+
+
+def test_erasure_is_all_or_nothing_counts_truly_and_names_every_file(
+    dask_cluster, run_nightly, demo_home, tmp_path, monkeypatch
+):
+    """An unreadable log file fails the request before any training or log row is touched;
+    once it is gone the request completes with true counts and the files it rewrote named. A
+    second request counts its own rows and the rows removed since v1 was registered; and when
+    the ledger purge fails after the files were rewritten, the retry still counts them."""
+    from prefect_dask import DaskTaskRunner
+
+    import flows.deletion as deletion_flow
+    from flows.deletion import process_deletions
+    from governance.intake.decision_log import ParquetDecisionLog
+    from governance.store.queries import deletion_requests
+
+    home = tmp_path / "home"
+    shutil.copytree(demo_home, home)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    record_first_deployment(url, "credit-default", "v1")
+    run_nightly(DEMO_NIGHT, home, url, recourse=False)
+    reg = ModelRegistry(home / "registry")
+    training = reg.training_frame("credit-default", "v1")
+    v2_training = reg.training_frame("credit-default", "v2")  # v1's rows and newer ones
+    log = ParquetDecisionLog(home / "decision-logs")
+    night_rows = pd.concat([pd.read_parquet(p) for p in log.files(DEMO_NIGHT)])
+    first, second = _read(
+        url, "SELECT DISTINCT subject_id FROM decisions WHERE subject_id < 'S1' "
+        "ORDER BY subject_id"
+    )["subject_id"][:2]
+    flow = process_deletions.with_options(
+        task_runner=DaskTaskRunner(address=dask_cluster.scheduler_address)
+    )
+
+    bad = log.partition(DEMO_NIGHT) / "part-9.parquet"
+    bad.write_bytes(b"PAR1 this is not a parquet file")
+    snapshot = {p: p.read_bytes() for p in home.rglob("*.parquet") if p != bad}
+    manifests = {p: p.read_bytes() for p in (home / "registry").rglob("manifest.json")}
+    request = _request(url, home, first)
+    with pytest.raises(Exception, match="part-9.parquet is unreadable"):
+        flow(request_ids=[request], home=str(home), db=url, check=False)
+    assert {p: p.read_bytes() for p in home.rglob("*.parquet") if p != bad} == snapshot
+    assert {p: p.read_bytes() for p in (home / "registry").rglob("manifest.json")} == manifests
+    assert _read(url, "SELECT COUNT(*) AS n FROM decisions WHERE subject_id = :s",
+                 s=first)["n"][0] > 0
+    assert _read(url, "SELECT status FROM deletion_requests")["status"].tolist() == ["failed"]
+
+    bad.unlink()
+    result = flow(request_ids=[request], home=str(home), db=url, check=False)
+    files = result["counts"]["purged"]["files"]
+    assert files["training_files"] == 2
+    assert files["training_rows"] == int((training["subject_id"] == first).sum()) + int(
+        (v2_training["subject_id"] == first).sum()
+    )
+    assert files["log_rows"] == int((night_rows["subject_id"] == first).sum()) > 0
+    named = {e["path"] for e in files["rewritten"]}
+    assert "training-data/credit-default-v1.parquet" in named
+    assert any(p.startswith("decision-logs/") for p in named)
+    tomb = _read(url, "SELECT counts FROM tombstones")["counts"][0]
+    tomb = json.loads(tomb) if isinstance(tomb, str) else tomb
+    assert tomb["files"]["rewritten"] == files["rewritten"]
+
+    # the second request: its own rows against the file the first purge left, and all rows
+    # removed since v1 was registered; the ledger purge fails once after the files changed
+    request2 = _request(url, home, second)
+    held = {  # every training file of a registered version, the first candidate's included
+        reg.training_path("credit-default", v).resolve() for v in reg.versions("credit-default")
+    }
+    in_files = sum(int((pd.read_parquet(p)["subject_id"] == second).sum()) for p in held)
+    real = deletion_flow.purge_subjects
+    calls = []
+
+    def fail_once(session, subjects):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the ledger went away")
+        return real(session, subjects)
+
+    monkeypatch.setattr(deletion_flow, "purge_subjects", fail_once)
+    with pytest.raises(RuntimeError, match="the ledger went away"):
+        flow(request_ids=[request2], home=str(home), db=url, check=False)
+    again = flow(request_ids=[request2], home=str(home), db=url, check=False)
+    (check,) = again["checks"]
+    mine = int((training["subject_id"] == second).sum())
+    earlier = int((training["subject_id"] == first).sum())
+    assert check["training_rows_removed"] == mine
+    assert check["original_rows_removed"] == mine + earlier
+    files2 = again["counts"]["purged"]["files"]
+    assert files2["log_rows"] == int((night_rows["subject_id"] == second).sum()) > 0
+    assert files2["training_rows"] == in_files > mine
+    assert "training-data/credit-default-v1.parquet" in {e["path"] for e in files2["rewritten"]}
+    with session_factory(init_store(url))() as session:
+        listed = deletion_requests(session).set_index("request_id")
+    assert listed.loc[request2, "rows_removed"] == mine
+    assert listed.loc[request2, "rows_vs_registered"] == mine + earlier

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -29,6 +28,9 @@ def ledger(request, run_nightly, demo_home, tmp_path):
     else:
         url = request.getfixturevalue("pg_url")
         reset_pg(url)
+    from governance.demo import record_first_deployment
+
+    record_first_deployment(url, "credit-default", "v1")
     run_nightly(DEMO_NIGHT, demo_home, url)
     return url
 
@@ -65,8 +67,9 @@ def test_redeploy_check_records_a_validity_event_per_recourse(dask_cluster, demo
     assert c["recourses_checked"] == len(issued)
     assert c["invalidated"] == int((~events["valid"].astype(bool)).sum())
     assert events["forward_validity"].between(0, 1).all() and (events["n_variants"] == 2).all()
-    recontact = read_sql(ledger, "SELECT DISTINCT subject_id FROM v_recontact")
-    assert len(recontact) == c.get("recontact_subjects", 0)
+    # a check deploys nothing: v_recontact lists applicants only once v2 is deployed
+    assert len(read_sql(ledger, "SELECT DISTINCT subject_id FROM v_recontact")) == 0
+    assert summary["deployed"] is False and summary["deployed_version"] == "v1"
 
     denied = read_sql(ledger, "SELECT COUNT(*) AS n FROM decisions WHERE decision = 'denied'")
     denied = denied["n"][0]
@@ -94,18 +97,32 @@ def test_redeploy_check_records_a_validity_event_per_recourse(dask_cluster, demo
     check = read_sql(ledger, "SELECT * FROM deployment_checks")
     assert len(check) == 1 and bool(check["passed"][0])
 
-    again = run_check(dask_cluster, demo_home, ledger, variants=2, gate=1.0)
+    again = run_check(dask_cluster, demo_home, ledger, variants=2, gate=1.0, deploy=True)
     assert again["counts"]["invalidated"] == c["invalidated"]
     assert len(read_sql(ledger, "SELECT * FROM recourse_validity")) == len(events)
     assert len(read_sql(ledger, "SELECT * FROM runs WHERE kind = 'redeploy'")) == 1
+    assert again["deployed"] is True and again["previous_version"] == "v1"
+    recontact = read_sql(ledger, "SELECT DISTINCT subject_id FROM v_recontact")
+    assert len(recontact) == c.get("recontact_subjects", 0)
 
 
-def test_gate_fails_the_check_above_the_threshold(dask_cluster, demo_home, ledger):
-    summary = run_check(dask_cluster, demo_home, ledger, variants=0, gate=0.0)
-    if summary["counts"]["invalidated"] == 0:
-        pytest.skip("v2 invalidated no recourse on this small night; the gate cannot trip")
-    assert summary["counts"]["passed"] is False
+def test_a_failed_gate_fails_the_flow_after_recording_and_deploys_nothing(
+    dask_cluster, demo_home, ledger
+):
+    from governance.exceptions import GateFailed
+
+    with pytest.raises(GateFailed, match="gate failed") as failed:
+        run_check(dask_cluster, demo_home, ledger, variants=0, gate=0.0, deploy=True)
+    summary = failed.value.summary
+    assert summary["counts"]["invalidated"] > 0 and summary["counts"]["passed"] is False
+    assert summary["deployed"] is False and summary["deployed_version"] == "v1"
     assert not bool(read_sql(ledger, "SELECT passed FROM deployment_checks")["passed"][0])
+    states = read_sql(ledger, "SELECT version, state, passed FROM deployment_events ORDER BY id")
+    assert states["state"].tolist() == ["deployed", "checked"]
+    assert states["version"].tolist() == ["v1", "v2"] and not bool(states["passed"][1])
+    run = read_sql(ledger, "SELECT status, error FROM runs WHERE kind = 'redeploy'")
+    assert run["status"][0] == "failed" and run["error"][0].startswith("gate failed")
+    assert read_sql(ledger, "SELECT COUNT(*) AS n FROM v_recontact")["n"][0] == 0
 
 
 def test_deploy_definitions_load_with_prefects_own_loader():
@@ -121,53 +138,159 @@ def test_deploy_definitions_load_with_prefects_own_loader():
         flow = load_flow_from_entrypoint(str(ROOT / d.entrypoint))
         assert callable(flow)
     trigger = raw["deployments"][[d["name"] for d in raw["deployments"]].index("redeploy-check")]
-    assert trigger["triggers"][0]["expect"] == ["governance.model.deployed"]
+    assert trigger["triggers"][0]["expect"] == ["governance.model.proposed"]
+    assert trigger["triggers"][0]["parameters"]["deploy"] is True
 
 
-def test_govern_deploy_emits_the_event_the_trigger_expects(demo_home, tmp_path):
+SERVE = """
+import sys
+
+import yaml
+from prefect.events import DeploymentEventTrigger
+
+from flows.redeploy import redeploy_check
+
+raw = yaml.safe_load(open("deploy/prefect.yaml"))
+spec = next(d for d in raw["deployments"] if d["name"] == "redeploy-check")["triggers"][0]
+trigger = DeploymentEventTrigger(
+    expect=set(spec["expect"]), match=spec["match"], parameters=spec["parameters"]
+)
+# the trigger exactly as deploy/prefect.yaml declares it; only the checks' size is cut
+redeploy_check.serve(
+    name="redeploy-check",
+    triggers=[trigger],
+    parameters={"variants": 0, "recent_days": 0, "window_months": 1000},
+    print_starting_message=False,
+)
+"""
+
+
+def _served_runs(client, deployment_id, n, deadline):
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    while time.time() < deadline:
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+        )
+        done = [r for r in runs if r.state is not None and r.state.is_final()]
+        if len(done) >= n:
+            return sorted(done, key=lambda r: r.created)
+        time.sleep(1)
+    raise AssertionError(f"the served redeploy check did not finish {n} run(s) in time")
+
+
+def _events(client, name, since):
+    from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter
+
+    page = client.read_events(
+        filter=EventFilter(
+            event=EventNameFilter(name=[name]), occurred=EventOccurredFilter(since=since)
+        ),
+        limit=50,
+    )
+    return page.events
+
+
+def test_served_redeploy_check_gates_a_proposed_version(
+    dask_cluster, run_nightly, demo_home, tmp_path
+):
+    """The Prefect-server path for real: `govern deploy` proposes v2 (governance.model.proposed),
+    the redeploy-check deployment served with deploy/prefect.yaml's trigger checks it; a failed
+    gate ends that flow run Failed with nothing deployed, a passed one deploys v2 and emits
+    governance.model.deployed."""
+    from datetime import UTC, datetime
+
     from prefect.client.orchestration import get_client
-    from prefect.events.filters import EventFilter, EventNameFilter
-    from prefect.server.events.schemas.automations import EventTrigger
-    from prefect.server.events.schemas.events import ReceivedEvent
+    from prefect.settings import PREFECT_API_URL
+
+    from governance.demo import record_first_deployment
+    from governance.store import deployments, init_store, session_factory
 
     home = tmp_path / "home"
     shutil.copytree(demo_home, home)
-    from prefect.settings import PREFECT_API_URL
-
-    env = {**os.environ, "GOVERNANCE_HOME": str(home), "PREFECT_API_URL": PREFECT_API_URL.value()}
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("govern")),
-            "deploy",
-            "credit-default",
-            "v2",
-            "--no-check",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    record_first_deployment(url, "credit-default", "v1")
+    run_nightly(DEMO_NIGHT, home, url)
+    since = datetime.now(UTC)
+    env = {
+        **os.environ,
+        "GOVERNANCE_HOME": str(home),
+        "GOVERNANCE_DB_URL": url,
+        "GOVERNANCE_DASK_ADDRESS": dask_cluster.scheduler_address,
+        "GOVERNANCE_ACTOR": "risk-officer",
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVE], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
     )
-    assert result.returncode == 0, result.stderr
-    assert "emitted governance.model.deployed" in result.stdout
-
-    raw = yaml.safe_load((ROOT / "deploy" / "prefect.yaml").read_text())
-    spec = next(d for d in raw["deployments"] if d["name"] == "redeploy-check")["triggers"][0]
-    trigger = EventTrigger(
-        expect=set(spec["expect"]), match=spec["match"], posture="Reactive", threshold=1
-    )
-    events = []
-    deadline = time.time() + 60
-    with get_client(sync_client=True) as client:
-        while not events and time.time() < deadline:
-            page = client.read_events(
-                filter=EventFilter(event=EventNameFilter(name=["governance.model.deployed"])),
-                limit=50,
+    try:
+        with get_client(sync_client=True) as client:
+            deadline = time.time() + 120
+            deployment = None
+            while deployment is None and time.time() < deadline:
+                assert server.poll() is None, server.stderr.read()
+                try:
+                    deployment = client.read_deployment_by_name("redeploy-check/redeploy-check")
+                except Exception:  # noqa: BLE001 - not registered yet
+                    time.sleep(1)
+            assert deployment is not None, "the redeploy-check deployment was never served"
+            time.sleep(3)  # the triggers service picks up the new automation
+            govern = str(Path(sys.executable).with_name("govern"))
+            strict = subprocess.run(
+                [govern, "deploy", "credit-default", "v2", "--gate", "0"],
+                capture_output=True, text=True, env=env, timeout=300,
             )
-            events = page.events
-            time.sleep(1)
-    assert events, "no governance.model.deployed event reached the server"
-    event = events[0]
-    assert event.payload == {"name": "credit-default", "version": "v2", "previous_version": "v1"}
-    assert trigger.covers(ReceivedEvent(**json.loads(event.model_dump_json())))
-    assert event.resource["governance.model.version"] == "v2"
+            assert strict.returncode == 0, strict.stderr
+            assert "emitted governance.model.proposed" in " ".join(strict.stdout.split())
+
+            (failed,) = _served_runs(client, deployment.id, 1, time.time() + 300)
+            assert failed.state.is_failed(), failed.state
+            assert failed.parameters["gate"] == 0.0 and failed.parameters["deploy"] is True
+            sessions = session_factory(init_store(url))
+            with sessions() as session:
+                assert deployments.deployed_version(session, "credit-default") == "v1"
+                check = deployments.latest_check(session, "credit-default", "v2")
+                assert check.passed is False and check.actor == "risk-officer"
+                assert check.via == f"redeploy-check flow run {failed.id}"
+            assert read_sql(url, "SELECT COUNT(*) AS n FROM v_recontact")["n"][0] == 0
+            assert read_sql(url, "SELECT status FROM runs WHERE kind = 'redeploy'")[
+                "status"
+            ].tolist() == ["failed"]
+            proposed = _events(client, "governance.model.proposed", since)
+            assert proposed and proposed[0].payload == {
+                "name": "credit-default", "version": "v2", "previous_version": "v1",
+                "gate": 0.0, "proposed_by": "risk-officer",
+            }
+            assert _events(client, "governance.model.deployed", since) == []
+
+            lenient = subprocess.run(
+                [govern, "deploy", "credit-default", "v2", "--gate", "1"],
+                capture_output=True, text=True, env=env, timeout=300,
+            )
+            assert lenient.returncode == 0, lenient.stderr
+            runs = _served_runs(client, deployment.id, 2, time.time() + 300)
+            assert runs[-1].state.is_completed(), runs[-1].state
+            with sessions() as session:
+                assert deployments.deployed_version(session, "credit-default") == "v2"
+                history = deployments.deployment_history(session, "credit-default", "v2")
+            assert [h["state"] for h in history] == [
+                "candidate", "checked", "candidate", "checked", "deployed"
+            ]
+            assert history[-1]["actor"] == "risk-officer" and not history[-1]["forced"]
+            assert history[-1]["check_run_id"] == history[-2]["check_run_id"]
+            deadline = time.time() + 60
+            deployed = []
+            while not deployed and time.time() < deadline:
+                deployed = _events(client, "governance.model.deployed", since)
+                time.sleep(1)
+            assert [e.payload["version"] for e in deployed] == ["v2"]
+            client.delete_deployment(deployment.id)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

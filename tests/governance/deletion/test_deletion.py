@@ -14,10 +14,16 @@ import pandas as pd
 import pytest
 
 from governance.deletion.purge import (
+    carry_over,
+    execute_erasure,
     external_log_notice,
+    external_training_notice,
+    plan_erasure,
+    plan_training_files,
     purge_decision_logs,
     purge_training_files,
     subject_decision_ids,
+    summarise_files,
 )
 from governance.deletion.requests import due_date, load_or_create_salt, subject_hash
 from governance.deletion.retrain import (
@@ -26,6 +32,7 @@ from governance.deletion.retrain import (
     next_candidate_version,
     read_retrain_note,
     recourse_validity,
+    refit_control,
     retrain_without,
 )
 from governance.deletion.scan import contains_needle, scan_for_subject, subject_needles
@@ -80,7 +87,6 @@ def _registry(tmp_path, metrics=None, id_column="subject_id"):
                                    "label", id_column),
         metrics=metrics or {}, action_set_path=aset,
     )
-    reg.deploy("credit", "v1")
     return reg, df, schema
 
 
@@ -192,8 +198,9 @@ def test_retrain_without_removes_exactly_the_subjects_rows_and_registers_undeplo
     assert read_retrain_note(m) == {"parent": "v1", "rows_removed": 3,
                                     "sha256_before": before, "sha256_after": cand.sha256_after}
     assert m.notes.endswith("\nrequest r1") and m.parent == "v1" and m.metrics == {}
-    # Not deployed; the action set travelled with it; nothing about the subject in the manifest.
-    assert reg.deployed_version("credit") == "v1" and m.deployed_at is None
+    # Not deployed (the registry records no deployment at all; the ledger does); the action
+    # set travelled with it; nothing about the subject in the manifest.
+    assert "deployed" not in (reg.path("credit", "v1-del-r1") / "manifest.json").read_text()
     assert m.action_set_sha256 == reg.manifest("credit", "v1").action_set_sha256
     assert reg.action_set_path("credit", "v1-del-r1").read_text() == '{"features": ["income"]}\n'
     manifest_text = (reg.path("credit", "v1-del-r1") / "manifest.json").read_text()
@@ -306,6 +313,118 @@ def test_purge_training_files_refuses_tampered_files_and_naive_times(tmp_path):
         purge_training_files(reg, "credit", [SUBJECT], request_id="r1",
                              erased_at=datetime(2026, 1, 1, tzinfo=UTC))
     path.write_bytes(original)
+
+
+# -- all or nothing, true counts, and whose files -------------------------------------------
+WHEN = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
+
+
+def _files(root):
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_an_unreadable_log_file_fails_the_plan_before_any_file_changes(tmp_path):
+    reg, _, _ = _registry(tmp_path)
+    log = ParquetDecisionLog(tmp_path / "decisions")
+    d1, d2 = date(2026, 1, 10), date(2026, 1, 11)
+    log.write_night(d1, _night(d1, [SUBJECT, "S0001"], 0))
+    log.write_night(d2, _night(d2, [SUBJECT], 0))
+    (log.partition(d2) / "part-1.parquet").write_bytes(b"PAR1 not really")
+    before = _files(tmp_path)
+    with pytest.raises(DecisionLogError, match=r"part-1\.parquet is unreadable"):
+        plan_erasure(reg, ["credit"], log, [SUBJECT])
+    assert _files(tmp_path) == before  # neither the training rows nor any log row touched
+    (log.partition(d2) / "part-1.parquet").unlink()
+    plan = plan_erasure(reg, ["credit"], log, [SUBJECT])
+    assert [(f.kind, f.rows) for f in plan.files] == [("training", 3), ("log", 1), ("log", 1)]
+    # a file that changed after the plan stops the whole erasure before anything is written
+    log.write_night(d2, _night(d2, [SUBJECT, "S0002"], 0))
+    before = _files(tmp_path)
+    with pytest.raises(ArtifactHashMismatch, match="changed since the erasure was planned"):
+        execute_erasure(plan, reg, [SUBJECT], request_id="r-1", erased_at=WHEN)
+    assert _files(tmp_path) == before
+    plan = plan_erasure(reg, ["credit"], log, [SUBJECT])
+    done = execute_erasure(plan, reg, [SUBJECT], request_id="r-1", erased_at=WHEN, root=tmp_path)
+    summary = summarise_files(done)
+    assert (summary["training_files"], summary["training_rows"]) == (1, 3)
+    assert (summary["log_files"], summary["log_rows"], summary["log_nights"]) == (2, 2, 2)
+    assert [e["path"] for e in summary["rewritten"]] == [
+        "training-data/credit-v1.parquet",
+        "decisions/decision_date=2026-01-10/part-0.parquet",
+        "decisions/decision_date=2026-01-11/part-0.parquet",
+    ]
+    assert plan_erasure(reg, ["credit"], log, [SUBJECT]).files == []
+
+
+def test_carry_over_counts_what_an_interrupted_attempt_rewrote(tmp_path):
+    reg, _, _ = _registry(tmp_path)
+    plan = plan_training_files(reg, ["credit"], [SUBJECT])
+    recorded = plan.entries(tmp_path)  # kept in the ledger before any file is rewritten
+    assert carry_over(recorded, tmp_path) == []  # not rewritten yet: the next plan counts it
+    execute_erasure(plan, reg, [SUBJECT], request_id="r-1", erased_at=WHEN)  # then a crash
+    assert plan_training_files(reg, ["credit"], [SUBJECT]).files == []  # a retry finds nothing
+    (carried,) = carry_over(recorded, tmp_path)
+    assert carried["rows"] == 3 and carried["path"] == "training-data/credit-v1.parquet"
+    assert carried["sha256_after"] == sha256_file(reg.training_path("credit", "v1"))
+
+
+def test_a_training_file_outside_the_data_folder_is_rewritten_only_when_declared_owned(
+    tmp_path,
+):
+    df = _training_frame()
+    schema = FeatureSchema.from_frame(df[["income", "region"]])
+    est = RECIPE.fit(schema, df, df["label"])
+    reg = ModelRegistry(tmp_path / "home" / "registry")
+    files = {}
+    for name, owned in (("theirs", False), ("ours", True)):
+        path = tmp_path / name / "train.parquet"
+        path.parent.mkdir()
+        df.to_parquet(path, index=False)
+        files[name] = path
+        reg.register(name, "v1", est, schema, RECIPE, training_data=TrainingData(
+            str(path), sha256_file(path), len(df), "label", "subject_id", owned=owned))
+    plan = plan_training_files(reg, ["theirs", "ours"], [SUBJECT])
+    assert [f.versions for f in plan.files] == [(("ours", "v1"),)]
+    (foreign,) = plan.foreign
+    assert foreign.path == files["theirs"] and foreign.rows == {SUBJECT: [7, 100, 200]}
+    untouched = files["theirs"].read_bytes()
+    assert purge_training_files(reg, "theirs", [SUBJECT], request_id="r-1", erased_at=WHEN) == []
+    assert files["theirs"].read_bytes() == untouched
+    (record,) = purge_training_files(reg, "ours", [SUBJECT], request_id="r-1", erased_at=WHEN)
+    assert record.rows_removed == 3 and SUBJECT not in set(pd.read_parquet(files["ours"])[
+        "subject_id"])
+    hashed = subject_hash(SUBJECT, b"k" * 32)
+    notice = external_training_notice(
+        foreign, SUBJECT, hashed, request_id="r-1", received_at=WHEN
+    )
+    assert notice["row_positions"] == [7, 100, 200] and notice["rows"] == 3
+    assert notice["sha256"] == sha256_file(files["theirs"])
+    assert notice["subject_hash"] == hashed and "theirs v1" in notice["source"]
+    text = json.dumps(notice)
+    assert SUBJECT not in text and "51234.56" not in text
+    assert external_training_notice(
+        foreign, "S0001", hashed, request_id="r-1", received_at=WHEN) is None
+    # a candidate of a foreign file's version is written into the data folder, never theirs
+    cand = retrain_without(reg, "theirs", "v1", [SUBJECT], candidate_version="c1")
+    assert cand.training_path.parent == (tmp_path / "home" / "training-data").resolve()
+    assert sorted(p.name for p in files["theirs"].parent.iterdir()) == ["train.parquet"]
+
+
+def test_earlier_erasures_are_counted_against_the_data_as_registered(tmp_path):
+    reg, _, _ = _registry(tmp_path)
+    registered = sha256_file(reg.training_path("credit", "v1"))
+    purge_training_files(reg, "credit", ["S0001"], request_id="r-1", erased_at=WHEN)
+    purge_training_files(reg, "credit", ["S0002"], request_id="r-2", erased_at=WHEN)
+    td = reg.manifest("credit", "v1").training_data
+    assert (td.rows, td.original_rows, td.original_sha256) == (298, 300, registered)
+    cand = retrain_without(reg, "credit", "v1", [SUBJECT], candidate_version="c1")
+    assert (cand.rows_removed, cand.original_rows_removed) == (3, 5)
+
+
+def test_the_control_refit_reproduces_the_registered_version_on_its_data(tmp_path):
+    reg, df, schema = _registry(tmp_path)
+    control = DecisionModel(refit_control(reg, "credit", "v1"), schema)
+    np.testing.assert_array_equal(control.score(df), reg.load("credit", "v1").score(df))
 
 
 # -- decision logs ---------------------------------------------------------------------------

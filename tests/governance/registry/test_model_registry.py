@@ -61,18 +61,21 @@ def test_versions_are_immutable(tmp_path, fitted):
         reg.register("credit", "v1", est, schema, recipe)
 
 
-def test_deploy_records_history_and_current_version(tmp_path, fitted):
+def test_registry_keeps_no_deployment_state(tmp_path, fitted):
+    """Which version is deployed lives in the ledger alone (governance.store.deployments): the
+    registry writes no deployments.json and no deployed_at, and an older manifest that has
+    one still loads."""
     _, _, schema, recipe, est = fitted
     reg = ModelRegistry(tmp_path)
     reg.register("credit", "v1", est, schema, recipe)
-    reg.register("credit", "v2", est, schema, recipe)
-    with pytest.raises(UnknownModelVersion, match="no deployed version"):
-        reg.deployed_version("credit")
-    reg.deploy("credit", "v1")
-    reg.deploy("credit", "v2")
-    assert reg.deployed_version("credit") == "v2"
-    assert [d["version"] for d in reg.deployments("credit")] == ["v1", "v2"]
-    assert reg.manifest("credit", "v2").deployed_at is not None
+    assert not hasattr(reg, "deploy") and not hasattr(reg, "deployed_version")
+    path = tmp_path / "credit" / "v1" / "manifest.json"
+    data = json.loads(path.read_text())
+    assert "deployed_at" not in data
+    data["deployed_at"] = "2026-01-01T00:00:00+00:00"
+    path.write_text(json.dumps(data))
+    assert reg.manifest("credit", "v1").version == "v1"
+    assert not list(tmp_path.rglob("deployments.json"))
 
 
 def test_tampered_artifact_is_refused(tmp_path, fitted):
