@@ -77,6 +77,7 @@ def nightly_governance(
     home: str | None = None,
     db: str | None = None,
     log: str | None = None,
+    columns: dict[str, str] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     force: bool = False,
     recourse: bool = True,
@@ -93,7 +94,8 @@ def nightly_governance(
     3. Validate it against each referenced model version; quarantine failing rows.
     4. Chunk the valid rows; a rerun skips chunks already committed.
     5. On the Dask cluster, explain each chunk and store its rows in one transaction.
-    6. Close the run with counts and timings, and return the summary.
+    6. Close the run with counts and timings, and return the summary. A night whose log
+       holds no rows closes as ``empty``, not ``succeeded``.
 
     Parameters
     ----------
@@ -108,7 +110,10 @@ def nightly_governance(
         Store URL. Prefer $GOVERNANCE_DB_URL for URLs with passwords: flow parameters are
         recorded by Prefect.
     log : str, optional
-        Decision-log folder, or ``table:<name>`` for a SQL table; default the data folder's log.
+        Decision-log folder or file (``parquet:<path>``, ``csv:<path>``; a bare folder is
+        Parquet), or ``table:<name>`` for a SQL table; default the data folder's log.
+    columns : dict, optional
+        Our column name -> the log's, for a log that names its columns its own way.
     chunk_rows : int, default=5000
     force : bool, default=False
         Recompute chunks already committed.
@@ -137,7 +142,8 @@ def nightly_governance(
     parameters = {
         "night": night.isoformat(),
         "model": model,
-        "log": source_for(log, db_url).describe(),
+        "log": source_for(log, db_url, columns).describe(),
+        "columns": columns or {},
         "db": safe_url(db_url),
         "chunk_rows": chunk_rows,
         "force": force,
@@ -156,7 +162,7 @@ def nightly_governance(
     run_id = opened["run_id"]
     timings: dict[str, float] = {}
     try:
-        frame, timings["pull"] = pull(log, db_url, night, model)
+        frame, timings["pull"] = pull(log, db_url, night, model, columns)
         checked = validate(frame, night, registry, db_url, run_id)
         timings["validate"] = checked["seconds"]
         todo, skipped = plan_chunks(checked["valid"], checked["refs"], chunk_rows, opened["done"])
@@ -195,14 +201,20 @@ def nightly_governance(
             **totals,
             "metrics": recourse_metrics(totals),
             "checks": checked["checks"],
+            "out_of_range_rows": checked.get("out_of_range_rows", 0),
+            "out_of_range": checked.get("flags", []),
         }
-        close_run(db_url, run_id, "succeeded", counts, timings)
+        status = "succeeded" if len(frame) else "empty"
+        if status == "empty":
+            logger.warning("%s: the decision log holds no rows for this night", night)
+        close_run(db_url, run_id, status, counts, timings)
         if deletions:
             counts["deletions"] = _deferred_deletions(home, db)
         return {
             "run_id": run_id,
             "run_key": opened["run_key"],
             "night": night.isoformat(),
+            "status": status,
             "counts": counts,
             "timings": timings,
             "this_attempt": this_attempt,

@@ -19,6 +19,7 @@ from governance.explain.compare import positions, reason_agreement, verdict_chan
 from governance.explain.explainer import TOP_K, Explainer, Explanation, top_reasons
 from governance.hashing import sha256_bytes
 from governance.intake.decision_log import DECIDED_AT, DECISION, DENIED, ID, SCORE, SUBJECT
+from governance.intake.validation import OUT_OF_RANGE
 from governance.recourse.action_set import ActionSet
 from governance.recourse.costs import Cost
 from governance.recourse.scoring import responsiveness
@@ -82,8 +83,17 @@ def decision_rows(
             "features": features,
             "score_recomputed": recomputed,
             "run_id": run_id,
+            "out_of_range": _out_of_range(chunk),
         }
     )
+
+
+def _out_of_range(chunk: pd.DataFrame) -> list[Any]:
+    """Per row, the features validation flagged beyond their observed range, or None."""
+    if OUT_OF_RANGE not in chunk.columns:
+        return [None] * len(chunk)
+    return [list(v) if isinstance(v, list | tuple | np.ndarray) and len(v) else None
+            for v in chunk[OUT_OF_RANGE]]
 
 
 def explanation_rows(

@@ -62,3 +62,11 @@ class DeletionError(GovernanceError, ValueError):
 
 class RobustnessError(GovernanceError, ValueError):
     """Raised when stability scores, robust recourse, variants or calibration get bad inputs."""
+
+
+class MissingTrainingData(ManifestError):
+    """Raised when a check needs the rows a version was trained on and the version has none."""
+
+
+class ImportRefused(ManifestError):
+    """Raised when a fitted model cannot be imported as it is (unscorable, unsafe, unmatched)."""

@@ -81,6 +81,7 @@ CREATE TABLE decisions (
 	features JSONB NOT NULL,
 	score_recomputed FLOAT,
 	run_id INTEGER NOT NULL,
+	out_of_range JSONB,
 	PRIMARY KEY (decision_id),
 	FOREIGN KEY(model_version_id) REFERENCES model_versions (id),
 	FOREIGN KEY(run_id) REFERENCES runs (id)

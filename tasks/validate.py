@@ -12,7 +12,12 @@ from prefect.cache_policies import NO_CACHE
 
 from governance.exceptions import UnknownModelVersion
 from governance.intake.decision_log import MODEL_NAME, MODEL_VERSION, SUBJECT
-from governance.intake.validation import ModelContract, ValidationResult, validate_night
+from governance.intake.validation import (
+    OUT_OF_RANGE,
+    ModelContract,
+    ValidationResult,
+    validate_night,
+)
 from governance.registry.model_registry import ModelRegistry
 from governance.store import writes
 from governance.store.queries import decision_ids_recorded_elsewhere
@@ -77,6 +82,10 @@ def validate(
         "valid": result.valid,
         "refs": refs,
         "checks": result.checks,
+        "flags": result.flags,
+        "out_of_range_rows": int(result.valid[OUT_OF_RANGE].notna().sum())
+        if OUT_OF_RANGE in result.valid.columns
+        else 0,
         "quarantined_rows": result.n_quarantined_rows,
         "erased_rows_skipped": erased_rows,
         "seconds": time.perf_counter() - t0,

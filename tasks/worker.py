@@ -9,7 +9,6 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from governance.exceptions import ManifestError
 from governance.explain.explainer import Explainer
 from governance.recourse.action_set import ActionSet
 from governance.recourse.costs import Cost, PercentileShiftCost
@@ -40,7 +39,8 @@ def model(ref: ModelRef) -> DecisionModel:
 def explainer(ref: ModelRef, background_size: int = 100, seed: int = 0) -> Explainer:
     reg = ModelRegistry(ref.registry)
     manifest = reg.manifest(ref.name, ref.version)
-    background = reg.training_frame(ref.name, ref.version) if manifest.training_data else None
+    has_rows = manifest.training_data is not None or manifest.reference_data is not None
+    background = reg.fit_frame(ref.name, ref.version) if has_rows else None
     return Explainer(model(ref), background, background_size=background_size, seed=seed)
 
 
@@ -57,8 +57,8 @@ def sessions(url: str) -> sessionmaker[Session]:
 @lru_cache(maxsize=8)
 def recourse_inputs(ref: ModelRef) -> tuple[ActionSet, Cost, np.ndarray] | None:
     """The version's action set, its percentile-shift cost and the per-feature spread used for
-    stability scores, all fitted on its training data; None for a version without an action
-    set."""
+    stability scores, all fitted on its training data (an imported version without them: its
+    reference sample); None for a version without an action set."""
     reg = ModelRegistry(ref.registry)
     path = reg.action_set_path(ref.name, ref.version)
     if path is None:
@@ -66,12 +66,7 @@ def recourse_inputs(ref: ModelRef) -> tuple[ActionSet, Cost, np.ndarray] | None:
     action_set = ActionSet.from_json(path)
     schema = model(ref).schema
     action_set.check_schema(schema)
-    if reg.manifest(ref.name, ref.version).training_data is None:
-        raise ManifestError(
-            f"model {ref.name} {ref.version} has an action set but no training data to fit "
-            "the recourse cost on"
-        )
-    train = reg.training_frame(ref.name, ref.version)
+    train = reg.fit_frame(ref.name, ref.version)
     return action_set, PercentileShiftCost.fit(train, schema), feature_scale(schema, train)
 
 

@@ -32,6 +32,7 @@ from governance.registry.model_registry import (
     ModelRegistry,
     TrainingData,
     check_name,
+    missing_training_data,
 )
 
 # Parent metrics key that records the holdout rule of governance.registration (test share).
@@ -196,7 +197,7 @@ def retrain_without(
     manifest = registry.manifest(name, version)
     td = manifest.training_data
     if td is None:
-        raise ManifestError(f"model {name} {version} records no training data")
+        raise missing_training_data(manifest, "the deletion retrain")
     column = training_id_column(manifest, id_column)
     if registry.path(name, check_name(candidate_version, "version")).exists():
         raise ManifestError(f"model {name} version {candidate_version} already exists")

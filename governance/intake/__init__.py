@@ -1,19 +1,25 @@
 """Decision-log intake: where a night's automated decisions come from, and their validation.
 
-Logs are read from date-partitioned Parquet or a SQL table; rows that fail a check are
-quarantined with the reason, never dropped.
+Logs are read from Parquet or CSV files (one file, or a folder partitioned by date) or a SQL
+table, with the log's own column names mapped to ours; rows that fail a check are quarantined
+with the reason, never dropped, and values beyond the observed training range are flagged.
 """
 
 from governance.intake.decision_log import (
+    FORMATS,
     META_COLUMNS,
     DecisionSource,
+    FileDecisionLog,
     ParquetDecisionLog,
     SqlDecisionLog,
+    format_of,
     make_decisions,
     night_bounds,
+    parse_columns,
     read_night,
 )
 from governance.intake.validation import (
+    OUT_OF_RANGE,
     QUARANTINE_COLUMNS,
     ModelContract,
     ValidationResult,
@@ -21,13 +27,18 @@ from governance.intake.validation import (
 )
 
 __all__ = [
+    "FORMATS",
     "META_COLUMNS",
+    "OUT_OF_RANGE",
     "QUARANTINE_COLUMNS",
+    "format_of",
     "make_decisions",
     "night_bounds",
+    "parse_columns",
     "read_night",
     "validate_night",
     "DecisionSource",
+    "FileDecisionLog",
     "ModelContract",
     "ParquetDecisionLog",
     "SqlDecisionLog",

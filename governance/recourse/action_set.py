@@ -368,8 +368,8 @@ class ActionSet:
             if spec.dtype == "bool":
                 elements.append(ActionElement(spec.name, "bool", lb=0.0, ub=1.0))
                 continue
-            lo = float(finite.min()) if finite.size else spec.min
-            hi = float(finite.max()) if finite.size else spec.max
+            lo = float(finite.min()) if finite.size else spec.value_range[0]
+            hi = float(finite.max()) if finite.size else spec.value_range[1]
             lo = -math.inf if lo is None else lo
             hi = math.inf if hi is None else hi
             el = ActionElement(spec.name, spec.dtype, lb=lo, ub=hi)

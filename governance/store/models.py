@@ -36,7 +36,8 @@ NAME_LEN = 64  # model names, versions, features
 
 class Base(DeclarativeBase):
     type_annotation_map = {
-        dict[str, Any]: JsonType, dict[str, Any] | None: JsonType, list[Any]: JsonType
+        dict[str, Any]: JsonType, dict[str, Any] | None: JsonType, list[Any]: JsonType,
+        list[Any] | None: JsonType,
     }
 
 
@@ -116,6 +117,8 @@ class Decision(Base):
     features: Mapped[dict[str, Any]]
     score_recomputed: Mapped[float | None] = mapped_column(Float)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    # Features whose value lies beyond the range observed in training (processed, flagged).
+    out_of_range: Mapped[list[Any] | None]
 
     def __repr__(self) -> str:
         return f"Decision({self.decision_id!r}, {self.subject_id!r}, {self.decision})"
