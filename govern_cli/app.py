@@ -78,6 +78,7 @@ def run_nightly(
     chunk_rows: int,
     force: bool,
     log: str | None,
+    columns: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One nightly run on the cluster at ``address``; the caller holds the Prefect API."""
     from prefect_dask import DaskTaskRunner
@@ -85,7 +86,9 @@ def run_nightly(
     from flows.nightly import nightly_governance
 
     flow = nightly_governance.with_options(task_runner=DaskTaskRunner(address=address))
-    return flow(night=night, model=model, log=log, chunk_rows=chunk_rows, force=force)
+    return flow(
+        night=night, model=model, log=log, columns=columns, chunk_rows=chunk_rows, force=force
+    )
 
 
 def registry(home: Path | None):  # noqa: ANN202

@@ -81,6 +81,7 @@ _SUMMARY_ROWS = [
     ("denied", "denied"),
     ("reasons issued", "reasons_issued"),
     ("quarantined rows", "quarantined"),
+    ("out of range (flagged)", "out_of_range_rows"),
     ("fixed predictions", "fixed"),
     ("recourse issued", "recourse"),
     ("  proven cheapest", "recourse_proven_cheapest"),

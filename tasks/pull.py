@@ -6,19 +6,15 @@ import os
 import time
 from collections.abc import Mapping
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from governance.exceptions import DecisionLogError
 from governance.intake.decision_log import (
-    FORMATS,
     FileDecisionLog,
     SqlDecisionLog,
-    format_of,
-    parse_columns,
+    open_source,
     read_night,
 )
 
@@ -26,29 +22,9 @@ from governance.intake.decision_log import (
 def source_for(
     log: str, db_url: str, columns: Mapping[str, str] | str | None = None
 ) -> FileDecisionLog | SqlDecisionLog:
-    """The decision-log source a ``--log`` value names.
-
-    ``table:<name>`` reads a SQL table from $GOVERNANCE_LOG_URL (default: the store);
-    ``parquet:<path>`` and ``csv:<path>`` declare the format of a file or a date-partitioned
-    folder; a bare path is a Parquet folder, or a file whose name ends in .parquet or .csv.
-    ``columns`` maps our column names to the log's (``decision_id=app_id,...``).
-    """
-    mapping = parse_columns(columns)
-    kind, sep, rest = log.partition(":")
-    if sep and kind == "table":
-        return SqlDecisionLog(os.environ.get("GOVERNANCE_LOG_URL", db_url), rest, columns=mapping)
-    if sep and kind in FORMATS:
-        return FileDecisionLog(rest, kind, mapping)
-    path = Path(log)
-    if path.is_file():
-        fmt = format_of(path)
-        if fmt is None:
-            raise DecisionLogError(
-                f"cannot tell the format of decision log file {path}; name it .parquet or "
-                f".csv, or write parquet:{path} or csv:{path}"
-            )
-        return FileDecisionLog(path, fmt, mapping)
-    return FileDecisionLog(path, "parquet", mapping)
+    """The decision-log source a ``--log`` value names (:func:`open_source`); a SQL table is
+    read from $GOVERNANCE_LOG_URL, default the store."""
+    return open_source(log, os.environ.get("GOVERNANCE_LOG_URL", db_url), columns)
 
 
 @task(name="pull", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)

@@ -398,6 +398,41 @@ class SqlDecisionLog:
             engine.dispose()
 
 
+def open_source(
+    spec: str, sql_url: str | None = None, columns: Mapping[str, str] | str | None = None
+) -> FileDecisionLog | SqlDecisionLog:
+    """The decision-log source ``spec`` names.
+
+    ``table:<name>`` is a SQL table at ``sql_url``; ``parquet:<path>`` and ``csv:<path>``
+    declare the format of a file or a date-partitioned folder; a bare path is a Parquet
+    folder, or a file whose name ends in .parquet or .csv. ``columns`` maps our column names
+    to the log's (``decision_id=app_id,...``).
+
+    Raises
+    ------
+    DecisionLogError
+        If the format cannot be told, a SQL table has no URL, or the mapping is malformed.
+    """
+    mapping = parse_columns(columns)
+    kind, sep, rest = spec.partition(":")
+    if sep and kind == "table":
+        if not sql_url:
+            raise DecisionLogError(f"decision log {spec!r} is a SQL table but no URL was given")
+        return SqlDecisionLog(sql_url, rest, columns=mapping)
+    if sep and kind in FORMATS:
+        return FileDecisionLog(rest, kind, mapping)
+    path = Path(spec)
+    if path.is_file():
+        fmt = format_of(path)
+        if fmt is None:
+            raise DecisionLogError(
+                f"cannot tell the format of decision log file {path}; name it .parquet or "
+                f".csv, or write parquet:{path} or csv:{path}"
+            )
+        return FileDecisionLog(path, fmt, mapping)
+    return FileDecisionLog(path, "parquet", mapping)
+
+
 def _one_line(exc: BaseException | None) -> str:
     """An error's text on one line, for messages an operator reads in a log."""
     return " ".join(str(exc).split()) or type(exc).__name__

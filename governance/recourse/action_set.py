@@ -25,9 +25,27 @@ from governance.registry.schema import FeatureSchema
 FORMAT = "governance.action_set/1"
 BUNDLED = Path(__file__).resolve().parent / "action_sets"
 """Folder of the action sets that ship with the package (one JSON file per data set)."""
+JSON_SCHEMA = Path(__file__).resolve().parent / "action_set.schema.json"
+"""JSON Schema (draft 2020-12) of the file format; every bundled action set validates."""
 VARIABLE_TYPES = ("bool", "int", "float", "category")
 _BOUND_TOL = 1e-9
 _VALIDATE_COLUMNS = ["row", "item", "kind", "reason"]
+
+
+def schema_errors(d: Any) -> list[str]:
+    """Where the JSON form ``d`` breaks :data:`JSON_SCHEMA`, one line per error (path: what).
+
+    The format's own checks (:meth:`ActionSet.from_dict`) go further (bounds against types,
+    constraints against features); this names structural mistakes by their place in the file.
+    """
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(json.loads(JSON_SCHEMA.read_text()))
+    out = []
+    for err in sorted(validator.iter_errors(d), key=lambda e: list(e.absolute_path)):
+        where = "/".join(str(p) for p in err.absolute_path) or "(top)"
+        out.append(f"{where}: {err.message}")
+    return out
 
 
 def _default_float_step(lb: float, ub: float) -> float:
