@@ -79,6 +79,8 @@ def _render(where: str, results: list) -> None:
                       f"{r.quarantined:,}", f"{r.out_of_range:,}")
     console.print(table)
     for r in results:
+        if r.other_models:
+            console.print(f"  {r.night} {r.other_models:,} rows of other models not checked")
         for c in r.checks:
             console.print(f"  {r.night} {escape(str(c['check']))} on {escape(str(c['column']))}: "
                           f"{c['failed_rows']:,} rows quarantined")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from governance.intake.decision_log import DecisionSource, read_night
+from governance.intake.decision_log import MODEL_NAME, MODEL_VERSION, DecisionSource, read_night
 from governance.intake.validation import OUT_OF_RANGE, ModelContract, validate_night
 
 
@@ -26,9 +26,11 @@ class NightCheck:
     out_of_range: int
     checks: list[dict[str, Any]]
     flags: list[dict[str, Any]]
+    other_models: int = 0
 
     @property
     def status(self) -> str:
+        """``empty`` (no rows of the model), ``ok`` or ``failed`` (rows would be quarantined)."""
         if self.rows == 0:
             return "empty"
         return "ok" if self.quarantined == 0 else "failed"
@@ -41,6 +43,7 @@ class NightCheck:
             "valid": self.valid,
             "quarantined": self.quarantined,
             "out_of_range": self.out_of_range,
+            "other_models": self.other_models,
             "checks": self.checks,
             "flags": self.flags,
         }
@@ -59,7 +62,8 @@ def check_log(
     source : DecisionSource
         A file log (its ``nights()`` are used when ``nights`` is None) or any source.
     model : (name, version)
-        The version the log's rows must name; rows naming another go to quarantine.
+        The version checked; rows naming another model or version are counted
+        (``other_models``), not checked.
     contract : ModelContract
     nights : sequence of date, optional
 
@@ -72,6 +76,13 @@ def check_log(
     out = []
     for night in days:
         frame = read_night(source, night)
+        others = 0
+        if {MODEL_NAME, MODEL_VERSION} <= set(frame.columns):
+            mine = (frame[MODEL_NAME].astype(str) == model[0]) & (
+                frame[MODEL_VERSION].astype(str) == model[1]
+            )
+            others = int((~mine).sum())
+            frame = frame.loc[mine].reset_index(drop=True)
         result = validate_night(frame, night, {model: contract})
         out_rows = (
             int(result.valid[OUT_OF_RANGE].notna().sum())
@@ -86,6 +97,7 @@ def check_log(
                 out_of_range=out_rows,
                 checks=result.checks,
                 flags=result.flags,
+                other_models=others,
             )
         )
     return out

@@ -25,6 +25,7 @@ from governance.registry.schema import FeatureSchema
 
 REVIEW = "REVIEW:"
 # Names that usually count time forward; a draft proposes +1 for them, marked for review.
+_INT_STEPS = 200  # int features with a wider range get a coarser draft grid
 _FORWARD = re.compile(r"(^|_)(age|ages|years?_since|months?_since|since|tenure)($|_)", re.I)
 
 
@@ -41,8 +42,9 @@ def draft_action_set(
     """A draft action set for ``schema``, inferred from the rows ``X``.
 
     Per feature: immutable if listed in ``immutable``; else value bounds from the schema's
-    declared hard bounds, or the range seen in ``X``; grid step 1 for discrete features, a
-    power of ten near 1/100 of the range for floats; direction from ``increase_only`` /
+    declared hard bounds, or the range seen in ``X``; grid step 1 for discrete features (a
+    power of ten near 1/100 of the range for ints spanning more than 200), the same for
+    floats; direction from ``increase_only`` /
     ``decrease_only``, else +1 for names that count time forward (age, ..._since, tenure),
     else either way. Every inferred choice is noted with a ``REVIEW:`` line.
 
@@ -105,6 +107,11 @@ def draft_action_set(
                 el.step_size = None  # the default for the bounds now set
                 el.step_size = el.grid_step
                 notes.append(f"{REVIEW} grid step {_g(el.grid_step)} (about 1/100 of the range)")
+            elif el.ub - el.lb > _INT_STEPS:
+                # an int grid of step 1 over a wide range (amounts) is thousands of points per
+                # applicant; a power of ten near 1/100 of the range keeps it near 100
+                el.step_size = float(10 ** math.floor(math.log10((el.ub - el.lb) / 100.0)))
+                notes.append(f"{REVIEW} grid step {_g(el.step_size)} (about 1/100 of the range)")
         if el.type != "category":
             if el.name in increase_only:
                 el.step_direction = 1

@@ -97,6 +97,7 @@ def subject_history(session: Session, subject_id: str) -> list[dict[str, Any]]:
                 "model_sha256": mv.artifact_sha256,
                 "score": decision.score,
                 "decision": decision.decision,
+                "out_of_range": decision.out_of_range or [],
                 "reasons": [
                     {
                         "rank": r.rank,

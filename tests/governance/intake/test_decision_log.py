@@ -206,14 +206,15 @@ def test_check_log_reports_each_night_without_a_ledger(tmp_path):
 
     rows = pd.DataFrame(
         {
-            "decision_id": ["A", "B", "C"],
-            "subject_id": ["S1", "S2", "S3"],
+            "decision_id": ["A", "B", "C", "D"],
+            "subject_id": ["S1", "S2", "S3", "S4"],
             "decided_at": ["2026-11-24T09:00:00Z", "2026-11-24T10:00:00+01:00",
-                           "2026-11-25T09:00:00Z"],
-            "model_name": "credit", "model_version": "v1",
-            "income": ["5000", "x", "7000"], "accounts": ["1", "2", "3"],
-            "home": ["RENT", "OWN", "OWN"], "cosigner": ["0", "1", "1"],
-            "score": ["0.8", "0.9", "0.2"], "decision": ["approved", "approved", "denied"],
+                           "2026-11-25T09:00:00Z", "2026-11-24T11:00:00Z"],
+            "model_name": "credit", "model_version": ["v1", "v1", "v1", "v2"],
+            "income": ["5000", "x", "7000", "y"], "accounts": ["1", "2", "3", "4"],
+            "home": ["RENT", "OWN", "OWN", "OWN"], "cosigner": ["0", "1", "1", "1"],
+            "score": ["0.8", "0.9", "0.2", "0.9"],
+            "decision": ["approved", "approved", "denied", "approved"],
         }
     )
     path = tmp_path / "log.csv"
@@ -223,6 +224,7 @@ def test_check_log_reports_each_night_without_a_ledger(tmp_path):
     assert [r.to_dict()["night"] for r in results] == ["2026-11-24", "2026-11-25"]
     first, second = results
     assert (first.rows, first.valid, first.quarantined, first.status) == (2, 1, 1, "failed")
+    assert first.other_models == 1  # v2's row is another version's business
     assert {"check": "expect_column_values_to_be_of_type", "column": "income",
             "failed_rows": 1} in first.checks
     assert (second.rows, second.quarantined, second.status) == (1, 0, "ok")

@@ -128,3 +128,12 @@ def test_check_refuses_an_action_set_that_does_not_fit_the_model():
     other = FeatureSchema(tuple(s for s in SCHEMA if s.name != "income"))
     with pytest.raises(ActionSetError, match="'income' is not in the model schema"):
         check_action_set(A, other)
+
+
+def test_a_wide_int_range_gets_a_coarser_grid_marked_for_review():
+    schema = FeatureSchema((FeatureSpec("amount", "int"), FeatureSpec("months", "int")))
+    rows = pd.DataFrame({"amount": [250, 9_000, 18_424], "months": [4, 24, 72]})
+    A = draft_action_set(rows, schema)
+    assert A["amount"].grid_step == 100
+    assert f"{REVIEW} grid step 100" in A["amount"].note
+    assert A["months"].grid_step == 1 and "grid step" not in A["months"].note
