@@ -102,7 +102,8 @@ def revalidate_chunk(
     if variants:
         fv = forward_validity(
             [
-                DecisionModel(v, model.schema, model.favourable_class, model.threshold)
+                DecisionModel(v, model.schema, model.favourable_class, model.threshold,
+                              category_input=model.category_input)
                 for v in variants
             ],
             X,

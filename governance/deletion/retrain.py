@@ -234,6 +234,8 @@ def retrain_without(
         parent=version,
         notes=note + (f"\n{notes}" if notes else ""),
         action_set_path=registry.action_set_path(name, version),
+        trusted_types=manifest.trusted_types,
+        category_input=manifest.category_input,
     )
     return CandidateVersion(
         name=name,
@@ -286,7 +288,8 @@ def _holdout_metrics(manifest: Manifest, data: pd.DataFrame, y: np.ndarray) -> d
         stratify=y if len(np.unique(y)) > 1 else None,
     )
     model = DecisionModel(
-        recipe.fit(schema, train, train[recipe.label].to_numpy()), schema, fav, manifest.threshold
+        recipe.fit(schema, train, train[recipe.label].to_numpy()), schema, fav, manifest.threshold,
+        category_input=manifest.category_input,
     )
     p = model.score(test)
     yt = (test[recipe.label].to_numpy() == fav).astype(int)

@@ -418,13 +418,9 @@ def _flag_out_of_range(
     column ``_out_of_range``, the feature names or None) and count them per feature."""
     hits: dict[int, list[str]] = {}
     counts: dict[str, int] = {}
-    key = pd.Series(
-        list(zip(valid[MODEL_NAME].astype(str), valid[MODEL_VERSION].astype(str), strict=True)),
-        index=valid.index,
-        dtype=object,
-    ) if len(valid) else pd.Series([], dtype=object)
+    keys = list(zip(valid[MODEL_NAME].astype(str), valid[MODEL_VERSION].astype(str), strict=True))
     for version_key, contract in contracts.items():
-        rows = valid.index[(key == version_key).to_numpy()] if len(valid) else valid.index
+        rows = valid.index[np.array([k == version_key for k in keys], dtype=bool)]
         if not len(rows):
             continue
         for spec in contract.schema:

@@ -1,13 +1,7 @@
 """Recourse: what an applicant can change (action sets), what that reaches, whether acting on a
 reason can help (responsiveness), whether the denial is fixed, and the minimal-cost action."""
 
-from governance.recourse.action_set import (
-    BUNDLED,
-    JSON_SCHEMA,
-    ActionElement,
-    ActionSet,
-    schema_errors,
-)
+from governance.recourse.action_set import BUNDLED, JSON_SCHEMA, ActionElement, ActionSet
 from governance.recourse.constraints import LinearConstraint
 from governance.recourse.costs import (
     Cost,
@@ -21,6 +15,7 @@ from governance.recourse.drafting import (
     check_action_set,
     draft_action_set,
     read_action_set,
+    schema_errors,
 )
 from governance.recourse.reachable import (
     CompiledActionSet,

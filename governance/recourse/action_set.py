@@ -32,22 +32,6 @@ _BOUND_TOL = 1e-9
 _VALIDATE_COLUMNS = ["row", "item", "kind", "reason"]
 
 
-def schema_errors(d: Any) -> list[str]:
-    """Where the JSON form ``d`` breaks :data:`JSON_SCHEMA`, one line per error (path: what).
-
-    The format's own checks (:meth:`ActionSet.from_dict`) go further (bounds against types,
-    constraints against features); this names structural mistakes by their place in the file.
-    """
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(json.loads(JSON_SCHEMA.read_text()))
-    out = []
-    for err in sorted(validator.iter_errors(d), key=lambda e: list(e.absolute_path)):
-        where = "/".join(str(p) for p in err.absolute_path) or "(top)"
-        out.append(f"{where}: {err.message}")
-    return out
-
-
 def _default_float_step(lb: float, ub: float) -> float:
     """A round grid step of about 1/100 of the range (income 0..1e6 -> 1e4, ratios -> 0.01)."""
     span = ub - lb

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from governance.exceptions import ActionSetError
-from governance.recourse.action_set import ActionElement, ActionSet, schema_errors
+from governance.recourse.action_set import JSON_SCHEMA, ActionElement, ActionSet
 from governance.recourse.reachable import compile_action_set
 from governance.registry.schema import FeatureSchema
 
@@ -137,6 +137,22 @@ def draft_action_set(
             f"'{REVIEW}', then set 'version'."
         ),
     )
+
+
+def schema_errors(d: Any) -> list[str]:
+    """Where the JSON form ``d`` breaks :data:`JSON_SCHEMA`, one line per error (path: what).
+
+    The format's own checks (:meth:`ActionSet.from_dict`) go further (bounds against types,
+    constraints against features); this names structural mistakes by their place in the file.
+    """
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(json.loads(JSON_SCHEMA.read_text()))
+    out = []
+    for err in sorted(validator.iter_errors(d), key=lambda e: list(e.absolute_path)):
+        where = "/".join(str(p) for p in err.absolute_path) or "(top)"
+        out.append(f"{where}: {err.message}")
+    return out
 
 
 def _with_note(el: ActionElement, notes: list[str]) -> ActionElement:
@@ -287,6 +303,7 @@ def load_rows(path: str | Path, schema: FeatureSchema) -> pd.DataFrame:
 
 __all__ = [
     "REVIEW",
+    "schema_errors",
     "ActionSetCheck",
     "check_action_set",
     "draft_action_set",

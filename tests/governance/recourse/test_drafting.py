@@ -8,13 +8,14 @@ import pandas as pd
 import pytest
 
 from governance.exceptions import ActionSetError
-from governance.recourse.action_set import BUNDLED, JSON_SCHEMA, ActionSet, schema_errors
+from governance.recourse.action_set import BUNDLED, JSON_SCHEMA, ActionSet
 from governance.recourse.constraints import LinearConstraint
 from governance.recourse.drafting import (
     REVIEW,
     check_action_set,
     draft_action_set,
     read_action_set,
+    schema_errors,
 )
 from governance.registry.schema import FeatureSchema, FeatureSpec
 

@@ -237,3 +237,30 @@ def test_histogram_boosting_on_pandas_categories_is_scored_and_refit_with_them(f
     }
     model = reg.load("h", "v1")
     np.testing.assert_array_equal(model.score(data), hgb.predict_proba(X)[:, 1])
+
+
+def test_a_deletion_retrain_refits_the_clone_without_the_subject(files):
+    from governance.deletion.retrain import retrain_without
+
+    tmp, _, data = files
+    data = data.assign(customer=[f"C{i}" for i in range(len(data))])
+    X = data[["income", "accounts", "home"]].copy()
+    X["home"] = pd.Categorical(X["home"], categories=["RENT", "OWN", "FREE"])
+    hgb = HistGradientBoostingClassifier(max_iter=10, categorical_features="from_dtype",
+                                         random_state=0).fit(X, data["y"])
+    sio.dump(hgb, tmp / "hgb.skops")
+    reg = ModelRegistry(tmp / "reg")
+    import_fitted(reg, "h", "v1", tmp / "hgb.skops", reference=data.iloc[:50], training=data,
+                  label="y", id_column="customer")
+    candidate = retrain_without(reg, "h", "v1", ["C3", "C7"], candidate_version="v1-d1")
+    assert candidate.rows_removed == 2
+    m = reg.manifest("h", "v1-d1")
+    assert (m.recipe.estimator, m.category_input) == ("clone", "category")
+    expected = hgb.__class__(**hgb.get_params()).fit(X.drop(index=[3, 7]),
+                                                     data["y"].drop(index=[3, 7]))
+    np.testing.assert_array_equal(reg.load("h", "v1-d1").score(data),
+                                  expected.predict_proba(X)[:, 1])
+    # without training data the retrain says what to supply
+    import_fitted(reg, "h", "v2", tmp / "hgb.skops", reference=data.iloc[:50])
+    with pytest.raises(MissingTrainingData, match="the deletion retrain needs the rows"):
+        retrain_without(reg, "h", "v2", ["C3"], candidate_version="v2-d1")
