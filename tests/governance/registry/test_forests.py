@@ -3,6 +3,7 @@ and families it cannot parse say why."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -34,7 +35,7 @@ SCHEMA = FeatureSchema(
 NUMERIC = FeatureSchema((SCHEMA["b"], SCHEMA["d"]))
 
 
-def _data(n=600):
+def _data(n=400):
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"a": rng.choice(list("pqrstu"), n), "b": rng.normal(size=n).round(2),
                       "c": rng.choice(list("xyz"), n), "d": rng.integers(0, 10, n)})
@@ -53,6 +54,7 @@ def _ct(encoder):
     return ColumnTransformer([("cat", encoder, ["a", "c"]), ("num", "passthrough", ["b", "d"])])
 
 
+@functools.cache  # one fit per family for the whole module
 def _case(name):
     X, y = _data()
     Xc = _categorical(X)
