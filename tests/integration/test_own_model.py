@@ -204,6 +204,29 @@ def test_a_night_of_the_csv_log_is_explained_with_recourse(governed, lender):
             assert changed and not changed & set(IMMUTABLE.split(","))
 
 
+def test_values_beyond_the_training_range_are_processed_and_flagged(governed, lender):
+    log = lender["log"]
+    train = pd.read_csv(lender["folder"] / "training.csv")
+    expected = {}
+    for _, row in log.iterrows():
+        out = [c for c in lender["schema"].numeric
+               if not train[c].min() <= row[c] <= train[c].max()]
+        if out:
+            expected[row["app_id"]] = out
+    assert expected  # held-out applicants do leave the observed range
+    engine = sa.create_engine(f"sqlite:///{governed['home'] / 'governance.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT decision_id, out_of_range FROM decisions WHERE out_of_range IS NOT NULL "
+            "AND out_of_range != 'null'")).all()
+        quarantined = conn.execute(sa.text("SELECT COUNT(*) FROM quarantine")).scalar()
+    engine.dispose()
+    assert {d: sorted(json.loads(v)) for d, v in rows} == {
+        d: sorted(v) for d, v in expected.items()
+    }
+    assert quarantined == 0
+
+
 def test_the_same_pipeline_trained_by_the_recipe_gives_the_same_results(
     governed, lender, run_nightly
 ):
