@@ -94,6 +94,7 @@ def nightly_governance(
     home: str | None = None,
     db: str | None = None,
     log: str | None = None,
+    columns: dict[str, str] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     force: bool = False,
     recourse: bool = True,
@@ -114,7 +115,8 @@ def nightly_governance(
        the same settings and code, and recomputes the others.
     5. On the Dask cluster, explain each chunk and store its rows, with their provenance, in
        one transaction.
-    6. Close the run with counts and timings, and return the summary.
+    6. Close the run with counts and timings, and return the summary. A night whose log
+       holds no rows closes as ``empty``, not ``succeeded``.
 
     Parameters
     ----------
@@ -131,7 +133,10 @@ def nightly_governance(
         Store URL. Prefer $GOVERNANCE_DB_URL for URLs with passwords: flow parameters are
         recorded by Prefect.
     log : str, optional
-        Decision-log folder, or ``table:<name>`` for a SQL table; default the data folder's log.
+        Decision-log folder or file (``parquet:<path>``, ``csv:<path>``; a bare folder is
+        Parquet), or ``table:<name>`` for a SQL table; default the data folder's log.
+    columns : dict, optional
+        Our column name -> the log's, for a log that names its columns its own way.
     chunk_rows : int, default=5000
     force : bool, default=False
         Recompute chunks already committed.
@@ -175,7 +180,8 @@ def nightly_governance(
     parameters = {
         "night": night.isoformat(),
         "model": model,
-        "log": source_for(log, db_url).describe(),
+        "log": source_for(log, db_url, columns).describe(),
+        "columns": columns or {},
         "db": safe_url(db_url),
         "chunk_rows": chunk_rows,
         "force": force,
@@ -191,7 +197,7 @@ def nightly_governance(
     run_id = opened["run_id"]
     timings: dict[str, float] = {}
     try:
-        frame, timings["pull"] = pull(log, db_url, night, None)
+        frame, timings["pull"] = pull(log, db_url, night, None, columns)
         checked = validate(frame, night, registry, db_url, run_id, score_mismatch)
         timings["validate"] = checked["seconds"]
         settings = {
@@ -240,14 +246,20 @@ def nightly_governance(
             **totals,
             "metrics": recourse_metrics(totals),
             "checks": checked["checks"],
+            "out_of_range_rows": checked.get("out_of_range_rows", 0),
+            "out_of_range": checked.get("flags", []),
         }
-        close_run(db_url, run_id, "succeeded", counts, timings)
+        status = "succeeded" if len(frame) else "empty"
+        if status == "empty":
+            logger.warning("%s: the decision log holds no rows for this night", night)
+        close_run(db_url, run_id, status, counts, timings)
         if deletions:
             counts["deletions"] = _deferred_deletions(home, db)
         return {
             "run_id": run_id,
             "run_key": opened["run_key"],
             "night": night.isoformat(),
+            "status": status,
             "counts": counts,
             "timings": timings,
             "this_attempt": this_attempt,

@@ -79,6 +79,7 @@ def run_nightly(
     force: bool,
     log: str | None,
     score_mismatch: str = "flag",
+    columns: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One nightly run on the cluster at ``address``; the caller holds the Prefect API."""
     from prefect_dask import DaskTaskRunner
@@ -93,6 +94,7 @@ def run_nightly(
         chunk_rows=chunk_rows,
         force=force,
         score_mismatch=score_mismatch,
+        columns=columns,
     )
 
 

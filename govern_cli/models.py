@@ -132,3 +132,83 @@ def models_register(
         f"registered {manifest.name} {manifest.version} "
         f"(sha256 {manifest.artifact_sha256[:12]}…) metrics {manifest.metrics}"
     )
+
+
+@models_app.command("import")
+def models_import(
+    name: str,
+    version: str,
+    artifact: Annotated[
+        Path,
+        typer.Option(help="Fitted model: a .skops file (or .pkl/.joblib with --trust-pickle)."),
+    ],
+    reference_data: Annotated[
+        Path,
+        typer.Option(
+            "--reference-data",
+            help="Rows the model can score (CSV or Parquet): dtypes, ranges and categories.",
+        ),
+    ],
+    schema: Annotated[
+        Path | None,
+        typer.Option(help="JSON list of schema entries overriding what was inferred."),
+    ] = None,
+    training_data: Annotated[
+        Path | None,
+        typer.Option("--training-data", help="Rows the model was fitted on (CSV or Parquet)."),
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="Label column of the training data.")] = None,
+    sample_weight: Annotated[
+        str | None, typer.Option("--sample-weight", help="Sample-weight column of the fit.")
+    ] = None,
+    id_column: Annotated[
+        str | None, typer.Option("--id-column", help="Subject-id column of the training data.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random state of refits (default: the model's own).")
+    ] = None,
+    favourable: Annotated[str, typer.Option(help="Favourable (approval) class.")] = "1",
+    threshold: Annotated[float, typer.Option(help="Approve when P(favourable) >= this.")] = 0.5,
+    action_set: Annotated[Path | None, typer.Option(help="Action set JSON to attach.")] = None,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--trust-pickle",
+            help="Load a pickle/joblib file, which can run code: only for files you trust.",
+        ),
+    ] = False,
+    trust_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trust-type", help="A skops type outside the allow-list that you trust (repeat)."
+        ),
+    ] = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Register a model fitted elsewhere (undeployed): its schema from the model and the
+    reference sample, a check that it scores the sample, and its retrain recipe."""
+    from governance.registry.importing import import_fitted
+
+    report = import_fitted(
+        registry(home),
+        name,
+        version,
+        artifact,
+        reference=reference_data,
+        schema=schema,
+        training=training_data,
+        label=label,
+        sample_weight=sample_weight,
+        id_column=id_column,
+        seed=seed,
+        favourable=favourable,
+        threshold=threshold,
+        trust_pickle=trust_pickle,
+        trusted_types=tuple(trust_type or ()),
+        action_set=action_set,
+    )
+    if as_json:
+        console.print_json(json.dumps(report.to_dict(), default=str))
+        return
+    render.import_report(console, report.to_dict())

@@ -137,8 +137,14 @@ def nightly(
     log: Annotated[
         str | None,
         typer.Option(
-            help="Decision-log folder, or table:<name> for a SQL table ($GOVERNANCE_LOG_URL)."
+            help="Decision log: a folder of date partitions or one file, csv:PATH or "
+            "parquet:PATH to declare its format, or table:<name> for a SQL table "
+            "($GOVERNANCE_LOG_URL)."
         ),
+    ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(help="Map the log's column names: decision_id=app_id,subject_id=cust."),
     ] = None,
     dask_address: DaskAddress = None,
     workers: Workers = None,
@@ -155,14 +161,19 @@ def nightly(
 ) -> None:
     """Run the nightly governance flow for one night (one run per night: --model limits the
     work, not the run)."""
+    from governance.intake.decision_log import parse_columns
+
     env(home, db)
     day = parse_date(night)
     check_model_option(model)
+    mapping = parse_columns(columns) or None
     with console.status(f"Nightly governance run for {day}"):
         from flows.runtime import cluster, prefect_api
 
         with prefect_api(), cluster(dask_address, workers) as address:
             summary = run_nightly(
-                day, model, address, chunk_rows, force, log, score_mismatch.value
+                day, model, address, chunk_rows, force, log, score_mismatch.value, mapping
             )
     render.nightly_summary(console, [summary])
+    if summary.get("status") == "empty":
+        console.print(f"{day}: the decision log holds no rows for this night (run status empty)")

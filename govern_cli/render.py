@@ -83,6 +83,7 @@ _SUMMARY_ROWS = [
     ("reasons issued", "reasons_issued"),
     ("quarantined rows", "quarantined"),
     ("  not reproduced", "score_mismatch_quarantined"),
+    ("out of range (flagged)", "out_of_range_rows"),
     ("fixed predictions", "fixed"),
     ("recourse issued", "recourse"),
     ("  proven cheapest", "recourse_proven_cheapest"),
@@ -381,3 +382,41 @@ def deletion_summary(console: Console, summary: dict[str, Any]) -> None:
             console.print(f"    rewrote {_e(entry['path'])}: {entry['rows']} row(s)")
         for notice in f.get("notices", []):
             console.print(f"    erasure notice for data we do not own: {_e(notice)}")
+
+
+def import_report(console: Console, r: dict[str, Any]) -> None:
+    """What `govern models import` registered and checked, in lines that fit 80 columns."""
+    src = r["source"]
+    console.print(
+        f"imported {_e(r['name'])} {_e(r['version'])} from {_e(src.get('file', '?'))} "
+        f"({_e(src.get('format', '?'))}, sha256 {_e(str(src.get('sha256', ''))[:12])}…); "
+        "not deployed"
+    )
+    console.print(
+        f"  scored the reference sample: {r['scored_rows']:,} rows, "
+        f"{r['approved_share']:.1%} approved"
+    )
+    paths = r["exact_paths"]
+    console.print(
+        f"  {_e(paths['family'])}: verification {_e(paths['verification'])}, stability "
+        f"replay {_e(paths['stability_replay'])}"
+    )
+    if paths.get("reason"):
+        console.print(f"    {_e(paths['reason'])}")
+    check = r["recipe_check"]
+    line = f"  retrain recipe (clone and refit): {_e(check['status'])}"
+    if "max_abs_score_difference" in check:
+        line += (f", max score difference {check['max_abs_score_difference']:.3g}, "
+                 f"{check['decisions_changed']} decisions changed")
+    elif check.get("detail"):
+        line += f" ({_e(check['detail'])})"
+    console.print(line)
+    if r["schema_review"]:
+        console.print(
+            f"  review the proposed ranges/categories of: {_e(', '.join(r['schema_review']))}"
+            " (govern models show; --schema FILE sets them)"
+        )
+    for item in r["unavailable"]:
+        console.print(f"  unavailable without training data: {_e(item)}")
+    for note in r["notes"]:
+        console.print(f"  note: {_e(note)}")

@@ -28,7 +28,7 @@ from governance.intake.decision_log import (
     SUBJECT,
     score_reproduced,
 )
-from governance.intake.validation import ROW
+from governance.intake.validation import OUT_OF_RANGE, ROW
 from governance.recourse.action_set import ActionSet
 from governance.recourse.costs import Cost
 from governance.recourse.scoring import responsiveness
@@ -94,6 +94,7 @@ def decision_rows(
             "score_recomputed": recomputed,
             "run_id": run_id,
             "completed_at": completed_at(chunk),
+            "out_of_range": _out_of_range(chunk),
         }
     )
 
@@ -104,6 +105,14 @@ def completed_at(chunk: pd.DataFrame) -> np.ndarray:
     if COMPLETED_AT not in chunk:
         return pd.Series(pd.NaT, index=chunk.index, dtype="datetime64[us, UTC]").to_numpy()
     return pd.to_datetime(chunk[COMPLETED_AT], utc=True, errors="coerce", format="mixed").to_numpy()
+
+
+def _out_of_range(chunk: pd.DataFrame) -> list[Any]:
+    """Per row, the features validation flagged beyond their observed range, or None."""
+    if OUT_OF_RANGE not in chunk.columns:
+        return [None] * len(chunk)
+    return [list(v) if isinstance(v, list | tuple | np.ndarray) and len(v) else None
+            for v in chunk[OUT_OF_RANGE]]
 
 
 def explanation_rows(

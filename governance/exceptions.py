@@ -88,3 +88,11 @@ class GateFailed(GovernanceError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class MissingTrainingData(ManifestError):
+    """Raised when a check needs the rows a version was trained on and the version has none."""
+
+
+class ImportRefused(ManifestError):
+    """Raised when a fitted model cannot be imported as it is (unscorable, unsafe, unmatched)."""

@@ -93,6 +93,7 @@ CREATE TABLE decisions (
 	run_id INTEGER NOT NULL,
 	completed_at TIMESTAMP WITH TIME ZONE,
 	provenance_id INTEGER,
+	out_of_range JSONB,
 	PRIMARY KEY (decision_id),
 	FOREIGN KEY(model_version_id) REFERENCES model_versions (id),
 	FOREIGN KEY(run_id) REFERENCES runs (id),

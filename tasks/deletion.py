@@ -22,7 +22,7 @@ from governance.deletion.purge import (
 )
 from governance.deletion.retrain import next_candidate_version, refit_control, retrain_without
 from governance.intake.decision_log import ParquetDecisionLog
-from governance.registry.model_registry import ModelRegistry
+from governance.registry.model_registry import ModelRegistry, missing_training_data
 from governance.store import deletions, writes
 from governance.store.models import Base
 from tasks import worker
@@ -170,6 +170,8 @@ def fragility_chunk(
     """Worst-case deletions that flip each issued recourse in ``points``; one row each."""
     reg = ModelRegistry(ref.registry)
     manifest = reg.manifest(ref.name, ref.version)
+    if manifest.training_data is None:
+        raise missing_training_data(manifest, "deletion fragility")
     train = reg.training_frame(ref.name, ref.version)
     model = worker.model(ref)
     y = train[manifest.recipe.label].to_numpy()

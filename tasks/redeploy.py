@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from governance.chunk import comparison_rows, drop_decisions
 from governance.registry.model import DecisionModel
-from governance.registry.model_registry import ModelRegistry
+from governance.registry.model_registry import ModelRegistry, missing_training_data
 from governance.retraining.revalidation import revalidate
 from governance.retraining.variants import fit_variant, forward_validity
 from governance.store import writes
@@ -28,6 +28,8 @@ def fit_variant_task(ref: ModelRef, index: int, base_seed: int = 0) -> Any:
     """One retrained variant of ``ref`` (own seed and bootstrap resample of its training data)."""
     reg = ModelRegistry(ref.registry)
     manifest = reg.manifest(ref.name, ref.version)
+    if manifest.training_data is None:
+        raise missing_training_data(manifest, "forward validity over retrained variants")
     train = reg.training_frame(ref.name, ref.version)
     return fit_variant(manifest.recipe, manifest.schema, train, index, base_seed=base_seed)
 
@@ -100,7 +102,8 @@ def revalidate_chunk(
     if variants:
         fv = forward_validity(
             [
-                DecisionModel(v, model.schema, model.favourable_class, model.threshold)
+                DecisionModel(v, model.schema, model.favourable_class, model.threshold,
+                              category_input=model.category_input)
                 for v in variants
             ],
             X,

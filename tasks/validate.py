@@ -14,6 +14,7 @@ from governance.exceptions import GovernanceError, ScoreMismatch, UnknownModelVe
 from governance.intake.decision_log import MODEL_NAME, MODEL_VERSION, SUBJECT
 from governance.intake.validation import (
     CHECK_REPRODUCED,
+    OUT_OF_RANGE,
     ModelContract,
     ValidationResult,
     validate_night,
@@ -118,6 +119,10 @@ def validate(
         "refs": refs,
         "inputs": {key: model_inputs(manifest) for key, manifest in manifests.items()},
         "checks": result.checks,
+        "flags": result.flags,
+        "out_of_range_rows": int(result.valid[OUT_OF_RANGE].notna().sum())
+        if OUT_OF_RANGE in result.valid.columns
+        else 0,
         "quarantined_rows": result.n_quarantined_rows,
         "score_mismatch_quarantined": int(mismatched["row_number"].nunique()),
         "erased_rows_skipped": erased_rows,

@@ -16,7 +16,6 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from governance.exceptions import ManifestError
 from governance.explain.explainer import Explainer
 from governance.recourse.action_set import ActionSet
 from governance.recourse.costs import Cost, PercentileShiftCost
@@ -63,7 +62,13 @@ def _explainer(
     ref: ModelRef, training: str | None, background_size: int, seed: int
 ) -> Explainer:
     reg = ModelRegistry(ref.registry)
-    background = reg.training_frame(ref.name, ref.version, training) if training else None
+    if training:
+        background = reg.training_frame(ref.name, ref.version, training)
+    elif reg.manifest(ref.name, ref.version).reference_data is not None:
+        # an imported version without training data: its reference sample
+        background = reg.fit_frame(ref.name, ref.version)
+    else:
+        background = None
     return Explainer(
         _model(ref, training), background, background_size=background_size, seed=seed
     )
@@ -81,8 +86,8 @@ def sessions(url: str) -> sessionmaker[Session]:
 
 def recourse_inputs(ref: ModelRef) -> tuple[ActionSet, Cost, np.ndarray] | None:
     """The version's action set, its percentile-shift cost and the per-feature spread used for
-    stability scores, all fitted on its training data as it is now; None for a version
-    without an action set."""
+    stability scores, all fitted on its training data as it is now (an imported version
+    without them: its reference sample); None for a version without an action set."""
     return _recourse_inputs(ref, training_sha256(ref))
 
 
@@ -98,13 +103,12 @@ def _recourse_inputs(
     schema = _model(ref, training).schema
     action_set.check_schema(schema)
     if training is None:
-        raise ManifestError(
-            f"model {ref.name} {ref.version} has an action set but no training data to fit "
-            "the recourse cost on"
-        )
-    # Exactly the bytes with the keyed hash: an erasure replacing the file meanwhile fails
-    # this load (the task retries) instead of caching new data under the old key.
-    train = reg.training_frame(ref.name, ref.version, training)
+        # no training data: the reference sample, or MissingTrainingData naming what is missing
+        train = reg.fit_frame(ref.name, ref.version)
+    else:
+        # Exactly the bytes with the keyed hash: an erasure replacing the file meanwhile fails
+        # this load (the task retries) instead of caching new data under the old key.
+        train = reg.training_frame(ref.name, ref.version, training)
     return action_set, PercentileShiftCost.fit(train, schema), feature_scale(schema, train)
 
 

@@ -32,6 +32,7 @@ from governance.registry.model_registry import (
     ModelRegistry,
     TrainingData,
     check_name,
+    missing_training_data,
 )
 
 # Parent metrics key that records the holdout rule of governance.registration (test share).
@@ -204,7 +205,7 @@ def retrain_without(
     manifest = registry.manifest(name, version)
     td = manifest.training_data
     if td is None:
-        raise ManifestError(f"model {name} {version} records no training data")
+        raise missing_training_data(manifest, "the deletion retrain")
     column = training_id_column(manifest, id_column)
     if registry.path(name, check_name(candidate_version, "version")).exists():
         raise ManifestError(f"model {name} version {candidate_version} already exists")
@@ -246,6 +247,8 @@ def retrain_without(
         parent=version,
         notes=note + (f"\n{notes}" if notes else ""),
         action_set_path=registry.action_set_path(name, version),
+        trusted_types=manifest.trusted_types,
+        category_input=manifest.category_input,
     )
     return CandidateVersion(
         name=name,
@@ -324,7 +327,8 @@ def _holdout_metrics(manifest: Manifest, data: pd.DataFrame, y: np.ndarray) -> d
         stratify=y if len(np.unique(y)) > 1 else None,
     )
     model = DecisionModel(
-        recipe.fit(schema, train, train[recipe.label].to_numpy()), schema, fav, manifest.threshold
+        recipe.fit(schema, train, train[recipe.label].to_numpy()), schema, fav, manifest.threshold,
+        category_input=manifest.category_input,
     )
     p = model.score(test)
     yt = (test[recipe.label].to_numpy() == fav).astype(int)

@@ -1,10 +1,11 @@
 """SHAP attributions for each decision, mapped back to the model's original features, and reasons.
 
-The explainer follows the model family: ``TreeExplainer`` for tree ensembles, ``LinearExplainer``
-for linear models, and a seeded ``PermutationExplainer`` over a small background sample for
-anything else. Attributions always explain the *favourable* class, so a negative attribution
-pushes towards denial; through a scikit-learn Pipeline, one-hot columns are summed back into the
-categorical feature they encode (attributions are additive, so the sum is exact).
+The explainer follows the model family: ``TreeExplainer`` for tree ensembles (but those with
+categorical splits), ``LinearExplainer`` for linear models, and a seeded ``PermutationExplainer``
+over a small background sample for anything else. Attributions always explain the *favourable*
+class, so a negative attribution pushes towards denial; through a scikit-learn Pipeline, one-hot
+columns are summed back into the categorical feature they encode (attributions are additive, so
+the sum is exact).
 """
 
 from __future__ import annotations
@@ -99,6 +100,19 @@ def _split_pipeline(estimator: Any) -> tuple[Any | None, Any]:
     return None, estimator
 
 
+def _splits_on_categories(est: Any) -> bool:
+    """Trees with categorical splits (histogram gradient boosting on categorical features,
+    LightGBM's pandas categories, XGBoost with categories), which SHAP's tree explainer does
+    not read as the model does: they are explained by permutation through the model."""
+    flags = getattr(est, "is_categorical_", None)
+    if flags is not None and np.any(flags):
+        return True
+    booster = getattr(est, "booster_", None)
+    if booster is not None and getattr(booster, "pandas_categorical", None):
+        return True
+    return bool(getattr(est, "enable_categorical", False))
+
+
 def _column_map(pre: Any, features: list[str], n_out: int) -> np.ndarray:
     """Matrix (n_out, n_features) that sums transformed columns back into input features."""
     T = np.zeros((n_out, len(features)))
@@ -186,7 +200,7 @@ class Explainer:
         if kind == "auto":
             kind = (
                 "tree"
-                if family in _TREE_MODELS
+                if family in _TREE_MODELS and not _splits_on_categories(est)
                 else ("linear" if family in _LINEAR_MODELS else "permutation")
             )
         if kind in ("tree", "linear") and pre is not None:

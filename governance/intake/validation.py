@@ -3,6 +3,12 @@
 Every row either passes every check or goes to quarantine with each check it failed and the
 offending value; nothing is dropped silently. A log that cannot be checked row by row at all (a
 missing column, timestamps without a time zone) is refused as a whole with one clear error.
+
+Numeric features have two ranges. A value outside the hard bounds the user declared
+(``FeatureSpec.min``/``max``) is impossible and quarantined. A value outside the range observed in
+the training data or reference sample (``observed_min``/``observed_max``) but inside the hard
+bounds is legitimate: the row is processed and flagged as out of distribution (column
+``_out_of_range`` of the valid rows, counted in ``ValidationResult.flags``).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from functools import cache
 from typing import Any
 
@@ -31,6 +37,7 @@ from governance.intake.decision_log import (
     MODEL_VERSION,
     SCORE,
     SUBJECT,
+    ZONE_PATTERN,
     night_bounds,
     score_reproduced,
 )
@@ -38,6 +45,7 @@ from governance.registry.schema import FeatureSchema
 from governance.store.models import ID_LEN, NAME_LEN
 
 ROW = "_row"  # position of a row in the night's log, the key quarantine records point to
+OUT_OF_RANGE = "_out_of_range"  # per valid row: features beyond their observed range, or None
 
 QUARANTINE_COLUMNS = [
     "row_number",
@@ -59,6 +67,9 @@ CHECK_DECISION_RULE = "decision_matches_score_and_threshold"
 CHECK_INTEGRAL = "expect_column_values_to_be_integers"
 CHECK_SEEN = "decision_id_not_recorded_on_another_night"
 CHECK_REPRODUCED = "score_reproduced_by_registered_model"
+CHECK_TIME_ZONE = "decided_at_has_time_zone"
+# A flag, not a failure: the row is processed.
+FLAG_OBSERVED = "value_within_observed_range"
 # Identifiers are stored in columns of fixed width; longer ones could not be recorded at all.
 ID_COLUMNS = (ID, SUBJECT)
 TEXT_WIDTH = {ID: ID_LEN, SUBJECT: ID_LEN, MODEL_NAME: NAME_LEN, MODEL_VERSION: NAME_LEN}
@@ -84,11 +95,15 @@ class ValidationResult:
         One record per (row, failed check), columns ``QUARANTINE_COLUMNS``.
     checks : list of dict
         Per check: name, column, number of failing rows; the night's validation report.
+    flags : list of dict
+        Per feature with valid rows beyond its observed range: ``check``
+        (``value_within_observed_range``), ``column`` and ``flagged_rows``.
     """
 
     valid: pd.DataFrame
     quarantine: pd.DataFrame
     checks: list[dict[str, Any]] = field(default_factory=list)
+    flags: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def n_rows(self) -> int:
@@ -252,7 +267,7 @@ def validate_night(
         If a required column is missing or repeated, or ``decided_at`` carries no time zone.
     """
     if len(frame) == 0:
-        return ValidationResult(frame.assign(**{ROW: []}), _empty_quarantine(), [])
+        return ValidationResult(frame.assign(**{ROW: [], OUT_OF_RANGE: []}), _empty_quarantine())
     repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
     if repeated:
         raise DecisionLogError(
@@ -287,6 +302,15 @@ def validate_night(
         raise DecisionLogError(
             f"decision log for {night}: '{DECIDED_AT}' has no time zone; expected UTC timestamps"
         )
+    if not pd.api.types.is_datetime64_any_dtype(stamps):
+        naive = _naive_text(stamps)
+        if naive.any() and naive.sum() == stamps.notna().sum():
+            raise DecisionLogError(
+                f"decision log for {night}: '{DECIDED_AT}' values carry no time zone (e.g. "
+                f"{stamps[naive].iloc[0]!r}); expected ISO 8601 with an offset or 'Z'"
+            )
+        if naive.any():
+            fails.add(df.loc[naive, ROW], CHECK_TIME_ZONE, DECIDED_AT, stamps[naive])
     parsed = pd.to_datetime(stamps, utc=True, errors="coerce", format="mixed")
     start, end = night_bounds(night)
     bad_time = (parsed < start) | (parsed >= end) | (parsed.isna() & stamps.notna())
@@ -396,8 +420,56 @@ def validate_night(
         checks.append({"check": check, "column": column, "failed_rows": n})
     bad_rows = {r for r, *_ in fails.records}
     valid = df.loc[~df[ROW].isin(bad_rows)].reset_index(drop=True)
+    flags = _flag_out_of_range(valid, used)
     quarantine = _quarantine_frame(frame.reset_index(drop=True), fails)
-    return ValidationResult(valid, quarantine, checks)
+    return ValidationResult(valid, quarantine, checks, flags)
+
+
+def _naive_text(stamps: pd.Series) -> np.ndarray:
+    """Timestamps given as text or datetime objects that name no time zone."""
+    out = np.zeros(len(stamps), dtype=bool)
+    is_dt = stamps.map(lambda v: isinstance(v, datetime)).to_numpy(dtype=bool)
+    if is_dt.any():
+        out[is_dt] = stamps[is_dt].map(lambda v: v.tzinfo is None).to_numpy(dtype=bool)
+    text = stamps.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+    if text.any():
+        zoned = stamps[text].str.strip().str.contains(ZONE_PATTERN, regex=True)
+        out[text] = ~zoned.to_numpy(dtype=bool)
+    return out
+
+
+def _flag_out_of_range(
+    valid: pd.DataFrame, contracts: Mapping[tuple[str, str], ModelContract]
+) -> list[dict[str, Any]]:
+    """Mark valid rows whose numeric features lie beyond their observed range (in place:
+    column ``_out_of_range``, the feature names or None) and count them per feature."""
+    hits: dict[int, list[str]] = {}
+    counts: dict[str, int] = {}
+    keys = list(zip(valid[MODEL_NAME].astype(str), valid[MODEL_VERSION].astype(str), strict=True))
+    for version_key, contract in contracts.items():
+        rows = valid.index[np.array([k == version_key for k in keys], dtype=bool)]
+        if not len(rows):
+            continue
+        for spec in contract.schema:
+            if spec.dtype not in ("int", "float"):
+                continue
+            lo, hi = spec.observed_min, spec.observed_max
+            if lo is None and hi is None:
+                continue
+            v = valid.loc[rows, spec.name].to_numpy(dtype=float)
+            out = np.zeros(len(v), dtype=bool)
+            if lo is not None:
+                out |= v < lo
+            if hi is not None:
+                out |= v > hi
+            if out.any():
+                counts[spec.name] = counts.get(spec.name, 0) + int(out.sum())
+                for r in rows[out]:
+                    hits.setdefault(int(r), []).append(spec.name)
+    valid[OUT_OF_RANGE] = [hits.get(i) for i in range(len(valid))]
+    return [
+        {"check": FLAG_OBSERVED, "column": c, "flagged_rows": n} for c, n in sorted(counts.items())
+    ]
 
 
 def _empty_quarantine() -> pd.DataFrame:

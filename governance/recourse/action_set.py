@@ -25,6 +25,8 @@ from governance.registry.schema import FeatureSchema
 FORMAT = "governance.action_set/1"
 BUNDLED = Path(__file__).resolve().parent / "action_sets"
 """Folder of the action sets that ship with the package (one JSON file per data set)."""
+JSON_SCHEMA = Path(__file__).resolve().parent / "action_set.schema.json"
+"""JSON Schema (draft 2020-12) of the file format; every bundled action set validates."""
 VARIABLE_TYPES = ("bool", "int", "float", "category")
 _BOUND_TOL = 1e-9
 _VALIDATE_COLUMNS = ["row", "item", "kind", "reason"]
@@ -368,8 +370,8 @@ class ActionSet:
             if spec.dtype == "bool":
                 elements.append(ActionElement(spec.name, "bool", lb=0.0, ub=1.0))
                 continue
-            lo = float(finite.min()) if finite.size else spec.min
-            hi = float(finite.max()) if finite.size else spec.max
+            lo = float(finite.min()) if finite.size else spec.value_range[0]
+            hi = float(finite.max()) if finite.size else spec.value_range[1]
             lo = -math.inf if lo is None else lo
             hi = math.inf if hi is None else hi
             el = ActionElement(spec.name, spec.dtype, lb=lo, ub=hi)

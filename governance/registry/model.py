@@ -45,6 +45,9 @@ class DecisionModel:
         Approve when P(favourable) >= threshold.
     name, version, sha256 : str
         Provenance, filled in by the registry.
+    category_input : {"text", "category"}, default="text"
+        How :meth:`frame` hands category features to the estimator: as text, or as pandas
+        categoricals with the schema's categories (estimators that read the dtype).
     """
 
     estimator: Any
@@ -54,6 +57,7 @@ class DecisionModel:
     name: str = ""
     version: str = ""
     sha256: str = ""
+    category_input: str = "text"
     stats: PredictStats = field(default_factory=PredictStats, repr=False, compare=False)
     _fast: Any = field(default=None, repr=False, compare=False)
 
@@ -69,7 +73,7 @@ class DecisionModel:
             out = X.loc[:, self.schema.names].copy()
             for spec in self.schema:
                 if spec.dtype == "category":
-                    out[spec.name] = out[spec.name].astype(str)
+                    out[spec.name] = self._category(out[spec.name].astype(str), spec)
                 else:
                     out[spec.name] = pd.to_numeric(out[spec.name]).astype(float)
             return out
@@ -78,7 +82,7 @@ class DecisionModel:
         for j, spec in enumerate(self.schema):
             if spec.dtype == "category":
                 cats = np.asarray(spec.categories, dtype=object)
-                cols[spec.name] = cats[M[:, j].astype(np.int64)]
+                cols[spec.name] = self._category(cats[M[:, j].astype(np.int64)], spec)
             else:
                 cols[spec.name] = M[:, j]
         return pd.DataFrame(cols)
@@ -103,6 +107,11 @@ class DecisionModel:
                 f"{list(fitted)}, the schema lists {self.schema.names}"
             )
         return out.loc[:, [str(c) for c in fitted]]
+
+    def _category(self, values: Any, spec: Any) -> Any:
+        if self.category_input == "category":
+            return pd.Categorical(values, categories=list(spec.categories))
+        return values
 
     def matrix(self, X: pd.DataFrame) -> np.ndarray:
         """Return ``X`` as a float matrix in schema order, categories as integer codes.
@@ -164,7 +173,7 @@ class DecisionModel:
             if spec.dtype == "category":
                 cols.append(rng.integers(0, len(spec.categories), n).astype(float))
             else:
-                lo, hi = spec.min, spec.max
+                lo, hi = spec.value_range
                 lo = lo if lo is not None and np.isfinite(lo) else None
                 hi = hi if hi is not None and np.isfinite(hi) else None
                 # An open side spans 20 units from the other (a lower bound of 30 and no upper

@@ -5,6 +5,8 @@ Layout::
     <root>/<name>/<version>/model.skops      fitted estimator, saved with skops (never pickle)
     <root>/<name>/<version>/manifest.json    schema, decision rule, training data, recipe, metrics
     <root>/<name>/<version>/action_set.json  optional: what applicants can change
+    <root>/<name>/<version>/reference.parquet  imported versions: the sample the import scored
+    <root>/<name>/<version>/training.parquet   imported versions: training rows, if given
 
 Which version is deployed is not the registry's to say: the ledger records every deployment
 state (governance.store.deployments). Loading verifies the artifact's sha256 against the
@@ -19,8 +21,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,24 +35,35 @@ from governance.exceptions import (
     ArtifactHashMismatch,
     InvalidName,
     ManifestError,
+    MissingTrainingData,
     UnknownModelVersion,
     UntrustedArtifact,
 )
-from governance.fileio import atomic_write_json
+from governance.fileio import atomic_write_json, atomic_write_parquet
 from governance.hashing import sha256_bytes, sha256_file
 from governance.registry.model import DecisionModel
 from governance.registry.schema import FeatureSchema
-from governance.registry.training import TrainingRecipe
+from governance.registry.training import CLONE, TrainingRecipe
 
 MANIFEST_FORMAT = "governance.manifest/1"
 ARTIFACT = "model.skops"
 MANIFEST = "manifest.json"
 ACTION_SET = "action_set.json"
+REFERENCE = "reference.parquet"
+TRAINING = "training.parquet"
+CATEGORY_INPUTS = ("text", "category")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # Types skops may build beyond its own defaults: estimator internals of the libraries we train.
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.", "xgboost.", "lightgbm.")
-_TRUSTED_EXACT = frozenset({"collections.OrderedDict"})
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.", "xgboost.", "lightgbm.")
+# functools.partial builds nothing by itself: the function it wraps is listed, and checked,
+# on its own (histogram gradient boosting's encoder wraps sklearn's check_array).
+TRUSTED_EXACT = frozenset({"collections.OrderedDict", "functools.partial"})
+
+
+def is_trusted_type(name: str, extra: Sequence[str] = ()) -> bool:
+    """Whether skops may build type ``name``: on the allow-list, or trusted by the user."""
+    return name.startswith(TRUSTED_PREFIXES) or name in TRUSTED_EXACT or name in extra
 
 
 def check_name(value: str, what: str = "name") -> str:
@@ -108,8 +121,25 @@ class TrainingData:
 
 
 @dataclass(frozen=True)
+class ReferenceData:
+    """The sample an imported version was checked on (features only), kept in its folder."""
+
+    path: str
+    sha256: str
+    rows: int
+
+
+@dataclass(frozen=True)
 class Manifest:
-    """Everything needed to trust, use and rebuild one model version."""
+    """Everything needed to trust, use and rebuild one model version.
+
+    Imported versions (:func:`governance.registry.importing.import_fitted`) also record
+    ``source`` (where the artifact came from: format, file, sha256, whether pickle was
+    trusted, and any fields an importer adds), ``reference_data``, ``trusted_types`` (skops
+    types outside the allow-list that the user trusted by name), ``category_input`` (how
+    category features reach the estimator: ``"text"`` or pandas ``"category"``) and
+    ``import_report`` (what the import checked and which exact paths apply).
+    """
 
     name: str
     version: str
@@ -124,8 +154,24 @@ class Manifest:
     parent: str | None = None
     notes: str = ""
     action_set_sha256: str | None = None
+    source: Mapping[str, Any] | None = None
+    reference_data: ReferenceData | None = None
+    trusted_types: tuple[str, ...] = ()
+    category_input: str = "text"
+    import_report: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.source is not None:
+            extra["source"] = dict(self.source)
+        if self.reference_data is not None:
+            extra["reference_data"] = vars(self.reference_data)
+        if self.trusted_types:
+            extra["trusted_types"] = list(self.trusted_types)
+        if self.category_input != "text":
+            extra["category_input"] = self.category_input
+        if self.import_report is not None:
+            extra["import_report"] = dict(self.import_report)
         return {
             "format": MANIFEST_FORMAT,
             "name": self.name,
@@ -145,6 +191,7 @@ class Manifest:
             "action_set": None
             if self.action_set_sha256 is None
             else {"file": ACTION_SET, "sha256": self.action_set_sha256},
+            **extra,
         }
 
     @classmethod
@@ -172,11 +219,23 @@ class Manifest:
                 parent=d.get("parent"),
                 notes=d.get("notes", ""),
                 action_set_sha256=aset["sha256"] if aset else None,
+                source=dict(d["source"]) if d.get("source") else None,
+                reference_data=ReferenceData(**d["reference_data"])
+                if d.get("reference_data")
+                else None,
+                trusted_types=tuple(str(t) for t in d.get("trusted_types") or ()),
+                category_input=str(d.get("category_input") or "text"),
+                import_report=dict(d["import_report"]) if d.get("import_report") else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, ManifestError | InvalidName):
                 raise
             raise ManifestError(f"malformed manifest: {exc!r}") from exc
+        if manifest.category_input not in CATEGORY_INPUTS:
+            raise ManifestError(
+                f"manifest of {manifest.name} {manifest.version}: category_input "
+                f"{manifest.category_input!r}; expected one of {', '.join(CATEGORY_INPUTS)}"
+            )
         if not 0.0 < manifest.threshold < 1.0:
             raise ManifestError(
                 f"manifest of {manifest.name} {manifest.version}: decision threshold "
@@ -250,8 +309,19 @@ class ModelRegistry:
         parent: str | None = None,
         notes: str = "",
         action_set_path: str | Path | None = None,
+        source: Mapping[str, Any] | None = None,
+        reference: pd.DataFrame | None = None,
+        training: pd.DataFrame | None = None,
+        training_label: str | None = None,
+        training_id_column: str | None = None,
+        trusted_types: Sequence[str] = (),
+        category_input: str = "text",
+        import_report: Mapping[str, Any] | None = None,
     ) -> Manifest:
         """Save a fitted estimator as a new version and return its manifest.
+
+        ``reference`` and ``training`` (with ``training_label``) are written into the version's
+        folder and pinned by sha256; the other keywords are recorded in the manifest as given.
 
         Raises
         ------
@@ -279,6 +349,23 @@ class ModelRegistry:
             if action_set_path is not None:
                 shutil.copyfile(action_set_path, staging / ACTION_SET)
                 aset_sha = sha256_file(staging / ACTION_SET)
+            ref_data = None
+            if reference is not None:
+                atomic_write_parquet(reference, staging / REFERENCE)
+                ref_data = ReferenceData(
+                    f"{name}/{version}/{REFERENCE}", sha256_file(staging / REFERENCE),
+                    len(reference),
+                )
+            if training is not None:
+                if training_label is None or training_label not in training.columns:
+                    raise ManifestError(
+                        f"training data lacks its label column {training_label!r}"
+                    )
+                atomic_write_parquet(training, staging / TRAINING)
+                training_data = TrainingData(
+                    f"{name}/{version}/{TRAINING}", sha256_file(staging / TRAINING),
+                    len(training), training_label, training_id_column,
+                )
             manifest = Manifest(
                 name=name,
                 version=version,
@@ -293,6 +380,11 @@ class ModelRegistry:
                 parent=parent,
                 notes=notes,
                 action_set_sha256=aset_sha,
+                source=dict(source) if source is not None else None,
+                reference_data=ref_data,
+                trusted_types=tuple(trusted_types),
+                category_input=category_input,
+                import_report=dict(import_report) if import_report is not None else None,
             )
             atomic_write_json(staging / MANIFEST, manifest.to_dict())
             os.replace(staging, final)  # a version appears whole or not at all
@@ -352,6 +444,11 @@ class ModelRegistry:
             raise ManifestError(
                 f"manifest {path} names {manifest.name}/{manifest.version}, not {name}/{version}"
             )
+        if manifest.recipe.estimator == CLONE:
+            template = ArtifactTemplate(
+                str(path.parent / ARTIFACT), manifest.artifact_sha256, manifest.trusted_types
+            )
+            manifest = replace(manifest, recipe=replace(manifest.recipe, template=template))
         return manifest
 
     def load(self, name: str, version: str) -> DecisionModel:
@@ -374,7 +471,7 @@ class ModelRegistry:
                 f"artifact {artifact} has sha256 {actual[:16]}…, but the manifest registers "
                 f"{manifest.artifact_sha256[:16]}…; refusing to load"
             )
-        estimator = load_trusted(artifact)
+        estimator = load_trusted(artifact, manifest.trusted_types)
         _check_fits(manifest, estimator)
         return DecisionModel(
             estimator=estimator,
@@ -384,6 +481,59 @@ class ModelRegistry:
             name=name,
             version=version,
             sha256=manifest.artifact_sha256,
+            category_input=manifest.category_input,
+        )
+
+    def attach_action_set(self, name: str, version: str, path: str | Path) -> Manifest:
+        """Give a version without an action set the one at ``path`` (copied, hash pinned).
+
+        Raises
+        ------
+        ManifestError
+            If the version already has an action set with other content (a version's action
+            set is part of the provenance of every score made under it, so it is never
+            replaced; register a new version instead).
+        """
+        manifest = self.manifest(name, version)
+        sha = sha256_file(path)
+        if manifest.action_set_sha256 is not None:
+            if manifest.action_set_sha256 == sha:
+                return manifest
+            raise ManifestError(
+                f"model {name} {version} already has an action set (sha256 "
+                f"{manifest.action_set_sha256[:12]}…); register a new version to use another"
+            )
+        folder = self._dir(name, version)
+        shutil.copyfile(path, folder / ACTION_SET)
+        updated = replace(manifest, action_set_sha256=sha256_file(folder / ACTION_SET))
+        atomic_write_json(folder / MANIFEST, updated.to_dict())
+        return updated
+
+    def reference_frame(self, name: str, version: str) -> pd.DataFrame:
+        """Read an imported version's reference sample after checking its sha256."""
+        ref = self.manifest(name, version).reference_data
+        if ref is None:
+            raise ManifestError(f"model {name} {version} records no reference sample")
+        path = self.root / ref.path
+        actual = sha256_file(path) if path.exists() else "missing"
+        if actual != ref.sha256:
+            raise ArtifactHashMismatch(
+                f"reference sample {path} has sha256 {actual[:16]}…, but the manifest "
+                f"registers {ref.sha256[:16]}…"
+            )
+        return pd.read_parquet(path)
+
+    def fit_frame(self, name: str, version: str) -> pd.DataFrame:
+        """The rows the version's cost model and explainer background are fitted on: its
+        training data, or for a version imported without them its reference sample."""
+        manifest = self.manifest(name, version)
+        if manifest.training_data is not None:
+            return self.training_frame(name, version)
+        if manifest.reference_data is not None:
+            return self.reference_frame(name, version)
+        raise MissingTrainingData(
+            f"model {name} {version} records neither training data nor a reference sample "
+            "to fit the recourse cost on"
         )
 
     def action_set_path(self, name: str, version: str) -> Path | None:
@@ -420,7 +570,7 @@ class ModelRegistry:
         manifest = self.manifest(name, version)
         td = manifest.training_data
         if td is None:
-            raise ManifestError(f"model {name} {version} records no training data")
+            raise missing_training_data(manifest, "this check")
         expected = sha256 or td.sha256
         path = self.training_path(name, version)
         data = path.read_bytes() if path.exists() else None
@@ -441,6 +591,43 @@ class ModelRegistry:
         return path if path.is_absolute() else self.root / path
 
 
+class ArtifactTemplate:
+    """A registered artifact that a clone recipe refits: loaded once, after its hash check."""
+
+    def __init__(self, path: str, sha256: str, trusted_types: Sequence[str] = ()) -> None:
+        self.path, self.sha256, self.trusted_types = path, sha256, tuple(trusted_types)
+        self._estimator: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_estimator": None}  # ship the path, not the model
+
+    def load(self) -> Any:
+        if self._estimator is None:
+            actual = sha256_file(self.path) if Path(self.path).exists() else "missing"
+            if actual != self.sha256:
+                raise ArtifactHashMismatch(
+                    f"artifact {self.path} has sha256 {actual[:16]}…, but the manifest "
+                    f"registers {self.sha256[:16]}…; refusing to load"
+                )
+            self._estimator = load_trusted(self.path, self.trusted_types)
+        return self._estimator
+
+
+def missing_training_data(manifest: Manifest, purpose: str) -> MissingTrainingData:
+    """The error for ``purpose`` (say, "the deletion retrain") on a version without training
+    data, saying exactly what to supply."""
+    how = (
+        "import it again as a new version with --training-data FILE --label COLUMN (and "
+        "--id-column for deletion requests)"
+        if manifest.source is not None
+        else "register a version with its training data"
+    )
+    return MissingTrainingData(
+        f"{purpose} needs the rows model {manifest.name} {manifest.version} was trained on, "
+        f"and the version records no training data; {how}"
+    )
+
+
 def _check_fits(manifest: Manifest, estimator: Any) -> None:
     """Refuse a manifest that does not describe its artifact: the manifest is not hashed, so
     an edited one must fail here, by name, rather than deep inside a nightly chunk."""
@@ -459,20 +646,26 @@ def _check_fits(manifest: Manifest, estimator: Any) -> None:
         )
 
 
-def load_trusted(path: str | Path) -> Any:
-    """Load a skops file, refusing any type outside the allow-list.
+def load_trusted(path: str | Path, extra: Sequence[str] = ()) -> Any:
+    """Load a skops file, refusing any type outside the allow-list and ``extra``.
+
+    Parameters
+    ----------
+    path : str or Path
+    extra : sequence of str, default=()
+        Fully qualified type names the user trusted explicitly, beyond the allow-list.
 
     Raises
     ------
     UntrustedArtifact
-        If the file names a type outside scikit-learn, NumPy, SciPy sparse, XGBoost or LightGBM,
-        or cannot be parsed as a skops file.
+        If the file names a type outside scikit-learn, NumPy, SciPy sparse, XGBoost or LightGBM
+        (and ``extra``), or cannot be parsed as a skops file.
     """
     try:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:  # skops raises assorted errors on corrupt zips
         raise UntrustedArtifact(f"{path} is not a readable skops file: {exc}") from exc
-    refused = [t for t in untrusted if not (t.startswith(_TRUSTED_PREFIXES) or t in _TRUSTED_EXACT)]
+    refused = [t for t in untrusted if not is_trusted_type(t, extra)]
     if refused:
         raise UntrustedArtifact(
             f"{path} holds types outside the allow-list: {', '.join(sorted(refused))}"

@@ -98,7 +98,7 @@ class TreeReplay:
         link = None
         if bound.combine == "sum":
             try:
-                final = column_maps(model)[0]
+                final = column_maps(model).final
             except (AttributeError, KeyError, TypeError, ValueError):
                 return None
             link = getattr(getattr(final, "_loss", None), "predict_proba", None)

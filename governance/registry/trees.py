@@ -1,9 +1,10 @@
 """Structure of fitted models that exact searches rely on: tree ensembles, logistic regression.
 
-Parsed once per fitted estimator (:func:`model_structure`): scikit-learn decision trees, random
-and extra forests, gradient boosting and histogram gradient boosting, and logistic regression,
-bare or after a ``ColumnTransformer`` of passthrough, ``StandardScaler`` and ``OneHotEncoder``
-columns as :class:`~governance.registry.training.TrainingRecipe` builds them.
+Parsed once per fitted estimator (:func:`model_structure`): the tree ensembles
+:mod:`governance.registry.forests` reads (scikit-learn decision trees, random and extra forests,
+gradient boosting, histogram gradient boosting with numeric and categorical splits, XGBoost and
+LightGBM) and logistic regression, bare or after a ``ColumnTransformer`` of passthrough,
+``StandardScaler``, ``OneHotEncoder`` and ``OrdinalEncoder`` columns.
 
 - :class:`Cells`: the split thresholds of a tree model on one feature. The prediction is
   constant between consecutive thresholds, so one value per cell covers every prediction a
@@ -32,6 +33,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from governance.arrays import any_of_groups, first_of_groups
+from governance.registry.forests import (
+    ColumnMaps,
+    ParsedForest,
+    column_maps,
+    parse_forest,
+)
 from governance.registry.model import DecisionModel
 
 _REACH_CELLS = 8_000_000  # (box, tree node) flags held at once by a walk of the forest
@@ -122,12 +129,15 @@ class TreeBound:
     the threshold proves the person is fixed.
     """
 
-    def __init__(self, trees, combine, base, sign, fav, n_inputs, float32, numeric, category):
+    def __init__(self, trees, combine, base, sign, fav, n_inputs, float32, numeric, category,
+                 ordinal=None, tol=1e-9):
         self.trees = trees  # list of (left, right, feature, threshold, leaf_value)
         self.combine = combine  # "sum" (raw score, sigmoid link) or "mean" (probabilities)
         self.base, self.sign, self.fav = base, sign, fav
         self.n_inputs, self.float32 = n_inputs, float32
         self.numeric, self.category = numeric, category
+        self.ordinal = ordinal or {}  # schema column -> (input, input value per code)
+        self.tol = tol  # slack for arithmetic that is not the model's own
         self._thr: dict[int, np.ndarray] | None = None
         self._level_cache: dict[int, list[np.ndarray]] = {}
         self._flat_cache: dict | None = None
@@ -139,58 +149,16 @@ class TreeBound:
         return self._level_cache[k]
 
     @classmethod
-    def build(cls, model: DecisionModel, final, numeric, category) -> TreeBound | None:
-        from sklearn.ensemble import (
-            ExtraTreesClassifier,
-            GradientBoostingClassifier,
-            HistGradientBoostingClassifier,
-            RandomForestClassifier,
-        )
-        from sklearn.tree import DecisionTreeClassifier
-
-        classes = list(final.classes_)
-        if len(classes) != 2 or model.favourable_class not in classes:
+    def build(
+        cls, model: DecisionModel, maps: ColumnMaps, parsed: ParsedForest
+    ) -> TreeBound | None:
+        classes = list(maps.final.classes_)
+        if len(classes) != 2 or model.favourable_class not in classes or parsed.base is None:
             return None
         fav = classes.index(model.favourable_class)
-        sign = 1.0 if fav == 1 else -1.0
-        n_inputs = 1 + max(
-            [o for o, _, _ in numeric.values()] + [sl.stop - 1 for sl, _ in category.values()]
-        )
-        trees = []
-        if isinstance(final, HistGradientBoostingClassifier):
-            if final.n_trees_per_iteration_ != 1:
-                return None
-            for stage in final._predictors:
-                nd = stage[0].nodes
-                trees.append((nd["left"], nd["right"], nd["feature_idx"], nd["num_threshold"],
-                              np.where(nd["is_leaf"].astype(bool), nd["value"], np.nan)))
-            base = float(np.ravel(final._baseline_prediction)[0])
-            return cls(trees, "sum", base, sign, fav, n_inputs, False, numeric, category)
-        if isinstance(final, GradientBoostingClassifier):
-            if final.loss != "log_loss" or final.estimators_.shape[1] != 1:
-                return None
-            if final.init not in (None, "zero"):
-                return None
-            base = float(np.ravel(final._raw_predict_init(np.zeros((1, n_inputs))))[0])
-            lr = float(final.learning_rate)
-            for est in final.estimators_[:, 0]:
-                t = est.tree_
-                leaf = np.where(t.children_left < 0, lr * t.value[:, 0, 0], np.nan)
-                trees.append((t.children_left, t.children_right, t.feature, t.threshold, leaf))
-            return cls(trees, "sum", base, sign, fav, n_inputs, True, numeric, category)
-        if isinstance(final, DecisionTreeClassifier):
-            ests = [final]
-        elif isinstance(final, (RandomForestClassifier, ExtraTreesClassifier)):
-            ests = list(final.estimators_)
-        else:
-            return None
-        for est in ests:
-            t = est.tree_
-            v = t.value[:, 0, :]
-            p = v[:, fav] / np.maximum(v.sum(axis=1), 1e-300)
-            leaf = np.where(t.children_left < 0, p, np.nan)
-            trees.append((t.children_left, t.children_right, t.feature, t.threshold, leaf))
-        return cls(trees, "mean", 0.0, 1.0, fav, n_inputs, True, numeric, category)
+        sign = 1.0 if fav == 1 or parsed.combine == "mean" else -1.0
+        return cls(parsed.trees, parsed.combine, parsed.base, sign, fav, maps.n_inputs,
+                   parsed.float32, maps.numeric, maps.category, maps.ordinal, parsed.tol)
 
     def thresholds(self) -> dict[int, np.ndarray]:
         """Sorted split thresholds per input column, over all trees."""
@@ -231,7 +199,7 @@ class TreeBound:
         for _ in range(max_rounds):
             if len(owner) == 0:
                 break
-            open_ = self.upper(lo, hi) >= threshold - 1e-9
+            open_ = self.upper(lo, hi) >= threshold - self.tol
             spent += np.bincount(owner, minlength=n)
             owner, lo, hi = owner[open_], lo[open_], hi[open_]
             if len(owner) == 0:
@@ -277,6 +245,11 @@ class TreeBound:
             for k in range(len(cats)):
                 zlo[:, sl.start + k] = (lo[:, j] == k) & (hi[:, j] == k)
                 zhi[:, sl.start + k] = (lo[:, j] <= k) & (hi[:, j] >= k)
+        for j, (o, codes) in self.ordinal.items():
+            k = np.arange(len(codes))
+            inside = (lo[:, j, None] <= k) & (hi[:, j, None] >= k)
+            zlo[:, o] = np.where(inside, codes, np.inf).min(axis=1)
+            zhi[:, o] = np.where(inside, codes, -np.inf).max(axis=1)
         return zlo, zhi
 
     # -- the forest as one array of nodes, walked depth by depth across all trees ------------
@@ -465,94 +438,6 @@ def _split_levels(left: np.ndarray, right: np.ndarray, is_leaf: np.ndarray) -> l
     return out
 
 
-def column_maps(model: DecisionModel):
-    """Final estimator and, per schema column, how it enters the estimator's inputs.
-
-    Returns None unless the estimator is a bare estimator on numeric features or a Pipeline of
-    one ColumnTransformer (passthrough, StandardScaler, OneHotEncoder without drop) and the
-    estimator.
-    """
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
-
-    est = model.estimator
-    names = model.schema.names
-    col = {n: j for j, n in enumerate(names)}
-    numeric: dict[int, tuple[int, float, float]] = {}
-    category: dict[int, tuple[slice, list[str]]] = {}
-    if not isinstance(est, Pipeline):
-        if model.schema.categorical or getattr(est, "n_features_in_", None) != len(names):
-            return None
-        return est, {j: (j, 0.0, 1.0) for j in range(len(names))}, {}
-    steps = [s for _, s in est.steps]
-    if len(steps) != 2 or not isinstance(steps[0], ColumnTransformer):
-        return None
-    pre, final = steps
-    for name, trans, cols in pre.transformers_:
-        if isinstance(trans, str) and trans == "drop":
-            continue
-        out = pre.output_indices_[name]
-        idx = [col[c] if isinstance(c, str) else int(c) for c in np.atleast_1d(cols)]
-        if (isinstance(trans, str) and trans == "passthrough") or (
-            isinstance(trans, FunctionTransformer) and trans.func is None
-        ):
-            for k, j in enumerate(idx):
-                numeric[j] = (out.start + k, 0.0, 1.0)
-        elif isinstance(trans, StandardScaler):
-            mean = trans.mean_ if trans.mean_ is not None else np.zeros(len(idx))
-            scale = trans.scale_ if trans.scale_ is not None else np.ones(len(idx))
-            for k, j in enumerate(idx):
-                numeric[j] = (out.start + k, float(mean[k]), float(scale[k]))
-        elif isinstance(trans, OneHotEncoder) and trans.drop_idx_ is None:
-            start = out.start
-            for k, j in enumerate(idx):
-                cats = [str(c) for c in trans.categories_[k]]
-                category[j] = (slice(start, start + len(cats)), cats)
-                start += len(cats)
-        else:
-            return None
-    return final, numeric, category
-
-
-def _tree_thresholds(final) -> tuple[dict[int, list[np.ndarray]], bool] | None:
-    """Split thresholds per input column of a scikit-learn tree model, and its float32 flag."""
-    from sklearn.ensemble import (
-        ExtraTreesClassifier,
-        GradientBoostingClassifier,
-        HistGradientBoostingClassifier,
-        RandomForestClassifier,
-    )
-    from sklearn.tree import DecisionTreeClassifier
-
-    out: dict[int, list[np.ndarray]] = {}
-    if isinstance(final, HistGradientBoostingClassifier):
-        for stage in final._predictors:
-            for pred in stage:
-                nodes = pred.nodes
-                if np.any(nodes["is_categorical"][~nodes["is_leaf"].astype(bool)]):
-                    return None
-                inner = nodes[~nodes["is_leaf"].astype(bool)]
-                for f in np.unique(inner["feature_idx"]):
-                    at = inner["feature_idx"] == f
-                    out.setdefault(int(f), []).append(inner["num_threshold"][at])
-        return out, False
-    if isinstance(final, DecisionTreeClassifier):
-        trees = [final]
-    elif isinstance(final, (RandomForestClassifier, ExtraTreesClassifier)):
-        trees = list(final.estimators_)
-    elif isinstance(final, GradientBoostingClassifier):
-        trees = list(np.ravel(final.estimators_))
-    else:
-        return None
-    for tree in trees:
-        t = tree.tree_
-        inner = t.feature >= 0
-        for f in np.unique(t.feature[inner]):
-            out.setdefault(int(f), []).append(t.threshold[inner & (t.feature == f)])
-    return out, True
-
-
 _STRUCTURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -604,7 +489,7 @@ def _parse_structure(model: DecisionModel) -> ModelStructure:
         return ModelStructure()
     if maps is None:
         return ModelStructure()
-    final, numeric, category = maps
+    final = maps.final
     if isinstance(final, LogisticRegression):
         classes = list(final.classes_)
         if len(classes) != 2 or final.coef_.shape[0] != 1:
@@ -612,23 +497,35 @@ def _parse_structure(model: DecisionModel) -> ModelStructure:
         sign = 1.0 if model.favourable_class == classes[1] else -1.0
         coef = sign * final.coef_[0]
         s = ModelStructure("linear", intercept=sign * float(final.intercept_[0]))
-        for j, (o, mean, scale) in numeric.items():
+        for j, (o, mean, scale) in maps.numeric.items():
             s.numeric_w[j] = float(coef[o] / scale)
             s.intercept -= float(coef[o] * mean / scale)
-        for j, (sl, cats) in category.items():
+        for j, (sl, cats) in maps.category.items():
             if tuple(cats) != tuple(model.schema.features[j].categories or ()):
                 return ModelStructure()
             s.category_w[j] = coef[sl].astype(float)
+        for j, (o, codes) in maps.ordinal.items():
+            s.category_w[j] = float(coef[o]) * np.asarray(codes, dtype=float)
         return s
-    found = _tree_thresholds(final)
-    if found is None:
+    classes = list(getattr(final, "classes_", []))
+    fav = classes.index(model.favourable_class) if model.favourable_class in classes else 1
+    try:
+        parsed = parse_forest(final, maps, fav)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError):
         return ModelStructure()
-    per_input, f32 = found
-    s = ModelStructure("tree", bound=TreeBound.build(model, final, numeric, category))
-    for j, (o, mean, scale) in numeric.items():
+    if isinstance(parsed, str):
+        return ModelStructure()
+    bound = TreeBound.build(model, maps, parsed)
+    s = ModelStructure("tree", bound=bound)
+    per_input: dict[int, list[np.ndarray]] = {}
+    for _, _, feat, thr, leaf in parsed.trees:
+        inner = ~np.isfinite(leaf)
+        for f in np.unique(feat[inner]):
+            per_input.setdefault(int(f), []).append(thr[inner & (feat == f)])
+    for j, (o, mean, scale) in maps.numeric.items():
         parts = per_input.get(o, [])
         t = np.unique(np.concatenate(parts)) if parts else np.zeros(0)
-        s.cells[j] = Cells(t, mean, scale, f32)
+        s.cells[j] = Cells(t, mean, scale, parsed.float32)
     return s
 
 
@@ -651,7 +548,7 @@ class CellKeys:
     ) -> None:
         self.bound, self.lo, self.hi, self.counts = bound, lo, hi, counts
         self.thr = bound.thresholds()
-        self.read = set(bound.numeric) | set(bound.category)
+        self.read = set(bound.numeric) | set(bound.category) | set(bound.ordinal)
 
     @classmethod
     def joint(cls, bound: TreeBound, lo: np.ndarray, hi: np.ndarray) -> CellKeys:
@@ -697,7 +594,7 @@ class CellKeys:
             j = int(j)
             if j in self.counts:
                 K[inside, c + 2] = self._ids(box[inside], j, V[inside, c])
-            elif j in self.bound.category:
+            elif j in self.bound.category or j in self.bound.ordinal:
                 K[inside, c + 2] = V[inside, c].astype(np.int64)
             elif j in self.read:
                 K[:, c + 2] = np.unique(V[:, c], return_inverse=True)[1].ravel()

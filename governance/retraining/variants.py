@@ -102,7 +102,8 @@ def fit_variant(
     RobustnessError
         If ``index`` is invalid, ``train`` lacks columns or has fewer than two rows.
     """
-    est_seed, boot_seed = variant_seeds(recipe.seed, index, base_seed)
+    seed = recipe.seed if recipe.seed is not None else 0  # imported: random_state was None
+    est_seed, boot_seed = variant_seeds(seed, index, base_seed)
     missing = [c for c in [*schema.names, recipe.label] if c not in train.columns]
     if missing:
         raise RobustnessError(f"training data lacks column(s) {', '.join(missing)}")

@@ -39,7 +39,8 @@ NAME_LEN = 64  # model names, versions, features
 
 class Base(DeclarativeBase):
     type_annotation_map = {
-        dict[str, Any]: JsonType, dict[str, Any] | None: JsonType, list[Any]: JsonType
+        dict[str, Any]: JsonType, dict[str, Any] | None: JsonType, list[Any]: JsonType,
+        list[Any] | None: JsonType,
     }
 
 
@@ -149,6 +150,8 @@ class Decision(Base):
     # settings and code of the nightly chunk that wrote this decision and the rows under its
     # own model version (explanation, attributions, reasons, responsiveness, verdict)
     provenance_id: Mapped[int | None] = mapped_column(ForeignKey("result_provenance.id"))
+    # Features whose value lies beyond the range observed in training (processed, flagged).
+    out_of_range: Mapped[list[Any] | None]
 
     def __repr__(self) -> str:
         return f"Decision({self.decision_id!r}, {self.subject_id!r}, {self.decision})"

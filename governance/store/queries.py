@@ -103,6 +103,7 @@ def subject_history(session: Session, subject_id: str) -> list[dict[str, Any]]:
                 if decision.score_recomputed is None
                 else bool(score_reproduced(decision.score, decision.score_recomputed)),
                 "decision": decision.decision,
+                "out_of_range": decision.out_of_range or [],
                 "reasons": [
                     {
                         "rank": r.rank,

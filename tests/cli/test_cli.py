@@ -26,6 +26,10 @@ COMMANDS = [
     ["models", "list"],
     ["models", "show"],
     ["models", "register"],
+    ["models", "import"],
+    ["log", "check"],
+    ["action-set", "draft"],
+    ["action-set", "check"],
 ]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from governance.exceptions import ActionSetError
 from governance.recourse.constraints.abstract import Constraint
 from governance.recourse.constraints.ifthen import Condition, IfThenConstraint
+from governance.recourse.constraints.linear import LinearConstraint
 from governance.recourse.constraints.linkage import DirectionalLinkage, check_linkage_cycles
 from governance.recourse.constraints.onehot import OneHotEncoding
 from governance.recourse.constraints.ordinal import OrdinalEncoding
@@ -21,6 +22,7 @@ CONSTRAINT_TYPES: dict[str, type[Constraint]] = {
         ThermometerEncoding,
         DirectionalLinkage,
         IfThenConstraint,
+        LinearConstraint,
     )
 }
 
@@ -54,6 +56,7 @@ __all__ = [
     "Constraint",
     "DirectionalLinkage",
     "IfThenConstraint",
+    "LinearConstraint",
     "OneHotEncoding",
     "OrdinalEncoding",
     "ThermometerEncoding",

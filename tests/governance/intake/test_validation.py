@@ -133,3 +133,58 @@ def test_scores_the_registered_model_does_not_reproduce_are_quarantined_when_ask
     assert {"check": "score_reproduced_by_registered_model", "column": "score",
             "failed_rows": 1} in result.checks
     assert len(validate_night(log, NIGHT, CONTRACTS).valid) == 9  # without it: not checked
+
+
+def _with_observed():
+    """The contract with observed ranges beside income's declared hard bounds [0, 1e6]."""
+    from dataclasses import replace
+
+    from governance.intake.validation import ModelContract
+    from governance.registry.schema import FeatureSchema
+    from tests.helpers import SCHEMA
+
+    specs = []
+    for s in SCHEMA:
+        if s.name == "income":
+            s = replace(s, observed_min=1.5e4, observed_max=8.5e4)
+        if s.name == "accounts":  # no hard bounds at all: observed range only
+            s = replace(s, min=None, max=None, observed_min=0, observed_max=8)
+        specs.append(s)
+    return {("credit", "v1"): ModelContract(FeatureSchema(tuple(specs)), threshold=0.5)}
+
+
+def test_values_beyond_the_observed_range_are_flagged_and_processed_not_quarantined():
+    from governance.intake.validation import OUT_OF_RANGE
+
+    log = clean()  # income 1e4..9e4 (D0, D9 outside [1.5e4, 8.5e4]); accounts 0..9 (D9 > 8)
+    result = validate_night(log, NIGHT, _with_observed())
+    assert len(result.valid) == 10 and result.quarantine.empty
+    flagged = dict(zip(result.valid["decision_id"], result.valid[OUT_OF_RANGE], strict=True))
+    assert flagged["D0"] == ["income"]
+    assert flagged["D9"] == ["income", "accounts"]
+    assert all(flagged[f"D{i}"] is None for i in range(1, 9))
+    assert result.flags == [
+        {"check": "value_within_observed_range", "column": "accounts", "flagged_rows": 1},
+        {"check": "value_within_observed_range", "column": "income", "flagged_rows": 2},
+    ]
+
+
+def test_declared_hard_bounds_still_quarantine_beside_an_observed_range():
+    log = clean()
+    log.at[4, "income"] = 2e6  # above the declared 1e6
+    result = validate_night(log, NIGHT, _with_observed())
+    assert set(result.quarantine["row_number"]) == {4}
+    assert set(result.quarantine["check"]) == {"expect_column_values_to_be_between"}
+
+
+def test_text_timestamps_must_name_their_time_zone():
+    log = clean()
+    log["decided_at"] = "2026-11-24T09:00:00+00:00"
+    log.at[2, "decided_at"] = "2026-11-24 10:00:00"  # no zone: cannot be placed in a night
+    log.at[3, "decided_at"] = "2026-11-24T10:00:00Z"
+    result = validate_night(log, NIGHT, CONTRACTS)
+    assert set(result.quarantine["row_number"]) == {2}
+    assert set(result.quarantine["check"]) == {"decided_at_has_time_zone"}
+    log["decided_at"] = "2026-11-24 10:00:00"
+    with pytest.raises(DecisionLogError, match="carry no time zone"):
+        validate_night(log, NIGHT, CONTRACTS)
