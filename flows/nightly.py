@@ -13,7 +13,12 @@ from flows.runtime import task_runner
 from governance import config
 from governance.chunk import chunk_sha256
 from governance.explain.metrics import recourse_metrics
-from governance.intake.decision_log import ID, MODEL_NAME, MODEL_VERSION
+from governance.explain.quality import (
+    PERMUTATION_STABILITY_SAMPLE,
+    quality_metrics,
+    sample_cutoff,
+)
+from governance.intake.decision_log import DECISION, DENIED, ID, MODEL_NAME, MODEL_VERSION
 from governance.store import init_store
 from governance.store.engine import safe_url
 from tasks.explain import explain_chunk
@@ -85,6 +90,9 @@ def nightly_governance(
     stability: bool = True,
     robust_tau: float | None = None,
     deletions: bool = True,
+    faithfulness: bool = True,
+    stability_sample: int | str | None = None,
+    agreement_sample: int | None = None,
 ) -> dict[str, Any]:
     """Explain one night of automated decisions and record them in the ledger.
 
@@ -126,6 +134,16 @@ def nightly_governance(
         minimal-cost one, which is kept as the alternative.
     deletions : bool, default=True
         Afterwards, carry out the deletion requests recorded with ``govern forget --defer``.
+    faithfulness : bool, default=True
+        Store PGI and PGU of every denial's reasons (OpenXAI's prediction gaps, 100 seeded
+        perturbations each, and under background replacement) with a random control.
+    stability_sample : int or "all", optional
+        Denials in the seeded daily sample whose explanations get RIS and ROS ("all": every
+        denial; 0: none); default $GOVERNANCE_STABILITY_SAMPLE, else 1,000. Models explained
+        by the permutation explainer use at most 20.
+    agreement_sample : int, optional
+        Denials of the same sample explained again by the permutation explainer, to store
+        the agreement of the two (0: none); default $GOVERNANCE_AGREEMENT_SAMPLE, else 100.
     """
     t0 = time.perf_counter()
     logger = get_run_logger()
@@ -134,6 +152,8 @@ def nightly_governance(
     registry = str(config.registry_dir(home))
     log = log or str(config.decision_log_dir(home))
     init_store(db_url)
+    stability_sample = config.stability_sample(stability_sample)
+    agreement_sample = config.agreement_sample(agreement_sample)
     parameters = {
         "night": night.isoformat(),
         "model": model,
@@ -147,11 +167,17 @@ def nightly_governance(
         "seed": 0,
         "stability": stability,
         "robust_tau": robust_tau,
+        "faithfulness": faithfulness,
+        "stability_sample": stability_sample,
+        "agreement_sample": agreement_sample,
     }
     options = {
         k: parameters[k]
-        for k in ("recourse", "n_samples", "max_points", "seed", "stability", "robust_tau")
-    }
+        for k in (
+            "recourse", "n_samples", "max_points", "seed", "stability", "robust_tau",
+            "faithfulness", "stability_sample", "agreement_sample",
+        )
+    }  # fmt: skip
     opened = open_run(db_url, "nightly", night, model, parameters, force=force)
     run_id = opened["run_id"]
     timings: dict[str, float] = {}
@@ -160,6 +186,8 @@ def nightly_governance(
         checked = validate(frame, night, registry, db_url, run_id)
         timings["validate"] = checked["seconds"]
         todo, skipped = plan_chunks(checked["valid"], checked["refs"], chunk_rows, opened["done"])
+        options.update(quality_samples(checked["valid"], stability_sample, agreement_sample))
+        kinds = chosen_explainers(db_url, [c["model_version_id"] for c in todo])
         logger.info(
             "%s: %d rows, %d quarantined, %d chunks to explain (%d already done)",
             night,
@@ -177,7 +205,7 @@ def nightly_governance(
             [c["model_version_id"] for c in todo],
             [run_id] * len(todo),
             [db_url] * len(todo),
-            [options] * len(todo),
+            [{**options, "explainer_kind": kinds.get(c["model_version_id"])} for c in todo],
         )
         results = [f.result() for f in futures]
         timings["fanout_wall"] = time.perf_counter() - t_fan
@@ -193,7 +221,7 @@ def nightly_governance(
             "chunks": len(todo) + skipped,
             "chunks_skipped": skipped,
             **totals,
-            "metrics": recourse_metrics(totals),
+            "metrics": {**recourse_metrics(totals), **quality_metrics(totals)},
             "checks": checked["checks"],
         }
         close_run(db_url, run_id, "succeeded", counts, timings)
@@ -212,6 +240,37 @@ def nightly_governance(
         message = error_line(exc)
         close_run(db_url, run_id, "failed", {}, timings, error=message)
         raise
+
+
+def quality_samples(
+    valid: pd.DataFrame, stability_sample: int | None, agreement_sample: int, seed: int = 0
+) -> dict[str, Any]:
+    """The night's seeded samples of denied decisions, as key cutoffs each chunk applies.
+
+    The explainer-agreement sample is the head of the same order as the stability sample, so
+    the decisions explained twice are also those whose stability is measured.
+    """
+    denied = valid.loc[valid[DECISION] == DENIED, ID].astype(str).tolist() if len(valid) else []
+    perm = (
+        None
+        if stability_sample is None
+        else min(stability_sample, PERMUTATION_STABILITY_SAMPLE)
+    )
+    return {
+        "stability_cutoff": sample_cutoff(denied, stability_sample, seed),
+        "stability_cutoff_permutation": sample_cutoff(denied, perm, seed),
+        "stability_sample_permutation": perm,
+        "agreement_cutoff": sample_cutoff(denied, agreement_sample, seed),
+    }
+
+
+def chosen_explainers(db_url: str, model_version_ids: list[int]) -> dict[int, str]:
+    """The explainer chosen per model version with ``govern explainers compare``, if any."""
+    from governance.store.queries import explainer_choices
+    from tasks import worker
+
+    with worker.sessions(db_url)() as session:
+        return explainer_choices(session, sorted(set(model_version_ids)))
 
 
 def close_totals(db_url: str, run_id: int) -> dict[str, int]:

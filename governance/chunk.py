@@ -17,6 +17,12 @@ import pandas as pd
 
 from governance.explain.compare import positions, reason_agreement, verdict_changes
 from governance.explain.explainer import TOP_K, Explainer, Explanation, top_reasons
+from governance.explain.quality import (
+    VERSION_VS_PREVIOUS,
+    QualitySetup,
+    agreement_frame,
+    quality_rows,
+)
 from governance.hashing import sha256_bytes
 from governance.intake.decision_log import DECIDED_AT, DECISION, DENIED, ID, SCORE, SUBJECT
 from governance.recourse.action_set import ActionSet
@@ -412,6 +418,7 @@ def explain_chunk(
     run_id: int,
     top_k: int = TOP_K,
     recourse: RecourseSetup | None = None,
+    quality: QualitySetup | None = None,
 ) -> ChunkResult:
     """Explain every decision of a chunk and build its ledger rows.
 
@@ -423,11 +430,16 @@ def explain_chunk(
         The version that made the decisions.
     explainer : Explainer
         Built once per worker for that version.
+    recourse : RecourseSetup, optional
+        Responsiveness, verification and recourse for denied decisions.
+    quality : QualitySetup, optional
+        Faithfulness, stability and agreement of the denied decisions' explanations.
 
     Returns
     -------
     ChunkResult
-        Frames for ``decisions``, ``explanations``, ``attributions`` and ``reasons``.
+        Frames for ``decisions``, ``explanations``, ``attributions`` and ``reasons``, plus
+        those of the recourse and quality steps when they run.
     """
     import time
 
@@ -460,9 +472,9 @@ def explain_chunk(
         ),
     }
     seconds = {"explain": time.perf_counter() - t0}
+    idx, _ = top_reasons(expl.values[denied_mask], top_k)
     if recourse is not None and denied_mask.any():
         t1 = time.perf_counter()
-        idx, _ = top_reasons(expl.values[denied_mask], top_k)
         extra, reason_mu, more = recourse_rows(
             chunk.loc[denied_mask].reset_index(drop=True),
             model,
@@ -478,7 +490,41 @@ def explain_chunk(
         frames.update(extra)
         counts.update(more)
         seconds["recourse"] = time.perf_counter() - t1
+    if quality is not None:
+        _add_quality(
+            frames, counts, seconds, chunk.loc[denied_mask], model, explainer,
+            expl.values[denied_mask], idx, quality,
+            model_version_id=model_version_id, explainer_id=explainer_id, run_id=run_id,
+        )  # fmt: skip
     return ChunkResult(frames, counts, seconds)
+
+
+def _add_quality(
+    frames: dict[str, pd.DataFrame],
+    counts: dict[str, Any],
+    seconds: dict[str, float],
+    denied: pd.DataFrame,
+    model: DecisionModel,
+    explainer: Explainer,
+    values: np.ndarray,
+    reason_index: np.ndarray,
+    quality: QualitySetup,
+    **ids: int,
+) -> None:
+    """The explanation-quality hook: its rows, counts and seconds join the chunk's. The
+    responsiveness scores, when the recourse step computed them, are compared with the
+    reasons."""
+    resp = frames.get("responsiveness")
+    mu = None
+    if resp is not None and len(resp) == len(denied) * len(model.schema):
+        mu = resp["mu"].to_numpy(dtype=float).reshape(len(denied), len(model.schema))
+    q_frames, q_counts, q_seconds = quality_rows(
+        denied.reset_index(drop=True), model, explainer, values, reason_index, quality,
+        mu=mu, **ids,
+    )  # fmt: skip
+    frames.update(q_frames)
+    counts.update(q_counts)
+    seconds.update(q_seconds)
 
 
 def comparison_rows(
@@ -492,6 +538,7 @@ def comparison_rows(
     run_id: int,
     recourse: RecourseSetup | None = None,
     top_k: int = TOP_K,
+    quality: QualitySetup | None = None,
 ) -> ChunkResult:
     """What a new model version would tell applicants denied under an older one.
 
@@ -503,14 +550,19 @@ def comparison_rows(
     old : dict of DataFrame
         The ledger's rows for these decisions under their own version: ``reasons``
         (decision_id, rank, feature), ``checks`` (decision_id, status), ``responsiveness``
-        (decision_id, feature, mu).
+        (decision_id, feature, mu) and, for the agreement across versions, ``attributions``
+        (decision_id, feature, attribution).
+    quality : QualitySetup, optional
+        Faithfulness of the new version's reasons (its samples are not used here) and the
+        agreement of each applicant's explanation across the two versions.
 
     Returns
     -------
     ChunkResult
         Rows of ``explanations``, ``attributions``, ``reasons``, ``responsiveness``,
         ``recourse_checks`` and ``responsive_reasons`` under the new version (what it would
-        say; nothing is issued), and ``version_comparisons``.
+        say; nothing is issued), ``version_comparisons``, and with ``quality`` the quality
+        tables' rows.
     """
     import time
 
@@ -590,7 +642,45 @@ def comparison_rows(
         became_fixed=int(changes["became_fixed"].sum()),
         gained_recourse=int(changes["gained_recourse"].sum()),
     )
-    return ChunkResult(frames, counts, {"compare": time.perf_counter() - t0})
+    seconds = {"compare": time.perf_counter() - t0}
+    if quality is not None:
+        _add_quality(
+            frames, counts, seconds, denied.loc[still_denied], new_model, explainer,
+            expl.values[still_denied], new_idx[still_denied], quality,
+            model_version_id=model_version_id, explainer_id=explainer_id, run_id=run_id,
+        )  # fmt: skip
+        old_values = _matrix(old.get("attributions"), ids, names)
+        known = ~np.isnan(old_values).any(axis=1)
+        if known.any():
+            frames["explanation_agreement"] = pd.concat(
+                [
+                    frames["explanation_agreement"],
+                    agreement_frame(
+                        ids[known], old_values[known], expl.values[known], old_idx[known],
+                        new_idx[known], comparison=VERSION_VS_PREVIOUS, other="model_version",
+                        other_model_version_id=denied["model_version_id"].to_numpy()[known],
+                        model_version_id=model_version_id, run_id=run_id, k=top_k,
+                        settings_id=quality.settings_ids.get("agreement"),
+                    ),
+                ],
+                ignore_index=True,
+            )  # fmt: skip
+        both = known & still_denied & (old_idx[:, 0] >= 0)
+        counts.update(
+            version_agreement_compared=int(both.sum()),
+            top4_changed=int((fa[both] < 1.0).sum()),
+            top1_changed=int((old_idx[both, 0] != new_idx[both, 0]).sum()),
+        )
+    return ChunkResult(frames, counts, seconds)
+
+
+def _matrix(rows: pd.DataFrame | None, ids: np.ndarray, names: list[str]) -> np.ndarray:
+    """(decision_id, feature, attribution) rows as an (n, d) matrix in ``ids`` order; NaN
+    where the ledger holds none."""
+    if rows is None or rows.empty:
+        return np.full((len(ids), len(names)), np.nan)
+    wide = rows.pivot_table(index="decision_id", columns="feature", values="attribution")
+    return wide.reindex(index=ids, columns=names).to_numpy(dtype=float)
 
 
 def drop_decisions(

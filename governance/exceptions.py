@@ -62,3 +62,7 @@ class DeletionError(GovernanceError, ValueError):
 
 class RobustnessError(GovernanceError, ValueError):
     """Raised when stability scores, robust recourse, variants or calibration get bad inputs."""
+
+
+class ExplanationQualityError(GovernanceError, ValueError):
+    """Explanation-quality settings that cannot be used (a sample size, an explainer kind)."""

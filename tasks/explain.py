@@ -12,6 +12,10 @@ from sqlalchemy.orm import Session
 
 from governance.chunk import RecourseSetup, drop_decisions
 from governance.chunk import explain_chunk as explain_rows
+from governance.explain.explainer import Explainer, is_tree_model
+from governance.explain.explanation_stability import StabilitySettings, neighbourhood_std
+from governance.explain.faithfulness import FaithfulnessSettings
+from governance.explain.quality import QualitySetup
 from governance.store import writes
 from tasks import worker
 from tasks.worker import ModelRef
@@ -47,6 +51,86 @@ def recourse_setup(
     )
 
 
+def quality_setup(
+    session: Session,
+    ref: ModelRef,
+    model_version_id: int,
+    explainer: Explainer,
+    explainer_id: int,
+    options: dict[str, Any],
+) -> QualitySetup | None:
+    """The explanation-quality step for a version, its settings recorded in the ledger; None
+    when ``options["quality"]`` is off or the version has no training data to scale by.
+
+    ``options``: ``faithfulness`` (bool, default True), ``stability_cutoff``,
+    ``stability_cutoff_permutation`` and ``agreement_cutoff`` (sample cutoffs from
+    :func:`governance.explain.quality.sample_cutoff`), ``stability_sample`` and
+    ``agreement_sample`` (the sizes, recorded with the settings) and ``seed``.
+    """
+    space = worker.feature_space(ref) if options.get("quality", True) else None
+    if space is None:
+        return None
+    seed = int(options.get("seed") or 0)
+    faith = FaithfulnessSettings(seed=seed) if options.get("faithfulness", True) else None
+    stab = StabilitySettings(std=neighbourhood_std(is_tree_model(explainer.model)), seed=seed)
+    permutation = explainer.kind == "permutation"
+    cutoff = options.get("stability_cutoff_permutation" if permutation else "stability_cutoff")
+    second = None
+    if options.get("agreement_cutoff") is not None and not permutation:
+        second = worker.explainer(ref, kind="permutation")
+    common = {"explainer_id": explainer_id, "background_sha256": explainer.background_sha256}
+    ids = {}
+    if faith is not None:
+        ids["faithfulness"] = writes.ensure_quality_settings(
+            session,
+            model_version_id,
+            "faithfulness",
+            {**faith.to_dict(), "feature_space": space.to_dict()},
+            **common,
+        )
+    if cutoff is not None:
+        ids["stability"] = writes.ensure_quality_settings(
+            session,
+            model_version_id,
+            "stability",
+            {
+                **stab.to_dict(),
+                "feature_space": space.to_dict(),
+                "daily_sample": options.get(
+                    "stability_sample_permutation" if permutation else "stability_sample"
+                ),
+                "sample_seed": seed,
+                "neighbours_explained_by": explainer.config.to_dict(),
+            },
+            **common,
+        )
+    ids["agreement"] = writes.ensure_quality_settings(
+        session,
+        model_version_id,
+        "agreement",
+        {
+            "k": 4,
+            "metrics": "OpenXAI FA, RA, SA, SRA (top k by |value|), RC, PRA; and FA, RA and "
+            "top-1 of the disclosed reason lists",
+            "explainer_vs_permutation": None if second is None else second.config.to_dict(),
+            "explainer_sample": options.get("agreement_sample"),
+            "sample_seed": seed,
+            "responsiveness_vector": "-attribution (push towards denial) against mu",
+        },
+        **common,
+    )
+    return QualitySetup(
+        space,
+        faithfulness=faith,
+        stability=stab,
+        stability_cutoff=cutoff,
+        agreement_cutoff=options.get("agreement_cutoff") if second is not None else None,
+        second=second,
+        settings_ids=ids,
+        sample_seed=seed,
+    )
+
+
 @task(name="explain-chunk", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def explain_chunk(
     chunk: pd.DataFrame,
@@ -62,19 +146,22 @@ def explain_chunk(
 
     ``options``: ``recourse`` and ``stability`` (bools, default True) and the settings
     ``n_samples``, ``seed``, ``max_points``, ``stability_k``, ``stability_sigma`` and
-    ``robust_tau``. Safe to retry and to rerun: the chunk's rows are replaced as a
+    ``robust_tau``; ``explainer_kind`` (the version's chosen explainer, default by family);
+    ``quality`` (bool, default True) and the explanation-quality options of
+    :func:`quality_setup`. Safe to retry and to rerun: the chunk's rows are replaced as a
     whole, and the chunk is recorded as done in the same transaction.
     """
     options = options or {}
     t0 = time.perf_counter()
     model = worker.model(ref)
-    explainer = worker.explainer(ref)
+    explainer = worker.explainer(ref, kind=options.get("explainer_kind") or "auto")
     sessions = worker.sessions(db_url)
     with sessions.begin() as session:
         explainer_id = writes.ensure_explainer(
             session, model_version_id, explainer.config.to_dict()
         )
         setup = recourse_setup(session, ref, model_version_id, options)
+        quality = quality_setup(session, ref, model_version_id, explainer, explainer_id, options)
     t_load = time.perf_counter() - t0
     result = explain_rows(
         chunk,
@@ -84,6 +171,7 @@ def explain_chunk(
         explainer_id=explainer_id,
         run_id=run_id,
         recourse=setup,
+        quality=quality,
     )
     t1 = time.perf_counter()
     with sessions.begin() as session:

@@ -19,7 +19,7 @@ from governance.store import writes
 from governance.store.models import Base, Decision
 from governance.store.queries import old_results, recourse_points
 from tasks import worker
-from tasks.explain import recourse_setup
+from tasks.explain import quality_setup, recourse_setup
 from tasks.worker import ModelRef
 
 
@@ -144,11 +144,13 @@ def compare_chunk(
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Reasons, responsiveness and verdicts the new version would give recently denied
-    applicants, and how they differ from what the ledger holds."""
+    applicants, how they differ from what the ledger holds, and (unless ``options["quality"]``
+    is off) the faithfulness of the new reasons and each applicant's explanation agreement
+    across the two versions."""
     options = options or {}
     t0 = time.perf_counter()
     model = worker.model(ref)
-    explainer = worker.explainer(ref)
+    explainer = worker.explainer(ref, kind=options.get("explainer_kind") or "auto")
     sessions = worker.sessions(db_url)
     with sessions.begin() as session:
         old = old_results(session, denied["decision_id"].tolist())
@@ -156,6 +158,16 @@ def compare_chunk(
             session, model_version_id, explainer.config.to_dict()
         )
         setup = recourse_setup(session, ref, model_version_id, options)
+        # No daily samples here: the comparison re-explains denials, it samples nothing.
+        sampled = {"stability_cutoff", "stability_cutoff_permutation", "agreement_cutoff"}
+        quality = quality_setup(
+            session,
+            ref,
+            model_version_id,
+            explainer,
+            explainer_id,
+            {k: v for k, v in options.items() if k not in sampled},
+        )
     result = comparison_rows(
         denied,
         model,
@@ -165,6 +177,7 @@ def compare_chunk(
         explainer_id=explainer_id,
         run_id=run_id,
         recourse=setup,
+        quality=quality,
     )
     with sessions.begin() as session:
         # Denials purged since they were read are not written back.

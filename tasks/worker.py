@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from governance.exceptions import ManifestError
 from governance.explain.explainer import Explainer
+from governance.explain.perturbation import FeatureSpace
 from governance.recourse.action_set import ActionSet
 from governance.recourse.costs import Cost, PercentileShiftCost
 from governance.registry.model import DecisionModel
@@ -37,11 +38,30 @@ def model(ref: ModelRef) -> DecisionModel:
 
 
 @lru_cache(maxsize=8)
-def explainer(ref: ModelRef, background_size: int = 100, seed: int = 0) -> Explainer:
+def explainer(
+    ref: ModelRef, background_size: int = 100, seed: int = 0, kind: str = "auto"
+) -> Explainer:
+    """The version's explainer of ``kind`` ("auto": by model family, or the one chosen with
+    ``govern explainers compare``, which the flow passes as ``kind``)."""
     reg = ModelRegistry(ref.registry)
     manifest = reg.manifest(ref.name, ref.version)
     background = reg.training_frame(ref.name, ref.version) if manifest.training_data else None
-    return Explainer(model(ref), background, background_size=background_size, seed=seed)
+    return Explainer(
+        model(ref), background, background_size=background_size, seed=seed, kind=kind
+    )
+
+
+@lru_cache(maxsize=8)
+def feature_space(ref: ModelRef) -> FeatureSpace | None:
+    """How the quality metrics perturb the version's features (training std per continuous
+    feature); None for a version without training data."""
+    reg = ModelRegistry(ref.registry)
+    if reg.manifest(ref.name, ref.version).training_data is None:
+        return None
+    schema = model(ref).schema
+    return FeatureSpace.from_schema(
+        schema, feature_scale(schema, reg.training_frame(ref.name, ref.version))
+    )
 
 
 @lru_cache(maxsize=4)

@@ -3,9 +3,10 @@
 The explainer follows the model family: ``TreeExplainer`` (path-dependent) for tree ensembles,
 ``LinearExplainer`` for linear models, and a seeded ``PermutationExplainer`` over a small
 background sample for anything else; ``TreeExplainer`` with a background (interventional) can be
-chosen instead (see ``govern explainers compare``). Attributions always explain the *favourable* class, so a negative attribution
-pushes towards denial; through a scikit-learn Pipeline, one-hot columns are summed back into the
-categorical feature they encode (attributions are additive, so the sum is exact).
+chosen instead (see ``govern explainers compare``). Attributions always explain the
+*favourable* class, so a negative attribution pushes towards denial; through a scikit-learn
+Pipeline, one-hot columns are summed back into the categorical feature they encode
+(attributions are additive, so the sum is exact).
 """
 
 from __future__ import annotations
@@ -90,6 +91,28 @@ class Explanation:
         tol = self.config.settings.get("additivity_tolerance", ADDITIVITY_TOL)
         scale = np.maximum(1.0, np.abs(self.model_output))
         return self.additivity_error <= tol * scale
+
+
+def model_family(model: DecisionModel) -> str:
+    """The class name of the model's final estimator (inside a Pipeline, its last step)."""
+    return type(_split_pipeline(model.estimator)[1]).__name__
+
+
+def candidate_kinds(model: DecisionModel) -> list[str]:
+    """Explainer kinds that can explain ``model``: the tree kinds for tree ensembles, linear
+    for linear models, and the model-agnostic permutation explainer for any model."""
+    family = model_family(model)
+    if family in _TREE_MODELS:
+        return ["tree", "tree_interventional", "permutation"]
+    if family in _LINEAR_MODELS:
+        return ["linear", "permutation"]
+    return ["permutation"]
+
+
+def is_tree_model(model: DecisionModel) -> bool:
+    """Whether the model is a tree ensemble (piecewise constant: its stability neighbourhood
+    must be wide enough to cross splits)."""
+    return model_family(model) in _TREE_MODELS
 
 
 def _split_pipeline(estimator: Any) -> tuple[Any | None, Any]:

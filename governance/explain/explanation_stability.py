@@ -44,12 +44,12 @@ from governance.explain.perturbation import (
 
 OPENXAI_STD = 1e-5
 TREE_STD = 0.1
-TREE_KINDS = ("tree", "tree_interventional")
 
 
-def neighbourhood_std(explainer_kind: str) -> float:
-    """Noise std (units of training std) of the stability neighbourhood for an explainer."""
-    return TREE_STD if explainer_kind in TREE_KINDS else OPENXAI_STD
+def neighbourhood_std(tree_model: bool) -> float:
+    """Noise std (units of training std) of the stability neighbourhood: ``TREE_STD`` for a
+    tree ensemble, whatever explains it, else OpenXAI's 1e-5."""
+    return TREE_STD if tree_model else OPENXAI_STD
 
 
 @dataclass(frozen=True)

@@ -121,8 +121,8 @@ def test_openxai_noise_never_crosses_a_tree_split_and_the_tree_scale_does():
         score, 0.5, explain, x, explain(x), ["a"], _one_feature(), StabilitySettings(std=TREE_STD)
     )
     assert wide.ros_skipped[0] < wide.n_same_class[0]  # some neighbours reach another leaf
-    assert neighbourhood_std("tree") == TREE_STD
-    assert neighbourhood_std("permutation") == OPENXAI_STD
+    assert neighbourhood_std(tree_model=True) == TREE_STD
+    assert neighbourhood_std(tree_model=False) == OPENXAI_STD
 
 
 def test_a_row_without_same_class_neighbours_is_nan():
