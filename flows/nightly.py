@@ -266,7 +266,7 @@ def quality_samples(
 
 def chosen_explainers(db_url: str, model_version_ids: list[int]) -> dict[int, str]:
     """The explainer chosen per model version with ``govern explainers compare``, if any."""
-    from governance.store.queries import explainer_choices
+    from governance.store.quality import explainer_choices
     from tasks import worker
 
     with worker.sessions(db_url)() as session:

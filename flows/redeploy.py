@@ -17,12 +17,8 @@ from governance.retraining.calibration import calibration_table
 from governance.store import init_store, writes
 from governance.store.checks import record_deployment_check
 from governance.store.engine import safe_url
-from governance.store.queries import (
-    explainer_choices,
-    explanation_drift,
-    open_recourse,
-    recent_denied,
-)
+from governance.store.quality import explainer_choices, explanation_drift
+from governance.store.queries import open_recourse, recent_denied
 from tasks import worker
 from tasks.ledger import close_run, error_line, open_run
 from tasks.redeploy import fit_variant_task

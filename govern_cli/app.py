@@ -22,6 +22,12 @@ models_app = typer.Typer(
     help="The model registry: register, list, show and deploy versions.", no_args_is_help=True
 )
 app.add_typer(models_app, name="models", rich_help_panel="Models and deployment")
+explainers_app = typer.Typer(
+    help="Explanation quality: compare and choose a version's explainer, and read the "
+    "faithfulness, stability and agreement of the reasons given.",
+    no_args_is_help=True,
+)
+app.add_typer(explainers_app, name="explainers", rich_help_panel="Review")
 
 console = Console()
 # Errors are one line however long (no wrapping at the terminal's width) and never markup.
@@ -78,14 +84,18 @@ def run_nightly(
     chunk_rows: int,
     force: bool,
     log: str | None,
+    **quality: Any,
 ) -> dict[str, Any]:
-    """One nightly run on the cluster at ``address``; the caller holds the Prefect API."""
+    """One nightly run on the cluster at ``address``; the caller holds the Prefect API.
+    ``quality``: the flow's ``faithfulness``, ``stability_sample`` and ``agreement_sample``."""
     from prefect_dask import DaskTaskRunner
 
     from flows.nightly import nightly_governance
 
     flow = nightly_governance.with_options(task_runner=DaskTaskRunner(address=address))
-    return flow(night=night, model=model, log=log, chunk_rows=chunk_rows, force=force)
+    return flow(
+        night=night, model=model, log=log, chunk_rows=chunk_rows, force=force, **quality
+    )
 
 
 def registry(home: Path | None):  # noqa: ANN202

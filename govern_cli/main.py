@@ -15,7 +15,7 @@ import typer
 # Importing the command modules registers their commands; `govern --help` shows their panels in
 # this order.
 # isort: off
-from govern_cli import nightly, review, models, deploy, deletion  # noqa: F401
+from govern_cli import nightly, review, explainers, models, deploy, deletion  # noqa: F401
 # isort: on
 from govern_cli.app import app, err
 

@@ -20,8 +20,9 @@ from governance.explain.explainer import TOP_K, Explainer, Explanation, top_reas
 from governance.explain.quality import (
     VERSION_VS_PREVIOUS,
     QualitySetup,
+    add_quality,
     agreement_frame,
-    quality_rows,
+    attribution_matrix,
 )
 from governance.hashing import sha256_bytes
 from governance.intake.decision_log import DECIDED_AT, DECISION, DENIED, ID, SCORE, SUBJECT
@@ -491,40 +492,12 @@ def explain_chunk(
         counts.update(more)
         seconds["recourse"] = time.perf_counter() - t1
     if quality is not None:
-        _add_quality(
+        add_quality(
             frames, counts, seconds, chunk.loc[denied_mask], model, explainer,
             expl.values[denied_mask], idx, quality,
             model_version_id=model_version_id, explainer_id=explainer_id, run_id=run_id,
         )  # fmt: skip
     return ChunkResult(frames, counts, seconds)
-
-
-def _add_quality(
-    frames: dict[str, pd.DataFrame],
-    counts: dict[str, Any],
-    seconds: dict[str, float],
-    denied: pd.DataFrame,
-    model: DecisionModel,
-    explainer: Explainer,
-    values: np.ndarray,
-    reason_index: np.ndarray,
-    quality: QualitySetup,
-    **ids: int,
-) -> None:
-    """The explanation-quality hook: its rows, counts and seconds join the chunk's. The
-    responsiveness scores, when the recourse step computed them, are compared with the
-    reasons."""
-    resp = frames.get("responsiveness")
-    mu = None
-    if resp is not None and len(resp) == len(denied) * len(model.schema):
-        mu = resp["mu"].to_numpy(dtype=float).reshape(len(denied), len(model.schema))
-    q_frames, q_counts, q_seconds = quality_rows(
-        denied.reset_index(drop=True), model, explainer, values, reason_index, quality,
-        mu=mu, **ids,
-    )  # fmt: skip
-    frames.update(q_frames)
-    counts.update(q_counts)
-    seconds.update(q_seconds)
 
 
 def comparison_rows(
@@ -644,12 +617,12 @@ def comparison_rows(
     )
     seconds = {"compare": time.perf_counter() - t0}
     if quality is not None:
-        _add_quality(
+        add_quality(
             frames, counts, seconds, denied.loc[still_denied], new_model, explainer,
             expl.values[still_denied], new_idx[still_denied], quality,
             model_version_id=model_version_id, explainer_id=explainer_id, run_id=run_id,
         )  # fmt: skip
-        old_values = _matrix(old.get("attributions"), ids, names)
+        old_values = attribution_matrix(old.get("attributions"), ids, names)
         known = ~np.isnan(old_values).any(axis=1)
         if known.any():
             frames["explanation_agreement"] = pd.concat(
@@ -672,15 +645,6 @@ def comparison_rows(
             top1_changed=int((old_idx[both, 0] != new_idx[both, 0]).sum()),
         )
     return ChunkResult(frames, counts, seconds)
-
-
-def _matrix(rows: pd.DataFrame | None, ids: np.ndarray, names: list[str]) -> np.ndarray:
-    """(decision_id, feature, attribution) rows as an (n, d) matrix in ``ids`` order; NaN
-    where the ledger holds none."""
-    if rows is None or rows.empty:
-        return np.full((len(ids), len(names)), np.nan)
-    wide = rows.pivot_table(index="decision_id", columns="feature", values="attribution")
-    return wide.reindex(index=ids, columns=names).to_numpy(dtype=float)
 
 
 def drop_decisions(

@@ -411,3 +411,40 @@ def quality_metrics(counts: dict[str, float]) -> dict[str, float | None]:
         ),
     }
     return {k: v for k, v in out.items() if v is not None}
+
+
+def add_quality(
+    frames: dict[str, pd.DataFrame],
+    counts: dict[str, Any],
+    seconds: dict[str, float],
+    denied: pd.DataFrame,
+    model: DecisionModel,
+    explainer: Explainer,
+    values: np.ndarray,
+    reason_index: np.ndarray,
+    quality: QualitySetup,
+    **ids: int,
+) -> None:
+    """The chunk pipeline's hook: :func:`quality_rows` for the denied decisions of a chunk,
+    its rows, counts and seconds added to the chunk's. The responsiveness scores, when the
+    recourse step put them in ``frames``, are compared with the reasons."""
+    resp = frames.get("responsiveness")
+    mu = None
+    if resp is not None and len(resp) == len(denied) * len(model.schema):
+        mu = resp["mu"].to_numpy(dtype=float).reshape(len(denied), len(model.schema))
+    q_frames, q_counts, q_seconds = quality_rows(
+        denied.reset_index(drop=True), model, explainer, values, reason_index, quality,
+        mu=mu, **ids,
+    )  # fmt: skip
+    frames.update(q_frames)
+    counts.update(q_counts)
+    seconds.update(q_seconds)
+
+
+def attribution_matrix(rows: pd.DataFrame | None, ids: np.ndarray, names: list[str]) -> np.ndarray:
+    """(decision_id, feature, attribution) rows as an (n, d) matrix in ``ids`` order; NaN
+    where the ledger holds none."""
+    if rows is None or rows.empty:
+        return np.full((len(ids), len(names)), np.nan)
+    wide = rows.pivot_table(index="decision_id", columns="feature", values="attribution")
+    return wide.reindex(index=ids, columns=names).to_numpy(dtype=float)

@@ -26,6 +26,10 @@ COMMANDS = [
     ["models", "list"],
     ["models", "show"],
     ["models", "register"],
+    ["explainers"],
+    ["explainers", "compare"],
+    ["explainers", "show"],
+    ["explainers", "quality"],
 ]
 
 
