@@ -168,7 +168,7 @@ def nightly_governance(
         "stability": stability,
         "robust_tau": robust_tau,
         "faithfulness": faithfulness,
-        "stability_sample": stability_sample,
+        "stability_sample": "all" if stability_sample is None else stability_sample,
         "agreement_sample": agreement_sample,
     }
     options = {

@@ -169,6 +169,13 @@ def history(
         )
         if r["reasons"]:
             reasons_table(console, r["reasons"])
+        f = r.get("faithfulness")
+        if f and f.get("pgi") is not None:
+            console.print(
+                f"  faithfulness: PGI {f['pgi']:.3f}, PGU {f['pgu']:.3f}, random-control PGI "
+                f"{_num(f['pgi_random'])}"
+                + ("  [yellow]≤ random![/]" if f.get("reasons_not_above_random") else "")
+            )
         if r.get("recourse_status"):
             console.print(f"  recourse verification: [bold]{r['recourse_status']}[/]")
 

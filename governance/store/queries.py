@@ -69,7 +69,10 @@ def recent_runs(session: Session, limit: int = 20, kind: str | None = None) -> p
 
 
 def subject_history(session: Session, subject_id: str) -> list[dict[str, Any]]:
-    """Every decision about ``subject_id``, oldest first, with its model version and reasons."""
+    """Every decision about ``subject_id``, oldest first, with its model version, reasons and
+    their faithfulness (PGI, PGU, random control and its flag; None where not measured)."""
+    from governance.store.models import ExplanationFaithfulness
+
     stmt = (
         sa.select(Decision, ModelVersion)
         .join(ModelVersion, ModelVersion.id == Decision.model_version_id)
@@ -87,6 +90,10 @@ def subject_history(session: Session, subject_id: str) -> list[dict[str, Any]]:
             )
             .order_by(Reason.rank)
         ).all()
+        faith = session.get(
+            ExplanationFaithfulness,
+            (decision.decision_id, decision.model_version_id, "openxai_normal"),
+        )
         out.append(
             {
                 "decision_id": decision.decision_id,
@@ -108,6 +115,14 @@ def subject_history(session: Session, subject_id: str) -> list[dict[str, Any]]:
                     for r in reasons
                 ],
                 "recourse_status": check.status if check else None,
+                "faithfulness": None
+                if faith is None
+                else {
+                    "pgi": faith.pgi,
+                    "pgu": faith.pgu,
+                    "pgi_random": faith.pgi_random,
+                    "reasons_not_above_random": faith.reasons_not_above_random,
+                },
             }
         )
     return out

@@ -329,3 +329,21 @@ def test_explainers_compare_prints_stores_and_shows_the_choice(demo_home, tmp_pa
     }
     assert choice["sample_rows"] == 4
 
+
+
+def test_history_shows_the_random_control_flag(ledger, demo_home, capfd):
+    from tests.reliability.conftest import run_govern
+
+    url, _ = ledger
+    flagged = read_sql(
+        url,
+        "SELECT d.subject_id FROM explanation_faithfulness f JOIN decisions d USING "
+        "(decision_id) WHERE f.reasons_not_above_random ORDER BY d.subject_id LIMIT 1",
+    )["subject_id"][0]
+    where = ["--db", url, "--home", str(demo_home)]
+    code, out, err = run_govern(["history", "--subject", flagged, *where], capfd)
+    assert code == 0, err
+    assert "faithfulness: PGI" in out and "≤ random!" in out
+    code, out, err = run_govern(["history", "--subject", flagged, "--json", *where], capfd)
+    records = json.loads(out)["decisions"]
+    assert any((r["faithfulness"] or {}).get("reasons_not_above_random") for r in records)
