@@ -307,7 +307,9 @@ def _check_candidate(
         run_id,
         db_url,
         names,
-        options={"recourse": True, "seed": 0, "stability": False},
+        # Explanation quality is measured for deployed versions (nightly, redeploy check), not
+        # for a candidate that only answers what a deletion would change.
+        options={"recourse": True, "seed": 0, "stability": False, "quality": False},
     )
     effects: dict[str, int | None] = {
         "invalidated_by_deletion": None,

@@ -13,7 +13,12 @@ from flows.runtime import task_runner
 from governance import config
 from governance.chunk import chunk_sha256
 from governance.explain.metrics import recourse_metrics
-from governance.intake.decision_log import ID, MODEL_NAME, MODEL_VERSION
+from governance.explain.quality import (
+    PERMUTATION_STABILITY_SAMPLE,
+    quality_metrics,
+    sample_cutoff,
+)
+from governance.intake.decision_log import DECISION, DENIED, ID, MODEL_NAME, MODEL_VERSION
 from governance.provenance import code_identity, provenance_sha256, result_settings
 from governance.store import init_store
 from governance.store.engine import safe_url
@@ -104,6 +109,9 @@ def nightly_governance(
     robust_tau: float | None = None,
     deletions: bool = True,
     score_mismatch: str = "flag",
+    faithfulness: bool = True,
+    stability_sample: int | str | None = None,
+    agreement_sample: int | None = None,
 ) -> dict[str, Any]:
     """Explain one night of automated decisions and record them in the ledger.
 
@@ -159,6 +167,16 @@ def nightly_governance(
         model): ``flag`` explains them but keeps them out of every count but
         ``score_mismatch`` and issues them no recourse; ``quarantine`` quarantines them;
         ``fail`` fails the run before anything is explained.
+    faithfulness : bool, default=True
+        Store PGI and PGU of every denial's reasons (OpenXAI's prediction gaps, 100 seeded
+        perturbations each, and under background replacement) with a random control.
+    stability_sample : int or "all", optional
+        Denials in the seeded daily sample whose explanations get RIS and ROS ("all": every
+        denial; 0: none); default $GOVERNANCE_STABILITY_SAMPLE, else 1,000. Models explained
+        by the permutation explainer use at most 20.
+    agreement_sample : int, optional
+        Denials of the same sample explained again by the permutation explainer, to store
+        the agreement of the two (0: none); default $GOVERNANCE_AGREEMENT_SAMPLE, else 100.
     """
     t0 = time.perf_counter()
     logger = get_run_logger()
@@ -167,6 +185,8 @@ def nightly_governance(
     registry = str(config.registry_dir(home))
     log = log or str(config.decision_log_dir(home))
     init_store(db_url)
+    stability_sample = config.stability_sample(stability_sample)
+    agreement_sample = config.agreement_sample(agreement_sample)
     options = {
         "recourse": recourse,
         "n_samples": n_samples,
@@ -175,6 +195,9 @@ def nightly_governance(
         "stability": stability,
         "robust_tau": robust_tau,
         "score_mismatch": score_mismatch,
+        "faithfulness": faithfulness,
+        "stability_sample": "all" if stability_sample is None else stability_sample,
+        "agreement_sample": agreement_sample,
     }
     result_settings(options)  # a bad setting fails here, before the run is opened
     parameters = {
@@ -192,6 +215,9 @@ def nightly_governance(
         "stability": stability,
         "robust_tau": robust_tau,
         "score_mismatch": score_mismatch,
+        "faithfulness": faithfulness,
+        "stability_sample": "all" if stability_sample is None else stability_sample,
+        "agreement_sample": agreement_sample,
     }
     opened = open_run(db_url, "nightly", night, None, parameters, force=force)
     run_id = opened["run_id"]
@@ -200,8 +226,16 @@ def nightly_governance(
         frame, timings["pull"] = pull(log, db_url, night, None, columns)
         checked = validate(frame, night, registry, db_url, run_id, score_mismatch)
         timings["validate"] = checked["seconds"]
+        # The quality samples are drawn from the whole night, so they do not depend on how
+        # the command was spelled; they join each version's settings (a different sample is
+        # a different result).
+        samples = quality_samples(checked["valid"], stability_sample, agreement_sample)
+        kinds = chosen_explainers(db_url, [mv for _, mv in checked["refs"].values()])
         settings = {
-            key: result_settings(options, checked["inputs"][key]) for key in checked["refs"]
+            key: result_settings(
+                {**options, **samples, "explainer_kind": kinds.get(mv)}, checked["inputs"][key]
+            )
+            for key, (_, mv) in checked["refs"].items()
         }
         todo, tally = plan_chunks(
             checked["valid"], checked["refs"], chunk_rows, opened["done"], settings, model
@@ -244,7 +278,7 @@ def nightly_governance(
             "chunks_not_selected": tally["not_selected"],
             "score_mismatch": 0,
             **totals,
-            "metrics": recourse_metrics(totals),
+            "metrics": {**recourse_metrics(totals), **quality_metrics(totals)},
             "checks": checked["checks"],
             "out_of_range_rows": checked.get("out_of_range_rows", 0),
             "out_of_range": checked.get("flags", []),
@@ -269,6 +303,37 @@ def nightly_governance(
         message = error_line(exc)
         close_run(db_url, run_id, "failed", {}, timings, error=message)
         raise
+
+
+def quality_samples(
+    valid: pd.DataFrame, stability_sample: int | None, agreement_sample: int, seed: int = 0
+) -> dict[str, Any]:
+    """The night's seeded samples of denied decisions, as key cutoffs each chunk applies.
+
+    The explainer-agreement sample is the head of the same order as the stability sample, so
+    the decisions explained twice are also those whose stability is measured.
+    """
+    denied = valid.loc[valid[DECISION] == DENIED, ID].astype(str).tolist() if len(valid) else []
+    perm = (
+        None
+        if stability_sample is None
+        else min(stability_sample, PERMUTATION_STABILITY_SAMPLE)
+    )
+    return {
+        "stability_cutoff": sample_cutoff(denied, stability_sample, seed),
+        "stability_cutoff_permutation": sample_cutoff(denied, perm, seed),
+        "stability_sample_permutation": perm,
+        "agreement_cutoff": sample_cutoff(denied, agreement_sample, seed),
+    }
+
+
+def chosen_explainers(db_url: str, model_version_ids: list[int]) -> dict[int, str]:
+    """The explainer chosen per model version with ``govern explainers compare``, if any."""
+    from governance.store.quality import explainer_choices
+    from tasks import worker
+
+    with worker.sessions(db_url)() as session:
+        return explainer_choices(session, sorted(set(model_version_ids)))
 
 
 def close_totals(db_url: str, run_id: int, n_chunks: int) -> dict[str, int]:

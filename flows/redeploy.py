@@ -19,6 +19,7 @@ from governance.retraining.calibration import calibration_table
 from governance.store import deployments, init_store, writes
 from governance.store.checks import record_deployment_check
 from governance.store.engine import safe_url
+from governance.store.quality import explainer_choices, explanation_drift
 from governance.store.queries import open_recourse, recent_denied
 from tasks import worker
 from tasks.ledger import close_run, error_line, open_run
@@ -95,6 +96,7 @@ def redeploy_check(
     deploy: bool = False,
     actor: str | None = None,
     via: str | None = None,
+    quality: bool = True,
 ) -> dict[str, Any]:
     """Check a version proposed for deployment against what earlier versions told applicants,
     and, with ``deploy``, deploy it only if the gate passes.
@@ -104,7 +106,9 @@ def redeploy_check(
     3. Re-validate every recourse issued within ``window_months`` under the new version and
        the variants; store one validity event per recourse.
     4. For denials of the last ``recent_days``: reasons, responsiveness and verification under
-       the new version, and what changed.
+       the new version, and what changed; with ``quality``, the faithfulness of the new reasons,
+       each applicant's explanation agreement across the versions, and the run's drift (share
+       of top-4 and top-1 reasons changed, Clarify's nDCG of mean |attribution|).
     5. Calibrate stability at issue time against realised validity.
     6. Summarise (by feature, segment, kind; who would need re-contacting) and apply the gate.
     7. Record the verdict as the version's ``checked`` state in the ledger, in the transaction
@@ -135,6 +139,8 @@ def redeploy_check(
     GateFailed
         If the invalidation rate is above ``gate``; its ``summary`` is the return value a
         passed check would have had.
+    quality : bool, default=True
+        Explanation quality of the re-examined denials (see step 4).
     """
     t0 = time.perf_counter()
     logger = get_run_logger()
@@ -157,6 +163,7 @@ def redeploy_check(
         "gate": gate,
         "variants": variants,
         "segment": segment,
+        "quality": quality,
     }
     opened = open_run(db_url, "redeploy", None, model, parameters, extra_key=version, force=True)
     run_id = opened["run_id"]
@@ -169,6 +176,7 @@ def redeploy_check(
             denied = recent_denied(
                 session, model, new_id, datetime.now(UTC) - timedelta(days=recent_days)
             )
+            kind = explainer_choices(session, [new_id]).get(new_id)
         timings["load"] = time.perf_counter() - t0
         names = manifest.schema.names
 
@@ -198,12 +206,21 @@ def redeploy_check(
             db_url,
             names,
             chunk_rows=compare_rows,
-            options={"recourse": recourse, "seed": 0, "stability": False},
+            options={
+                "recourse": recourse,
+                "seed": 0,
+                "stability": False,
+                "explainer_kind": kind,
+                "quality": quality,
+            },
         )
         timings["compare"] = time.perf_counter() - t
 
         summary = summarise(issued, checked, segment)
         summary["recent_denials"] = comparison
+        if quality:
+            with worker.sessions(db_url)() as session:
+                summary["explanation_drift"] = explanation_drift(session, run_id)
 
         stab = issued.set_index("recourse_id")["stability"]
         valid = checked.set_index("recourse_id")["valid"].astype(float)

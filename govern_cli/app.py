@@ -22,6 +22,12 @@ models_app = typer.Typer(
     help="The model registry: register, list, show and deploy versions.", no_args_is_help=True
 )
 app.add_typer(models_app, name="models", rich_help_panel="Models and deployment")
+explainers_app = typer.Typer(
+    help="Explanation quality: compare and choose a version's explainer, and read the "
+    "faithfulness, stability and agreement of the reasons given.",
+    no_args_is_help=True,
+)
+app.add_typer(explainers_app, name="explainers", rich_help_panel="Review")
 
 console = Console()
 # Errors are one line however long (no wrapping at the terminal's width) and never markup.
@@ -80,8 +86,10 @@ def run_nightly(
     log: str | None,
     score_mismatch: str = "flag",
     columns: dict[str, str] | None = None,
+    **quality: Any,
 ) -> dict[str, Any]:
-    """One nightly run on the cluster at ``address``; the caller holds the Prefect API."""
+    """One nightly run on the cluster at ``address``; the caller holds the Prefect API.
+    ``quality``: the flow's ``faithfulness``, ``stability_sample`` and ``agreement_sample``."""
     from prefect_dask import DaskTaskRunner
 
     from flows.nightly import nightly_governance
@@ -95,6 +103,7 @@ def run_nightly(
         force=force,
         score_mismatch=score_mismatch,
         columns=columns,
+        **quality,
     )
 
 

@@ -15,7 +15,7 @@ import typer
 # Importing the command modules registers their commands; `govern --help` shows their panels in
 # this order.
 # isort: off
-from govern_cli import nightly, review, models, logs, action_sets, deploy, deletion, serve, notices  # noqa: F401, E501
+from govern_cli import nightly, review, explainers, models, logs, action_sets, deploy, deletion, serve, notices  # noqa: F401, E501
 # isort: on
 from govern_cli.app import app, err
 

@@ -25,6 +25,13 @@ from govern_cli.app import (
     sessions,
 )
 
+# The demo measures stability on its last night only, on a sample small enough to take a few
+# seconds (the nightly default is 1,000). It skips the agreement with the permutation
+# explainer (nightly default 100): shap compiles that explainer on first use in each worker,
+# which alone takes longer than a demo night.
+DEMO_STABILITY_SAMPLE = 50
+DEMO_AGREEMENT_SAMPLE = 0
+
 
 @app.command(rich_help_panel="Nightly runs")
 def demo(
@@ -64,7 +71,19 @@ def demo(
         job = bar.add_task("Nightly governance runs", total=len(setup.nights))
         for night in setup.nights:
             bar.update(job, description=f"Nightly run for {night}")
-            summaries.append(run_nightly(night, setup.model_name, address, 5_000, False, None))
+            last = night == setup.nights[-1]
+            summaries.append(
+                run_nightly(
+                    night,
+                    setup.model_name,
+                    address,
+                    5_000,
+                    False,
+                    None,
+                    stability_sample=DEMO_STABILITY_SAMPLE if last else 0,
+                    agreement_sample=DEMO_AGREEMENT_SAMPLE if last else 0,
+                )
+            )
             bar.advance(job)
     render.nightly_summary(console, summaries)
     _demo_notices(db, home, setup.model_name)
@@ -74,6 +93,7 @@ def demo(
         f"  govern runs\n"
         f"  govern history --subject {subject}\n"
         f"  govern recourse --subject {subject}\n"
+        f"  govern explainers quality            # how faithful and stable the reasons are\n"
         f"  govern deploy {setup.model_name} v2      # the redeploy check gates the "
         f"retrained model\n"
         f"  govern forget --subject {_example_borrower(db, home)}   # a past borrower asks to be "
@@ -158,21 +178,52 @@ def nightly(
             "them, count them apart, issue no recourse), quarantine, or fail the run.",
         ),
     ] = ScoreMismatch.flag,
+    faithfulness: Annotated[
+        bool,
+        typer.Option(
+            "--faithfulness/--no-faithfulness",
+            help="PGI and PGU of every denial's reasons, with a random control.",
+        ),
+    ] = True,
+    stability_sample: Annotated[
+        str | None,
+        typer.Option(
+            help="Denials whose explanations get RIS and ROS: a number, or 'all'. Default: "
+            "$GOVERNANCE_STABILITY_SAMPLE or 1000.",
+        ),
+    ] = None,
+    agreement_sample: Annotated[
+        int | None,
+        typer.Option(
+            help="Denials explained again by the permutation explainer. Default: "
+            "$GOVERNANCE_AGREEMENT_SAMPLE or 100.",
+        ),
+    ] = None,
 ) -> None:
     """Run the nightly governance flow for one night (one run per night: --model limits the
     work, not the run)."""
+    from governance import config
     from governance.intake.decision_log import parse_columns
 
     env(home, db)
     day = parse_date(night)
     check_model_option(model)
     mapping = parse_columns(columns) or None
+    quality = {
+        "faithfulness": faithfulness,
+        # Checked here, so a bad value is one line before any work starts.
+        "stability_sample": "all"
+        if config.stability_sample(stability_sample) is None
+        else config.stability_sample(stability_sample),
+        "agreement_sample": config.agreement_sample(agreement_sample),
+    }
     with console.status(f"Nightly governance run for {day}"):
         from flows.runtime import cluster, prefect_api
 
         with prefect_api(), cluster(dask_address, workers) as address:
             summary = run_nightly(
-                day, model, address, chunk_rows, force, log, score_mismatch.value, mapping
+                day, model, address, chunk_rows, force, log, score_mismatch.value, mapping,
+                **quality,
             )
     render.nightly_summary(console, [summary])
     if summary.get("status") == "empty":

@@ -98,11 +98,22 @@ _SHARE_ROWS = [
     ("mean responsive reasons", "mean_responsive_reasons"),
     ("fixed among denied", "share_denied_fixed"),
 ]
+_QUALITY_ROWS = [
+    ("mean PGI (reasons)", "mean_pgi", ".3f"),
+    ("mean PGI (random)", "mean_pgi_random", ".3f"),
+    ("mean PGU", "mean_pgu", ".3f"),
+    ("reasons ≤ random PGI", "share_reasons_not_above_random", ".1%"),
+    ("mean RIS (sample)", "mean_ris", ".3g"),
+    ("mean ROS (sample)", "mean_ros", ".3g"),
+]
 _TIME_ROWS = [
     ("pull s", "pull"),
     ("validate s", "validate"),
     ("explain s", "explain"),
     ("recourse s", "recourse"),
+    ("faithfulness s", "faithfulness"),
+    ("stability s", "stability"),
+    ("agreement s", "agreement"),
     ("store s", "store"),
     ("wall s", "wall"),
 ]
@@ -131,6 +142,10 @@ def nightly_summary(console: Console, summaries: list[dict[str, Any]]) -> None:
                 label,
                 *["" if v is None else f"{v:.1%}" if "share" in key else f"{v:.2f}" for v in vals],
             )
+    for label, key, fmt in _QUALITY_ROWS:
+        vals = [s["counts"].get("metrics", {}).get(key) for s in summaries]
+        if any(v is not None for v in vals):
+            table.add_row(label, *["" if v is None else format(v, fmt) for v in vals])
     for label, key in _TIME_ROWS:
         if any(key in s["timings"] for s in summaries):
             table.add_row(label, *[f"{s['timings'].get(key, 0):.1f}" for s in summaries])
@@ -142,7 +157,8 @@ def nightly_summary(console: Console, summaries: list[dict[str, Any]]) -> None:
             "recourse. Rerun with --score-mismatch quarantine or fail to set them aside."
         )
     console.print(
-        "[dim]explain/recourse/store seconds are summed over Dask workers; wall is end to end.[/]"
+        "[dim]explain/recourse/store seconds are summed over Dask workers; wall is end to end."
+        " PGI/PGU: OpenXAI prediction gaps of the top-4 reasons towards denial.[/]"
     )
 
 
@@ -174,6 +190,13 @@ def history(
             _not_reproduced(console, r)
         if r["reasons"]:
             reasons_table(console, r["reasons"])
+        f = r.get("faithfulness")
+        if f and f.get("pgi") is not None:
+            console.print(
+                f"  faithfulness: PGI {f['pgi']:.3f}, PGU {f['pgu']:.3f}, random-control PGI "
+                f"{_num(f['pgi_random'])}"
+                + ("  [yellow]≤ random![/]" if f.get("reasons_not_above_random") else "")
+            )
         if r.get("recourse_status"):
             under = " (under the registered model)" if r.get("reproduced") is False else ""
             console.print(f"  recourse verification{under}: [bold]{r['recourse_status']}[/]")
@@ -300,6 +323,16 @@ def redeploy_summary(console: Console, summary: dict[str, Any]) -> None:
             f"gained recourse {r.get('gained_recourse', 0):,}, now approved "
             f"{r.get('now_approved', 0):,}"
         )
+    drift = c.get("explanation_drift") or {}
+    if drift.get("denied_under_both"):
+        ndcg = drift.get("attribution_ndcg")
+        console.print(
+            f"explanations of {drift['denied_under_both']:,} applicants denied under both: "
+            f"top-4 reasons changed for {drift['share_top4_changed']:.1%}, top reason for "
+            f"{drift['share_top1_changed']:.1%}; attribution nDCG "
+            + ("–" if ndcg is None else f"{ndcg:.3f}")
+            + (" [yellow](drift: below 0.9)[/]" if drift.get("attribution_drift_flag") else "")
+        )
     if c.get("recontact_subjects"):
         sample = ", ".join(_e(s) for s in summary.get("recontact_sample", [])[:8])
         if summary.get("deployed_version", summary["version"]) == summary["version"]:
@@ -420,3 +453,212 @@ def import_report(console: Console, r: dict[str, Any]) -> None:
         console.print(f"  unavailable without training data: {_e(item)}")
     for note in r["notes"]:
         console.print(f"  note: {_e(note)}")
+
+
+def _num(v: Any, fmt: str = ".3f") -> str:
+    return "–" if v is None or (isinstance(v, float) and pd.isna(v)) else format(v, fmt)
+
+
+def _quality_line(state: dict[str, Any]) -> str:
+    q = state.get("quality") or {}
+    f = (q.get("faithfulness") or {}).get("openxai_normal")
+    b = (q.get("faithfulness") or {}).get("background_replacement")
+    s = q.get("stability")
+    parts = []
+    if f:
+        parts.append(f"PGI {_num(f['pgi'])} PGU {_num(f['pgu'])} rnd {_num(f['pgi_random'])}")
+    if b:
+        parts.append(f"bg PGI {_num(b['pgi'])} PGU {_num(b['pgu'])}")
+    if s:
+        parts.append(f"RIS {_num(s['ris'], '.3g')} ROS {_num(s['ros'], '.3g')}")
+    return "; ".join(parts) if parts else "no quality figures recorded"
+
+
+def _flagged(state: dict[str, Any]) -> bool:
+    f = ((state.get("quality") or {}).get("faithfulness") or {}).get("openxai_normal") or {}
+    return bool(f.get("reasons_not_above_random"))
+
+
+def history_diff(
+    console: Console, subject: str, n_states: int, pairs: list[dict[str, Any]]
+) -> None:
+    """How a subject's reasons changed between consecutive decisions and model versions."""
+    if not n_states:
+        console.print(f"No explanations recorded for subject {_e(repr(subject))}.")
+        return
+    console.print(
+        f"[bold]Subject {_e(subject)}[/]: {n_states} explanation(s), {len(pairs)} pair(s) "
+        "to compare"
+    )
+    if not pairs:
+        console.print("Only one explanation: nothing to compare yet.")
+    for p in pairs:
+        old, new = p["from"], p["to"]
+        if p["kind"] == "re-explained":
+            head = (
+                f"{_e(old['decision_id'])} ({old['decided_at'][:10]}): "
+                f"{_e(old['model_version'])} → {_e(new['model_version'])}"
+            )
+        else:
+            head = (
+                f"{_e(old['decision_id'])} ({_e(old['model_version'])}) → "
+                f"{_e(new['decision_id'])} ({_e(new['model_version'])}, "
+                f"{new['decided_at'][:10]})"
+            )
+        console.print(f"\n[bold]{head}[/]  {old['decision']} → {new['decision']}")
+        ch = p["changes"]
+        if ch["appeared"]:
+            console.print(
+                "  appeared:    " + ", ".join(f"{_e(f)} (#{r})" for f, r in ch["appeared"])
+            )
+        if ch["disappeared"]:
+            console.print(
+                "  disappeared: "
+                + ", ".join(f"{_e(f)} (was #{r})" for f, r in ch["disappeared"])
+            )
+        if ch["moved"]:
+            console.print(
+                "  rank moved:  " + ", ".join(f"{_e(f)} #{a} → #{b}" for f, a, b in ch["moved"])
+            )
+        if not any(ch.values()):
+            console.print("  reasons unchanged")
+        for label, state in (("before", old), ("after", new)):
+            flag = "  [yellow]≤ random![/]" if _flagged(state) else ""
+            console.print(f"  {label + ':':8}{_quality_line(state)}{flag}")
+        agree = ((new.get("quality") or {}).get("agreement") or {}).get("version_vs_previous")
+        if p["kind"] == "re-explained" and agree:
+            console.print(
+                f"  agreement: top-4 set {agree['reasons_feature_agreement']:.2f}, ranks "
+                f"{agree['reasons_rank_agreement']:.2f}, top reason "
+                f"{'same' if agree['top1_same'] else 'changed'}, rank corr. "
+                f"{_num(agree['rank_correlation'], '.2f')}"
+            )
+    console.print(
+        "[dim]PGI/PGU: OpenXAI prediction gaps of the reasons (rnd: as many random features;"
+        " bg: background replacement; ≤ random!: reasons' PGI not above rnd); RIS/ROS: "
+        "relative stability (lower is steadier).[/]"
+    )
+
+
+_COMPARE_ROWS = [
+    ("additive rows", "additive_share", ".0%"),
+    ("PGI (OpenXAI noise)", "pgi", ".4f"),
+    ("PGU (OpenXAI noise)", "pgu", ".4f"),
+    ("PGI - PGU", "gap", ".4f"),
+    ("  standard error", "gap_se", ".4f"),
+    ("PGI (background)", "pgi_background", ".4f"),
+    ("PGU (background)", "pgu_background", ".4f"),
+    ("reasons ≤ random PGI", "share_not_above_random", ".1%"),
+    ("RIS mean / rows", "ris_mean", ".3g"),
+    ("ROS mean", "ros_mean", ".3g"),
+    ("FA vs permutation", "vs_permutation_feature_agreement", ".2f"),
+    ("RA vs permutation", "vs_permutation_rank_agreement", ".2f"),
+    ("SA vs permutation", "vs_permutation_sign_agreement", ".2f"),
+    ("RC vs permutation", "vs_permutation_rank_correlation", ".2f"),
+    ("explain ms/decision", "explain_s_per_decision", "ms"),
+    ("PGI+PGU ms/decision", "faithfulness_s_per_decision", "ms"),
+    ("RIS+ROS ms/decision", "stability_s_per_decision", "ms"),
+]
+
+
+def _cell(v: Any, fmt: str) -> str:
+    if v is None or (isinstance(v, float) and pd.isna(v)):
+        return "–"
+    if fmt == "ms":
+        return f"{v * 1000:,.1f}"
+    return format(v, fmt)
+
+
+def explainer_comparison(
+    console: Console, name: str, version: str, result: Any, *, stored: bool
+) -> None:
+    """Candidates side by side (one column each, so it fits 80 columns) and the choice."""
+    t = result.table.set_index("kind")
+    table = Table(title=f"Explainers of {_e(name)} {_e(version)}", show_lines=False)
+    table.add_column("")
+    for kind in t.index:
+        table.add_column(_e(kind.replace("tree_interventional", "tree_interv.")), justify="right")
+    for label, key, fmt in _COMPARE_ROWS:
+        cells = [_cell(t.loc[k, key], fmt) for k in t.index]
+        if key == "ris_mean":
+            cells = [f"{c} / {int(t.loc[k, 'stability_rows'])}" for c, k in zip(
+                cells, t.index, strict=True)]  # fmt: skip
+        table.add_row(label, *cells)
+    console.print(table)
+    sample = result.settings["sample"]
+    console.print(
+        f"{sample['rows']} denials ({_e(sample['source'])}, seed {sample['seed']}); "
+        f"background {result.settings['background']['rows']} rows "
+        f"({(result.settings['background']['sha256'] or '')[:12]}…)."
+    )
+    console.print(f"Rule: {_e(result.rule)}.")
+    console.print(
+        f"Recommended: [bold]{_e(result.recommended)}[/]"
+        + (" — stored with the version; the nightly run uses it." if stored else " (not stored)")
+    )
+
+
+def explainer_choice(
+    console: Console, name: str, version: str, choice: dict[str, Any] | None
+) -> None:
+    if choice is None:
+        console.print(
+            f"No explainer chosen for {_e(name)} {_e(version)}: the nightly run uses the "
+            "default by model family (govern explainers compare chooses one)."
+        )
+        return
+    console.print(
+        f"{_e(name)} {_e(version)}: [bold]{_e(choice['kind'])}[/], chosen "
+        f"{choice['chosen_at']:%Y-%m-%d %H:%M} on {choice['sample_rows']} denials "
+        f"(seed {choice['seed']})\nRule: {_e(choice['rule'])}"
+    )
+    rows = pd.DataFrame(choice["evidence"].get("candidates", []))
+    if len(rows):
+        keep = ["kind", "additive_share", "gap", "gap_se", "explain_s_per_decision"]
+        frame_table(console, rows[[c for c in keep if c in rows]], title="Evidence")
+
+
+def quality_by_version(console: Console, table: pd.DataFrame) -> None:
+    """Per model version: denials measured and the mean (and quartiles) of each metric."""
+    if table.empty:
+        console.print("No explanation-quality figures recorded yet.")
+        return
+    out = Table(title="Explanation quality by model version")
+    out.add_column("")
+    for r in table.itertuples(index=False):
+        out.add_column(
+            f"{_e(r.model_name)} {_e(r.model_version)}"
+            + ("" if r.own_version else " (re-explained)"),
+            justify="right",
+        )
+    rows = [
+        ("denials measured", "denials", ",d"),
+        ("with reasons", "with_reasons", ",d"),
+        ("PGI mean", "mean_pgi", ".4f"),
+        ("PGI quartiles", ("pgi_q25", "pgi_q50", "pgi_q75"), ".3f"),
+        ("PGI random mean", "mean_pgi_random", ".4f"),
+        ("PGU mean", "mean_pgu", ".4f"),
+        ("reasons ≤ random PGI", "share_not_above_random", ".1%"),
+        ("PGI background mean", "mean_pgi_background", ".4f"),
+        ("PGU background mean", "mean_pgu_background", ".4f"),
+        ("stability sampled", "stability_sampled", ",d"),
+        ("RIS mean / max", ("mean_ris", "max_ris"), ".3g"),
+        ("ROS mean / max", ("mean_ros", "max_ros"), ".3g"),
+        ("agrees w/ responsiveness", "mean_responsiveness_agreement", ".2f"),
+        ("agrees w/ permutation", "mean_permutation_agreement", ".2f"),
+        ("agrees w/ prev. version", "mean_previous_version_agreement", ".2f"),
+    ]
+    for label, key, fmt in rows:
+        keys = key if isinstance(key, tuple) else (key,)
+        if not any(k in table for k in keys):
+            continue
+        cells = []
+        for r in table.to_dict("records"):
+            vals = [r.get(k) for k in keys]
+            cells.append(" / ".join(_cell(None if v is None else v, fmt) for v in vals))
+        out.add_row(label, *cells)
+    console.print(out)
+    console.print(
+        "[dim]All rows: SELECT * FROM v_explanation_quality; per version: "
+        "v_explanation_quality_by_version.[/]"
+    )

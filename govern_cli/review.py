@@ -21,6 +21,15 @@ from govern_cli.app import (
 @app.command(rich_help_panel="Review")
 def history(
     subject: Annotated[str, typer.Option("--subject", help="Subject (applicant) id.")],
+    diff: Annotated[
+        bool,
+        typer.Option(
+            "--diff",
+            help="For each pair of consecutive decisions, and each decision re-explained by a "
+            "later model version: reasons that appeared, disappeared or changed rank, with "
+            "their faithfulness, stability and agreement beside them.",
+        ),
+    ] = False,
     home: Home = None,
     db: Db = None,
     as_json: AsJson = False,
@@ -30,6 +39,9 @@ def history(
     from governance.deletion.requests import load_or_create_salt, subject_hash
     from governance.store.queries import subject_history, tombstones_for
 
+    if diff:
+        _history_diff(subject, home, db, as_json)
+        return
     with sessions(db, home)() as session:
         records = subject_history(session, subject)
         graves = tombstones_for(
@@ -43,6 +55,32 @@ def history(
         )
         return
     render.history(console, subject, records, graves)
+
+
+def _history_diff(subject: str, home: Home, db: Db, as_json: bool) -> None:
+    from governance.explain.compare import reason_changes, timeline_pairs
+    from governance.store.quality import reason_timeline
+
+    with sessions(db, home)() as session:
+        states = reason_timeline(session, subject)
+    pairs = [
+        {
+            "kind": kind,
+            "from": old,
+            "to": new,
+            "changes": reason_changes(
+                [r["feature"] for r in old["reasons"]], [r["feature"] for r in new["reasons"]]
+            ),
+        }
+        for old, new, kind in timeline_pairs(states)
+    ]
+    if as_json:
+        console.print_json(
+            json.dumps({"subject_id": subject, "explanations": len(states), "pairs": pairs},
+                       default=str)
+        )  # fmt: skip
+        return
+    render.history_diff(console, subject, len(states), pairs)
 
 
 @app.command(rich_help_panel="Review")

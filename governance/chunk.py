@@ -15,8 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from governance.explain.compare import positions, reason_agreement, verdict_changes
 from governance.explain.explainer import TOP_K, Explainer, Explanation, top_reasons
+from governance.explain.quality import (
+    QualitySetup,
+    add_quality,
+)
 from governance.hashing import sha256_frame
 from governance.intake.decision_log import (
     COMPLETED_AT,
@@ -441,6 +444,7 @@ def explain_chunk(
     run_id: int,
     top_k: int = TOP_K,
     recourse: RecourseSetup | None = None,
+    quality: QualitySetup | None = None,
 ) -> ChunkResult:
     """Explain every decision of a chunk and build its ledger rows.
 
@@ -452,12 +456,16 @@ def explain_chunk(
         The version that made the decisions.
     explainer : Explainer
         Built once per worker for that version.
+    recourse : RecourseSetup, optional
+        Responsiveness, verification and recourse for denied decisions.
+    quality : QualitySetup, optional
+        Faithfulness, stability and agreement of the denied decisions' explanations.
 
     Returns
     -------
     ChunkResult
-        Frames for ``decisions``, ``explanations``, ``attributions`` and ``reasons`` (and the
-        recourse tables with ``recourse``).
+        Frames for ``decisions``, ``explanations``, ``attributions`` and ``reasons``, plus
+        those of the recourse and quality steps when they run.
 
     Decisions the model does not reproduce (logged score off the model's by more than
     ``SCORE_TOLERANCE``: the log names another model) are explained and verified like the
@@ -497,9 +505,9 @@ def explain_chunk(
         "score_mismatch_denied": int((denied_mask & ~reproduced).sum()),
     }
     seconds = {"explain": time.perf_counter() - t0}
+    idx, _ = top_reasons(expl.values[denied_mask], top_k)
     if recourse is not None and denied_mask.any():
         t1 = time.perf_counter()
-        idx, _ = top_reasons(expl.values[denied_mask], top_k)
         reason_mu = np.full(idx.shape, np.nan)
         denied_rows = np.flatnonzero(denied_mask)
         parts = []
@@ -530,119 +538,13 @@ def explain_chunk(
             kept = [p[name] for p in parts if len(p[name])] or [parts[0][name]]
             frames[name] = pd.concat(kept, ignore_index=True)
         seconds["recourse"] = time.perf_counter() - t1
+    if quality is not None:
+        add_quality(
+            frames, counts, seconds, chunk.loc[denied_mask], model, explainer,
+            expl.values[denied_mask], idx, quality,
+            model_version_id=model_version_id, explainer_id=explainer_id, run_id=run_id,
+        )  # fmt: skip
     return ChunkResult(frames, counts, seconds)
-
-
-def comparison_rows(
-    denied: pd.DataFrame,
-    new_model: DecisionModel,
-    explainer: Explainer,
-    *,
-    old: dict[str, pd.DataFrame],
-    model_version_id: int,
-    explainer_id: int,
-    run_id: int,
-    recourse: RecourseSetup | None = None,
-    top_k: int = TOP_K,
-) -> ChunkResult:
-    """What a new model version would tell applicants denied under an older one.
-
-    Parameters
-    ----------
-    denied : DataFrame
-        Decisions (``decision_id``, ``model_version_id`` of the old version, the schema's
-        feature columns).
-    old : dict of DataFrame
-        The ledger's rows for these decisions under their own version: ``reasons``
-        (decision_id, rank, feature), ``checks`` (decision_id, status), ``responsiveness``
-        (decision_id, feature, mu).
-
-    Returns
-    -------
-    ChunkResult
-        Rows of ``explanations``, ``attributions``, ``reasons``, ``responsiveness``,
-        ``recourse_checks`` and ``responsive_reasons`` under the new version (what it would
-        say; nothing is issued), and ``version_comparisons``.
-    """
-    import time
-
-    t0 = time.perf_counter()
-    names = new_model.schema.names
-    ids = denied[ID].astype(str).to_numpy()
-    new_score = new_model.score(denied)
-    still_denied = new_score < new_model.threshold
-    # Explanations and reasons as the new version would give them (reasons only if it denies).
-    as_new = denied.assign(**{DECISION: np.where(still_denied, DENIED, "approved")})
-    expl = explainer.explain(denied)
-    frames = explanation_rows(
-        as_new,
-        expl,
-        model_version_id=model_version_id,
-        explainer_id=explainer_id,
-        run_id=run_id,
-        top_k=top_k,
-    )
-    new_idx = np.full((len(ids), top_k), -1, dtype=np.int64)
-    new_idx[still_denied], _ = top_reasons(expl.values[still_denied], top_k)
-    old_idx = positions(names, old["reasons"], ids, top_k)
-    fa, ra = reason_agreement(old_idx, new_idx)
-    old_status = (
-        old["checks"].set_index("decision_id")["status"].reindex(ids).to_numpy(dtype=object)
-    )
-    new_status = np.where(still_denied, None, "approved").astype(object)
-    mu_change = np.full(len(ids), np.nan)
-    counts = {"compared": len(ids), "now_approved": int((~still_denied).sum())}
-    if recourse is not None and still_denied.any():
-        sub = denied.loc[still_denied].reset_index(drop=True)
-        extra, reason_mu, more = recourse_rows(
-            sub.assign(**{DECIDED_AT: denied.loc[still_denied, DECIDED_AT].to_numpy()}),
-            new_model,
-            recourse,
-            attributions=expl.values[still_denied],
-            reason_index=new_idx[still_denied],
-            model_version_id=model_version_id,
-            run_id=run_id,
-            top_k=top_k,
-        )
-        frames["reasons"] = frames["reasons"].assign(mu=reason_mu[new_idx[still_denied] >= 0])
-        extra.pop("issued_recourse")  # what v+1 would offer is not issued to anyone
-        frames.update(extra)
-        new_status[still_denied] = extra["recourse_checks"]["status"].to_numpy()
-        if not old["responsiveness"].empty:
-            old_mu = old["responsiveness"].pivot(
-                index="decision_id", columns="feature", values="mu"
-            )
-            new_mu = extra["responsiveness"].pivot(
-                index="decision_id", columns="feature", values="mu"
-            )
-            common = old_mu.index.intersection(new_mu.index)
-            diff = (new_mu.loc[common, names] - old_mu.loc[common, names]).abs().mean(axis=1)
-            mu_change = diff.reindex(ids).to_numpy(dtype=float)
-        counts.update({f"new_{k}": v for k, v in more.items()})
-    changes = verdict_changes(old_status, new_status)
-    frames["version_comparisons"] = pd.DataFrame(
-        {
-            "decision_id": ids,
-            "model_version_id": model_version_id,
-            "old_model_version_id": denied["model_version_id"].to_numpy(),
-            "run_id": run_id,
-            "new_score": new_score,
-            "reasons_changed": fa < 1.0,
-            "feature_agreement": fa,
-            "rank_agreement": ra,
-            "old_status": old_status,
-            "new_status": new_status,
-            "became_fixed": changes["became_fixed"].to_numpy(),
-            "gained_recourse": changes["gained_recourse"].to_numpy(),
-            "mu_mean_abs_change": mu_change,
-        }
-    )
-    counts.update(
-        reasons_changed=int((fa < 1.0).sum()),
-        became_fixed=int(changes["became_fixed"].sum()),
-        gained_recourse=int(changes["gained_recourse"].sum()),
-    )
-    return ChunkResult(frames, counts, {"compare": time.perf_counter() - t0})
 
 
 def drop_decisions(

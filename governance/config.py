@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 import governance
+from governance.exceptions import ExplanationQualityError
 
 ENV_HOME = "GOVERNANCE_HOME"
 ENV_DB_URL = "GOVERNANCE_DB_URL"
@@ -94,3 +95,42 @@ def actor(name: str | None = None) -> str:
         return getpass.getuser()
     except (OSError, KeyError):  # no login name in containers without a passwd entry
         return "unknown"
+
+
+ENV_STABILITY_SAMPLE = "GOVERNANCE_STABILITY_SAMPLE"
+ENV_AGREEMENT_SAMPLE = "GOVERNANCE_AGREEMENT_SAMPLE"
+DEFAULT_STABILITY_SAMPLE = 1_000
+DEFAULT_AGREEMENT_SAMPLE = 100
+
+
+def _sample(value: int | str | None, env: str, default: int) -> int | None:
+    raw = value if value is not None else os.environ.get(env)
+    label = env if value is None else "sample size"
+    if raw is None or raw == "":
+        return default
+    if str(raw).strip().lower() == "all":
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ExplanationQualityError(
+            f"{label} {raw!r}: expected a number of decisions or 'all'"
+        ) from None
+    if n < 0:
+        raise ExplanationQualityError(f"{label} {raw!r}: expected a number >= 0 or 'all'")
+    return n
+
+
+def stability_sample(value: int | str | None = None) -> int | None:
+    """Denials per night whose explanations get RIS and ROS: ``value``, else
+    $GOVERNANCE_STABILITY_SAMPLE, else 1,000; "all" (None) means every denial, 0 none."""
+    return _sample(value, ENV_STABILITY_SAMPLE, DEFAULT_STABILITY_SAMPLE)
+
+
+def agreement_sample(value: int | str | None = None) -> int:
+    """Denials per night explained again by the permutation explainer for the agreement of
+    the two: ``value``, else $GOVERNANCE_AGREEMENT_SAMPLE, else 100."""
+    n = _sample(value, ENV_AGREEMENT_SAMPLE, DEFAULT_AGREEMENT_SAMPLE)
+    if n is None:
+        raise ExplanationQualityError("the explainer agreement sample must be a number, not 'all'")
+    return n

@@ -96,3 +96,7 @@ class MissingTrainingData(ManifestError):
 
 class ImportRefused(ManifestError):
     """Raised when a fitted model cannot be imported as it is (unscorable, unsafe, unmatched)."""
+
+
+class ExplanationQualityError(GovernanceError, ValueError):
+    """Explanation-quality settings that cannot be used (a sample size, an explainer kind)."""

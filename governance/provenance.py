@@ -49,7 +49,29 @@ DEFAULTS: dict[str, Any] = {
     "explainer_seed": 0,
     "top_k": None,  # the explainer's own default, filled in below
     "score_mismatch": "flag",
+    # the explainer: "auto" (by model family) or the kind chosen with govern explainers compare
+    "explainer_kind": "auto",
+    # explanation quality: the switch (off for deletion candidates), faithfulness, and the
+    # night's seeded samples (sizes and the key cutoffs drawn from the whole night)
+    "quality": True,
+    "faithfulness": True,
+    "stability_sample": None,
+    "stability_sample_permutation": None,
+    "agreement_sample": None,
+    "stability_cutoff": None,
+    "stability_cutoff_permutation": None,
+    "agreement_cutoff": None,
 }
+# Settings of the explanation-quality step: they cannot change its rows when it is off.
+QUALITY_KEYS = (
+    "faithfulness",
+    "stability_sample",
+    "stability_sample_permutation",
+    "agreement_sample",
+    "stability_cutoff",
+    "stability_cutoff_permutation",
+    "agreement_cutoff",
+)
 
 
 def _number(value: Any) -> Any:
@@ -69,7 +91,9 @@ def result_settings(
     options : mapping, optional
         Flow options: ``recourse``, ``n_samples``, ``seed``, ``max_points``, ``stability``,
         ``stability_k``, ``stability_sigma``, ``robust_tau``, ``explainer_background_size``,
-        ``explainer_seed``, ``top_k``, ``score_mismatch``. Missing or None means the default;
+        ``explainer_seed``, ``top_k``, ``score_mismatch``, ``explainer_kind``, and the
+        explanation-quality settings ``quality``, ``faithfulness`` and the samples' sizes and
+        cutoffs (:data:`QUALITY_KEYS`). Missing or None means the default;
         other keys are ignored. A dict this function returned is returned unchanged.
     model : mapping, optional
         The model version's inputs (:func:`model_inputs`); default ``options["model"]``.
@@ -112,6 +136,11 @@ def result_settings(
     if not out["stability"]:
         for key in ("stability_k", "stability_sigma", "robust_tau"):
             out[key] = None
+    out["quality"] = bool(out["quality"])
+    out["faithfulness"] = bool(out["faithfulness"]) and out["quality"]
+    if not out["quality"]:
+        for key in QUALITY_KEYS:
+            out[key] = None if key != "faithfulness" else False
     out["model"] = dict(model if model is not None else given.get("model") or {})
     return out
 

@@ -159,6 +159,18 @@ CREATE TABLE deployment_events (
 );
 CREATE INDEX ix_deployment_events_model ON deployment_events (model_name, version);
 
+CREATE TABLE explainer_choices (
+	model_version_id INTEGER NOT NULL,
+	kind VARCHAR(32) NOT NULL,
+	rule TEXT NOT NULL,
+	evidence JSONB NOT NULL,
+	sample_rows INTEGER NOT NULL,
+	seed INTEGER NOT NULL,
+	chosen_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (model_version_id),
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id)
+);
+
 CREATE TABLE explainers (
 	id SERIAL NOT NULL,
 	config_sha256 VARCHAR(64) NOT NULL,
@@ -327,6 +339,20 @@ CREATE INDEX ix_issued_recourse_issued_at ON issued_recourse (issued_at);
 CREATE INDEX ix_issued_recourse_model_version_id ON issued_recourse (model_version_id);
 CREATE INDEX ix_issued_recourse_run_id ON issued_recourse (run_id);
 
+CREATE TABLE quality_settings (
+	id SERIAL NOT NULL,
+	sha256 VARCHAR(64) NOT NULL,
+	metric VARCHAR(32) NOT NULL,
+	model_version_id INTEGER NOT NULL,
+	explainer_id INTEGER,
+	background_sha256 VARCHAR(64),
+	body JSONB NOT NULL,
+	PRIMARY KEY (id),
+	UNIQUE (sha256),
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id),
+	FOREIGN KEY(explainer_id) REFERENCES explainers (id)
+);
+
 CREATE TABLE reasons (
 	decision_id VARCHAR(64) NOT NULL,
 	model_version_id INTEGER NOT NULL,
@@ -418,6 +444,76 @@ CREATE TABLE version_comparisons (
 	FOREIGN KEY(run_id) REFERENCES runs (id)
 );
 CREATE INDEX ix_version_comparisons_run_id ON version_comparisons (run_id);
+
+CREATE TABLE explanation_agreement (
+	decision_id VARCHAR(64) NOT NULL,
+	model_version_id INTEGER NOT NULL,
+	comparison VARCHAR(32) NOT NULL,
+	other VARCHAR(64) NOT NULL,
+	other_model_version_id INTEGER,
+	settings_id INTEGER,
+	k INTEGER NOT NULL,
+	feature_agreement FLOAT NOT NULL,
+	rank_agreement FLOAT NOT NULL,
+	sign_agreement FLOAT,
+	signed_rank_agreement FLOAT,
+	rank_correlation FLOAT,
+	pairwise_rank_agreement FLOAT,
+	reasons_feature_agreement FLOAT NOT NULL,
+	reasons_rank_agreement FLOAT NOT NULL,
+	top1_same BOOLEAN NOT NULL,
+	run_id INTEGER NOT NULL,
+	PRIMARY KEY (decision_id, model_version_id, comparison),
+	FOREIGN KEY(decision_id) REFERENCES decisions (decision_id) ON DELETE CASCADE,
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id),
+	FOREIGN KEY(other_model_version_id) REFERENCES model_versions (id),
+	FOREIGN KEY(settings_id) REFERENCES quality_settings (id),
+	FOREIGN KEY(run_id) REFERENCES runs (id)
+);
+CREATE INDEX ix_explanation_agreement_run_id ON explanation_agreement (run_id);
+
+CREATE TABLE explanation_faithfulness (
+	decision_id VARCHAR(64) NOT NULL,
+	model_version_id INTEGER NOT NULL,
+	perturbation VARCHAR(32) NOT NULL,
+	explainer_id INTEGER NOT NULL,
+	settings_id INTEGER,
+	k INTEGER NOT NULL,
+	pgi FLOAT,
+	pgu FLOAT,
+	pgi_random FLOAT,
+	reasons_not_above_random BOOLEAN,
+	run_id INTEGER NOT NULL,
+	PRIMARY KEY (decision_id, model_version_id, perturbation),
+	FOREIGN KEY(decision_id) REFERENCES decisions (decision_id) ON DELETE CASCADE,
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id),
+	FOREIGN KEY(explainer_id) REFERENCES explainers (id),
+	FOREIGN KEY(settings_id) REFERENCES quality_settings (id),
+	FOREIGN KEY(run_id) REFERENCES runs (id)
+);
+CREATE INDEX ix_explanation_faithfulness_run_id ON explanation_faithfulness (run_id);
+
+CREATE TABLE explanation_stability (
+	decision_id VARCHAR(64) NOT NULL,
+	model_version_id INTEGER NOT NULL,
+	explainer_id INTEGER NOT NULL,
+	settings_id INTEGER,
+	ris FLOAT,
+	ros FLOAT,
+	n_draws INTEGER NOT NULL,
+	n_same_class INTEGER NOT NULL,
+	ris_skipped INTEGER NOT NULL,
+	ros_skipped INTEGER NOT NULL,
+	neighbourhood_std FLOAT NOT NULL,
+	run_id INTEGER NOT NULL,
+	PRIMARY KEY (decision_id, model_version_id),
+	FOREIGN KEY(decision_id) REFERENCES decisions (decision_id) ON DELETE CASCADE,
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id),
+	FOREIGN KEY(explainer_id) REFERENCES explainers (id),
+	FOREIGN KEY(settings_id) REFERENCES quality_settings (id),
+	FOREIGN KEY(run_id) REFERENCES runs (id)
+);
+CREATE INDEX ix_explanation_stability_run_id ON explanation_stability (run_id);
 
 CREATE TABLE recourse_fragility (
 	recourse_id VARCHAR(88) NOT NULL,

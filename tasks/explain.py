@@ -12,6 +12,10 @@ from sqlalchemy.orm import Session
 
 from governance.chunk import RecourseSetup, drop_decisions
 from governance.chunk import explain_chunk as explain_rows
+from governance.explain.explainer import Explainer, is_tree_model
+from governance.explain.explanation_stability import StabilitySettings, neighbourhood_std
+from governance.explain.faithfulness import FaithfulnessSettings
+from governance.explain.quality import QualitySetup
 from governance.provenance import code_identity, result_settings
 from governance.store import writes
 from tasks import worker
@@ -60,6 +64,86 @@ def recourse_setup(
     )
 
 
+def quality_setup(
+    session: Session,
+    ref: ModelRef,
+    model_version_id: int,
+    explainer: Explainer,
+    explainer_id: int,
+    options: dict[str, Any],
+) -> QualitySetup | None:
+    """The explanation-quality step for a version, its settings recorded in the ledger; None
+    when ``options["quality"]`` is off or the version has no training data to scale by.
+
+    ``options``: ``faithfulness`` (bool, default True), ``stability_cutoff``,
+    ``stability_cutoff_permutation`` and ``agreement_cutoff`` (sample cutoffs from
+    :func:`governance.explain.quality.sample_cutoff`), ``stability_sample`` and
+    ``agreement_sample`` (the sizes, recorded with the settings) and ``seed``.
+    """
+    space = worker.feature_space(ref) if options.get("quality", True) else None
+    if space is None:
+        return None
+    seed = int(options.get("seed") or 0)
+    faith = FaithfulnessSettings(seed=seed) if options.get("faithfulness", True) else None
+    stab = StabilitySettings(std=neighbourhood_std(is_tree_model(explainer.model)), seed=seed)
+    permutation = explainer.kind == "permutation"
+    cutoff = options.get("stability_cutoff_permutation" if permutation else "stability_cutoff")
+    second = None
+    if options.get("agreement_cutoff") is not None and not permutation:
+        second = worker.explainer(ref, kind="permutation")
+    common = {"explainer_id": explainer_id, "background_sha256": explainer.background_sha256}
+    ids = {}
+    if faith is not None:
+        ids["faithfulness"] = writes.ensure_quality_settings(
+            session,
+            model_version_id,
+            "faithfulness",
+            {**faith.to_dict(), "feature_space": space.to_dict()},
+            **common,
+        )
+    if cutoff is not None:
+        ids["stability"] = writes.ensure_quality_settings(
+            session,
+            model_version_id,
+            "stability",
+            {
+                **stab.to_dict(),
+                "feature_space": space.to_dict(),
+                "daily_sample": options.get(
+                    "stability_sample_permutation" if permutation else "stability_sample"
+                ),
+                "sample_seed": seed,
+                "neighbours_explained_by": explainer.config.to_dict(),
+            },
+            **common,
+        )
+    ids["agreement"] = writes.ensure_quality_settings(
+        session,
+        model_version_id,
+        "agreement",
+        {
+            "k": 4,
+            "metrics": "OpenXAI FA, RA, SA, SRA (top k by |value|), RC, PRA; and FA, RA and "
+            "top-1 of the disclosed reason lists",
+            "explainer_vs_permutation": None if second is None else second.config.to_dict(),
+            "explainer_sample": options.get("agreement_sample"),
+            "sample_seed": seed,
+            "responsiveness_vector": "-attribution (push towards denial) against mu",
+        },
+        **common,
+    )
+    return QualitySetup(
+        space,
+        faithfulness=faith,
+        stability=stab,
+        stability_cutoff=cutoff,
+        agreement_cutoff=options.get("agreement_cutoff") if second is not None else None,
+        second=second,
+        settings_ids=ids,
+        sample_seed=seed,
+    )
+
+
 @task(name="explain-chunk", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def explain_chunk(
     chunk: pd.DataFrame,
@@ -76,16 +160,21 @@ def explain_chunk(
     ``options``: the run's settings, as :func:`governance.provenance.result_settings` lists
     and normalises them (``recourse`` and ``stability`` switches, ``n_samples``, ``seed``,
     ``max_points``, ``stability_k``, ``stability_sigma``, ``robust_tau``, the explainer's
-    background size and seed, ``top_k``; ``model``, the version's registered inputs). The
-    chunk is configured from the normalised settings, which are recorded with the code version
-    as the provenance of its rows. Safe to retry and to rerun: the chunk's rows are replaced
-    as a whole, and the chunk is recorded as done in the same transaction.
+    kind, background size and seed, ``top_k``; the explanation-quality switch, faithfulness
+    and the night's sample sizes and cutoffs of :func:`quality_setup`; ``model``, the
+    version's registered inputs). The chunk is configured from the normalised settings, which
+    are recorded with the code version as the provenance of its rows. Safe to retry and to
+    rerun: the chunk's rows are replaced as a whole, and the chunk is recorded as done in the
+    same transaction.
     """
     settings = result_settings(options)
     t0 = time.perf_counter()
     model = worker.model(ref)
     explainer = worker.explainer(
-        ref, settings["explainer_background_size"], settings["explainer_seed"]
+        ref,
+        settings["explainer_background_size"],
+        settings["explainer_seed"],
+        kind=settings["explainer_kind"],
     )
     sessions = worker.sessions(db_url)
     with sessions.begin() as session:
@@ -93,6 +182,7 @@ def explain_chunk(
             session, model_version_id, explainer.config.to_dict()
         )
         setup = recourse_setup(session, ref, model_version_id, settings)
+        quality = quality_setup(session, ref, model_version_id, explainer, explainer_id, settings)
         provenance_id = writes.ensure_provenance(session, settings, code_identity())
     t_load = time.perf_counter() - t0
     result = explain_rows(
@@ -104,6 +194,7 @@ def explain_chunk(
         run_id=run_id,
         top_k=settings["top_k"],
         recourse=setup,
+        quality=quality,
     )
     for name in ("decisions", "issued_recourse"):
         if name in result.frames:

@@ -10,7 +10,8 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from governance.chunk import comparison_rows, drop_decisions
+from governance.chunk import drop_decisions
+from governance.reexamine import comparison_rows
 from governance.registry.model import DecisionModel
 from governance.registry.model_registry import ModelRegistry, missing_training_data
 from governance.retraining.revalidation import revalidate
@@ -19,7 +20,7 @@ from governance.store import writes
 from governance.store.models import Base, Decision
 from governance.store.queries import old_results, recourse_points
 from tasks import worker
-from tasks.explain import recourse_setup
+from tasks.explain import quality_setup, recourse_setup
 from tasks.worker import ModelRef
 
 
@@ -167,11 +168,13 @@ def compare_chunk(
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Reasons, responsiveness and verdicts the new version would give recently denied
-    applicants, and how they differ from what the ledger holds."""
+    applicants, how they differ from what the ledger holds, and (unless ``options["quality"]``
+    is off) the faithfulness of the new reasons and each applicant's explanation agreement
+    across the two versions."""
     options = options or {}
     t0 = time.perf_counter()
     model = worker.model(ref)
-    explainer = worker.explainer(ref)
+    explainer = worker.explainer(ref, kind=options.get("explainer_kind") or "auto")
     sessions = worker.sessions(db_url)
     with sessions.begin() as session:
         old = old_results(session, denied["decision_id"].tolist())
@@ -179,6 +182,16 @@ def compare_chunk(
             session, model_version_id, explainer.config.to_dict()
         )
         setup = recourse_setup(session, ref, model_version_id, options)
+        # No daily samples here: the comparison re-explains denials, it samples nothing.
+        sampled = {"stability_cutoff", "stability_cutoff_permutation", "agreement_cutoff"}
+        quality = quality_setup(
+            session,
+            ref,
+            model_version_id,
+            explainer,
+            explainer_id,
+            {k: v for k, v in options.items() if k not in sampled},
+        )
     result = comparison_rows(
         denied,
         model,
@@ -188,6 +201,7 @@ def compare_chunk(
         explainer_id=explainer_id,
         run_id=run_id,
         recourse=setup,
+        quality=quality,
     )
     with sessions.begin() as session:
         # Denials purged since they were read are not written back.

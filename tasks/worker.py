@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from governance.explain.explainer import Explainer
+from governance.explain.perturbation import FeatureSpace
 from governance.recourse.action_set import ActionSet
 from governance.recourse.costs import Cost, PercentileShiftCost
 from governance.registry.model import DecisionModel
@@ -52,14 +53,18 @@ def _model(ref: ModelRef, training: str | None) -> DecisionModel:
     return ModelRegistry(ref.registry).load(ref.name, ref.version)
 
 
-def explainer(ref: ModelRef, background_size: int = 100, seed: int = 0) -> Explainer:
-    """The version's explainer, its background sampled from the training data as it is now."""
-    return _explainer(ref, training_sha256(ref), background_size, seed)
+def explainer(
+    ref: ModelRef, background_size: int = 100, seed: int = 0, kind: str = "auto"
+) -> Explainer:
+    """The version's explainer of ``kind`` ("auto": by model family, or the one chosen with
+    ``govern explainers compare``, which the flow passes as ``kind``), its background sampled
+    from the training data as it is now."""
+    return _explainer(ref, training_sha256(ref), background_size, seed, kind)
 
 
 @lru_cache(maxsize=8)
 def _explainer(
-    ref: ModelRef, training: str | None, background_size: int, seed: int
+    ref: ModelRef, training: str | None, background_size: int, seed: int, kind: str
 ) -> Explainer:
     reg = ModelRegistry(ref.registry)
     if training:
@@ -70,7 +75,23 @@ def _explainer(
     else:
         background = None
     return Explainer(
-        _model(ref, training), background, background_size=background_size, seed=seed
+        _model(ref, training), background, background_size=background_size, seed=seed, kind=kind
+    )
+
+
+def feature_space(ref: ModelRef) -> FeatureSpace | None:
+    """How the quality metrics perturb the version's features (training std per continuous
+    feature, from the training data as it is now); None for a version without training data."""
+    return _feature_space(ref, training_sha256(ref))
+
+
+@lru_cache(maxsize=8)
+def _feature_space(ref: ModelRef, training: str | None) -> FeatureSpace | None:
+    if training is None:
+        return None
+    schema = _model(ref, training).schema
+    train = ModelRegistry(ref.registry).training_frame(ref.name, ref.version, training)
+    return FeatureSpace.from_schema(schema, feature_scale(schema, train)
     )
 
 

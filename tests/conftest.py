@@ -20,6 +20,11 @@ os.environ.update(
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         "DASK_LOGGING__DISTRIBUTED": "error",
         "GX_ANALYTICS_ENABLED": "false",
+        # Small explanation-quality samples for every flow the suite runs (the nightly
+        # defaults, 1,000 and 100, would add minutes per run); the tests of those samples
+        # pass their sizes explicitly.
+        "GOVERNANCE_STABILITY_SAMPLE": "10",
+        "GOVERNANCE_AGREEMENT_SAMPLE": "0",
     }
 )
 for _var in ("PREFECT_API_URL", "GOVERNANCE_DB_URL", "GOVERNANCE_HOME", "GOVERNANCE_DASK_ADDRESS"):

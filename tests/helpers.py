@@ -52,10 +52,10 @@ SCHEMA = FeatureSchema(
 CONTRACTS = {("credit", "v1"): ModelContract(SCHEMA, threshold=0.5)}
 
 
-def read_sql(url: str, sql: str) -> pd.DataFrame:
-    """The result of one query against the ledger at ``url``, as a frame."""
+def read_sql(url: str, sql: str, **params: object) -> pd.DataFrame:
+    """The result of one query (with bound ``params``) against the ledger at ``url``."""
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        frame = pd.read_sql(sa.text(sql), conn)
+        frame = pd.read_sql(sa.text(sql), conn, params=params or None)
     engine.dispose()
     return frame

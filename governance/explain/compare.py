@@ -72,3 +72,44 @@ def positions(features: list[str], ranked: pd.DataFrame, ids: np.ndarray, k: int
         if d in where and 1 <= rank <= k and feature in col:
             out[where[d], rank - 1] = col[feature]
     return out
+
+
+def reason_changes(old: list[str], new: list[str]) -> dict[str, list]:
+    """Which reasons appeared, disappeared or changed rank between two ranked reason lists.
+
+    Examples
+    --------
+    >>> reason_changes(["debt", "income", "age"], ["income", "debt", "savings"])
+    {'appeared': [('savings', 3)], 'disappeared': [('age', 3)], 'moved': [('debt', 1, 2), ('income', 2, 1)]}
+    """  # noqa: E501
+    old_rank = {f: i + 1 for i, f in enumerate(old)}
+    new_rank = {f: i + 1 for i, f in enumerate(new)}
+    return {
+        "appeared": [(f, r) for f, r in new_rank.items() if f not in old_rank],
+        "disappeared": [(f, r) for f, r in old_rank.items() if f not in new_rank],
+        "moved": [
+            (f, r, new_rank[f]) for f, r in old_rank.items() if f in new_rank and new_rank[f] != r
+        ],
+    }
+
+
+def timeline_pairs(states: list[dict]) -> list[tuple[dict, dict, str]]:
+    """The pairs a reviewer compares in a subject's explanation history.
+
+    ``states`` are explanations in order, each with ``decision_id`` and ``own_version``
+    (False: a later version re-explained the decision). Pairs: each decision under its own
+    version against the previous decision under its own version ("next decision"), and each
+    decision under its own version against every later version that re-explained it
+    ("re-explained").
+    """
+    pairs = []
+    previous_own = None
+    own_by_decision = {s["decision_id"]: s for s in states if s["own_version"]}
+    for s in states:
+        if s["own_version"]:
+            if previous_own is not None:
+                pairs.append((previous_own, s, "next decision"))
+            previous_own = s
+        elif s["decision_id"] in own_by_decision:
+            pairs.append((own_by_decision[s["decision_id"]], s, "re-explained"))
+    return pairs

@@ -1,11 +1,12 @@
 """SHAP attributions for each decision, mapped back to the model's original features, and reasons.
 
-The explainer follows the model family: ``TreeExplainer`` for tree ensembles (but those with
-categorical splits), ``LinearExplainer`` for linear models, and a seeded ``PermutationExplainer``
-over a small background sample for anything else. Attributions always explain the *favourable*
-class, so a negative attribution pushes towards denial; through a scikit-learn Pipeline, one-hot
-columns are summed back into the categorical feature they encode (attributions are additive, so
-the sum is exact).
+The explainer follows the model family: ``TreeExplainer`` (path-dependent) for tree ensembles
+(but those with categorical splits), ``LinearExplainer`` for linear models, and a seeded
+``PermutationExplainer`` over a small background sample for anything else; ``TreeExplainer``
+with a background (interventional) can be chosen instead (see ``govern explainers compare``).
+Attributions always explain the *favourable* class, so a negative attribution pushes towards
+denial; through a scikit-learn Pipeline, one-hot columns are summed back into the categorical
+feature they encode (attributions are additive, so the sum is exact).
 """
 
 from __future__ import annotations
@@ -93,6 +94,28 @@ class Explanation:
         return self.additivity_error <= tol * scale
 
 
+def model_family(model: DecisionModel) -> str:
+    """The class name of the model's final estimator (inside a Pipeline, its last step)."""
+    return type(_split_pipeline(model.estimator)[1]).__name__
+
+
+def candidate_kinds(model: DecisionModel) -> list[str]:
+    """Explainer kinds that can explain ``model``: the tree kinds for tree ensembles, linear
+    for linear models, and the model-agnostic permutation explainer for any model."""
+    family = model_family(model)
+    if family in _TREE_MODELS:
+        return ["tree", "tree_interventional", "permutation"]
+    if family in _LINEAR_MODELS:
+        return ["linear", "permutation"]
+    return ["permutation"]
+
+
+def is_tree_model(model: DecisionModel) -> bool:
+    """Whether the model is a tree ensemble (piecewise constant: its stability neighbourhood
+    must be wide enough to cross splits)."""
+    return model_family(model) in _TREE_MODELS
+
+
 def _split_pipeline(estimator: Any) -> tuple[Any | None, Any]:
     if isinstance(estimator, Pipeline):
         pre = estimator[:-1] if len(estimator.steps) > 1 else None
@@ -178,8 +201,19 @@ class Explainer:
     background_size : int, default=100
     seed : int, default=0
         Seeds the background sample and the permutation explainer.
-    kind : {"auto", "tree", "linear", "permutation"}, default="auto"
+    kind : {"auto", "tree", "tree_interventional", "linear", "permutation"}, default="auto"
+        "tree" is path-dependent TreeSHAP (``"tree_path_dependent"`` is accepted as a synonym);
+        "tree_interventional" averages over the background sample instead.
+
+    Attributes
+    ----------
+    background : DataFrame or None
+        The background sample (at most ``background_size`` training rows, seeded), kept for
+        every kind: the faithfulness metrics replace features with its rows.
+    background_sha256 : str or None
     """
+
+    KINDS = ("tree", "tree_interventional", "linear", "permutation")
 
     def __init__(
         self,
@@ -197,13 +231,15 @@ class Explainer:
         pre, est = _split_pipeline(model.estimator)
         self._pre, self._est = pre, est
         family = type(est).__name__
+        if kind == "tree_path_dependent":
+            kind = "tree"
         if kind == "auto":
             kind = (
                 "tree"
                 if family in _TREE_MODELS and not _splits_on_categories(est)
                 else ("linear" if family in _LINEAR_MODELS else "permutation")
             )
-        if kind in ("tree", "linear") and pre is not None:
+        if kind in ("tree", "tree_interventional", "linear") and pre is not None:
             try:
                 probe = (
                     model.estimator_frame(background.head(2)) if background is not None else None
@@ -217,6 +253,8 @@ class Explainer:
         if background is not None and len(background):
             n = min(background_size, len(background))
             bg = model.frame(background.sample(n=n, random_state=seed).reset_index(drop=True))
+        self.background = bg
+        self.background_sha256 = sha256_frame(bg) if bg is not None else None
         # Attributions explain classes_[1]; flip them when approval is class 0.
         self._sign = 1.0 if model.favourable_index == 1 else -1.0
         settings: dict[str, Any] = {
@@ -231,6 +269,18 @@ class Explainer:
             output = _TREE_MODELS[family]
             settings["feature_perturbation"] = "tree_path_dependent"
             bg_hash = None
+        elif kind == "tree_interventional":
+            if family not in _TREE_MODELS:
+                raise ValueError(f"TreeExplainer does not support {family}")
+            if bg is None:
+                raise ValueError("an interventional tree explainer needs background rows")
+            Xbg = pre.transform(bg) if pre is not None else bg.to_numpy(float)
+            self._shap = shap.TreeExplainer(
+                est, data=np.asarray(Xbg, dtype=float), feature_perturbation="interventional"
+            )
+            output = _TREE_MODELS[family]
+            settings.update(feature_perturbation="interventional", background_rows=len(bg))
+            bg_hash = sha256_frame(bg)
         elif kind == "linear":
             if bg is None:
                 raise ValueError("a linear explainer needs background rows")
@@ -250,7 +300,8 @@ class Explainer:
             bg_hash = sha256_frame(bg)
         else:
             raise ValueError(
-                f"unknown explainer kind {kind!r}; expected auto, tree, linear or permutation"
+                f"unknown explainer kind {kind!r}; expected auto, tree, tree_interventional, "
+                "linear or permutation"
             )
         self.kind = kind
         self.seed = seed
@@ -323,7 +374,8 @@ class Explainer:
             return Explanation(values, base, output, self.features, self.config)
         raw, Xt = self._transform(frame)
         # Additivity is checked, and stored, per row below rather than raised by SHAP.
-        res = self._shap(Xt, check_additivity=False) if self.kind == "tree" else self._shap(Xt)
+        tree = self.kind in ("tree", "tree_interventional")
+        res = self._shap(Xt, check_additivity=False) if tree else self._shap(Xt)
         vals = np.asarray(res.values, dtype=float)
         base = np.asarray(res.base_values, dtype=float)
         sign = self._sign

@@ -3,6 +3,9 @@
 Keys make reruns idempotent: a decision is keyed by its id, its explanation, attributions and
 reasons by (decision, model version[, feature | rank]), a run by its natural key (kind, night,
 model). Rewriting a chunk replaces exactly its own rows.
+
+The module reads best whole: it is the ledger's schema, one declaration per table in the order
+of the data flow (as sql/schema.sql renders it), and its foreign keys tie the tables together.
 """
 
 from __future__ import annotations
@@ -600,3 +603,110 @@ class Notice(Base):
     due_at: Mapped[datetime] = mapped_column(Stamp)
     retain_until: Mapped[datetime] = mapped_column(Stamp, index=True)
     erasure_request_id: Mapped[str | None] = mapped_column(String(64))  # kept past an erasure
+
+
+class QualitySettings(Base):
+    """How a set of explanation-quality figures was computed: the metric's settings, the
+    feature scales and background it perturbed with, and the seeds, by content hash."""
+
+    __tablename__ = "quality_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    metric: Mapped[str] = mapped_column(String(32))  # faithfulness, stability, agreement
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    explainer_id: Mapped[int | None] = mapped_column(ForeignKey("explainers.id"))
+    background_sha256: Mapped[str | None] = mapped_column(String(64))
+    body: Mapped[dict[str, Any]]
+
+
+class ExplanationFaithfulness(Base):
+    """PGI and PGU of the reasons disclosed for a denial (OpenXAI's prediction gaps), under one
+    neighbourhood: OpenXAI's normal perturbation or the explainer's background replacement."""
+
+    __tablename__ = "explanation_faithfulness"
+
+    decision_id: Mapped[str] = mapped_column(
+        ForeignKey("decisions.decision_id", ondelete="CASCADE"), primary_key=True
+    )
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id"), primary_key=True
+    )
+    perturbation: Mapped[str] = mapped_column(String(32), primary_key=True)
+    explainer_id: Mapped[int] = mapped_column(ForeignKey("explainers.id"))
+    settings_id: Mapped[int | None] = mapped_column(ForeignKey("quality_settings.id"))
+    k: Mapped[int]  # reasons perturbed for PGI
+    pgi: Mapped[float | None] = mapped_column(Float)
+    pgu: Mapped[float | None] = mapped_column(Float)
+    pgi_random: Mapped[float | None] = mapped_column(Float)  # as many random features
+    reasons_not_above_random: Mapped[bool | None] = mapped_column(Boolean)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+
+
+class ExplanationStability(Base):
+    """RIS and ROS of a sampled denial's explanation (OpenXAI's relative stability)."""
+
+    __tablename__ = "explanation_stability"
+
+    decision_id: Mapped[str] = mapped_column(
+        ForeignKey("decisions.decision_id", ondelete="CASCADE"), primary_key=True
+    )
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id"), primary_key=True
+    )
+    explainer_id: Mapped[int] = mapped_column(ForeignKey("explainers.id"))
+    settings_id: Mapped[int | None] = mapped_column(ForeignKey("quality_settings.id"))
+    ris: Mapped[float | None] = mapped_column(Float)
+    ros: Mapped[float | None] = mapped_column(Float)
+    n_draws: Mapped[int]
+    n_same_class: Mapped[int]  # neighbours kept and explained (at most 100)
+    ris_skipped: Mapped[int]  # of those, with an undefined ratio
+    ros_skipped: Mapped[int]
+    neighbourhood_std: Mapped[float] = mapped_column(Float)  # units of training std
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+
+
+class ExplanationAgreement(Base):
+    """How a decision's explanation agrees with another: the responsiveness ranking, a second
+    explainer, or the same applicant under the previous model version."""
+
+    __tablename__ = "explanation_agreement"
+
+    decision_id: Mapped[str] = mapped_column(
+        ForeignKey("decisions.decision_id", ondelete="CASCADE"), primary_key=True
+    )
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id"), primary_key=True
+    )
+    comparison: Mapped[str] = mapped_column(String(32), primary_key=True)
+    other: Mapped[str] = mapped_column(String(64))
+    other_model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    settings_id: Mapped[int | None] = mapped_column(ForeignKey("quality_settings.id"))
+    k: Mapped[int]
+    feature_agreement: Mapped[float] = mapped_column(Float)
+    rank_agreement: Mapped[float] = mapped_column(Float)
+    sign_agreement: Mapped[float | None] = mapped_column(Float)
+    signed_rank_agreement: Mapped[float | None] = mapped_column(Float)
+    rank_correlation: Mapped[float | None] = mapped_column(Float)
+    pairwise_rank_agreement: Mapped[float | None] = mapped_column(Float)
+    reasons_feature_agreement: Mapped[float] = mapped_column(Float)  # disclosed top-4 lists
+    reasons_rank_agreement: Mapped[float] = mapped_column(Float)
+    top1_same: Mapped[bool] = mapped_column(Boolean)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+
+
+class ExplainerChoice(Base):
+    """The explainer chosen for a model version by ``govern explainers compare``, with the rule
+    and the side-by-side evidence it was chosen on; the nightly run uses it."""
+
+    __tablename__ = "explainer_choices"
+
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    rule: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any]]
+    sample_rows: Mapped[int]
+    seed: Mapped[int]
+    chosen_at: Mapped[datetime] = mapped_column(Stamp)

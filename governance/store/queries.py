@@ -70,7 +70,10 @@ def recent_runs(session: Session, limit: int = 20, kind: str | None = None) -> p
 
 
 def subject_history(session: Session, subject_id: str) -> list[dict[str, Any]]:
-    """Every decision about ``subject_id``, oldest first, with its model version and reasons."""
+    """Every decision about ``subject_id``, oldest first, with its model version, reasons and
+    their faithfulness (PGI, PGU, random control and its flag; None where not measured)."""
+    from governance.store.models import ExplanationFaithfulness
+
     stmt = (
         sa.select(Decision, ModelVersion)
         .join(ModelVersion, ModelVersion.id == Decision.model_version_id)
@@ -88,6 +91,10 @@ def subject_history(session: Session, subject_id: str) -> list[dict[str, Any]]:
             )
             .order_by(Reason.rank)
         ).all()
+        faith = session.get(
+            ExplanationFaithfulness,
+            (decision.decision_id, decision.model_version_id, "openxai_normal"),
+        )
         out.append(
             {
                 "decision_id": decision.decision_id,
@@ -115,6 +122,14 @@ def subject_history(session: Session, subject_id: str) -> list[dict[str, Any]]:
                     for r in reasons
                 ],
                 "recourse_status": check.status if check else None,
+                "faithfulness": None
+                if faith is None
+                else {
+                    "pgi": faith.pgi,
+                    "pgu": faith.pgu,
+                    "pgi_random": faith.pgi_random,
+                    "reasons_not_above_random": faith.reasons_not_above_random,
+                },
             }
         )
     return out
@@ -275,13 +290,24 @@ def recent_denied(
 
 
 def old_results(session: Session, decision_ids: Sequence[str]) -> dict[str, pd.DataFrame]:
-    """Reasons, verification verdicts and responsiveness the ledger holds for decisions under
-    the version that made them."""
-    from governance.store.models import Responsiveness
+    """Reasons, verification verdicts, responsiveness and attributions the ledger holds for
+    decisions under the version that made them."""
+    from governance.store.models import Attribution, Responsiveness
 
-    frames: dict[str, list] = {"reasons": [], "checks": [], "responsiveness": []}
+    frames: dict[str, list] = {
+        "reasons": [], "checks": [], "responsiveness": [], "attributions": []
+    }  # fmt: skip
     own = Decision.model_version_id
     for batch in batches(decision_ids):
+        frames["attributions"] += session.execute(
+            sa.select(Attribution.decision_id, Attribution.feature, Attribution.attribution)
+            .join(
+                Decision,
+                (Decision.decision_id == Attribution.decision_id)
+                & (own == Attribution.model_version_id),
+            )
+            .where(Attribution.decision_id.in_(batch))
+        ).all()
         frames["reasons"] += session.execute(
             sa.select(Reason.decision_id, Reason.rank, Reason.feature)
             .join(
@@ -313,6 +339,9 @@ def old_results(session: Session, decision_ids: Sequence[str]) -> dict[str, pd.D
         "checks": pd.DataFrame(frames["checks"], columns=["decision_id", "status"]),
         "responsiveness": pd.DataFrame(
             frames["responsiveness"], columns=["decision_id", "feature", "mu"]
+        ),
+        "attributions": pd.DataFrame(
+            frames["attributions"], columns=["decision_id", "feature", "attribution"]
         ),
     }
 
@@ -456,4 +485,3 @@ def example_past_borrower(session: Session, below: str = "S1") -> str | None:
         .order_by(Decision.subject_id)
         .limit(1)
     )
-

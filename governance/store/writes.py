@@ -26,8 +26,10 @@ from governance.store.models import (
     Base,
     CostModel,
     Explainer,
+    ExplainerChoice,
     IssuedRecourse,
     ModelVersion,
+    QualitySettings,
     Quarantine,
     ResultProvenance,
     Run,
@@ -117,6 +119,64 @@ def ensure_explainer(session: Session, model_version_id: int, config: Mapping[st
             "background_sha256": config.get("background_sha256"),
         },
     )
+
+
+def ensure_quality_settings(
+    session: Session,
+    model_version_id: int,
+    metric: str,
+    body: Mapping[str, Any],
+    *,
+    explainer_id: int | None = None,
+    background_sha256: str | None = None,
+) -> int:
+    """Return the id of the settings an explanation-quality metric ran with, recording them on
+    first use (keyed by their content, so identical settings share a row)."""
+    key = _canonical_sha(
+        {
+            "model_version_id": model_version_id,
+            "metric": metric,
+            "explainer_id": explainer_id,
+            "background_sha256": background_sha256,
+            "body": body,
+        }
+    )
+    return _ensure(
+        session,
+        QualitySettings,
+        {"sha256": key},
+        {
+            "metric": metric,
+            "model_version_id": model_version_id,
+            "explainer_id": explainer_id,
+            "background_sha256": background_sha256,
+            "body": json_safe(dict(body)),
+        },
+    )
+
+
+def record_explainer_choice(
+    session: Session,
+    model_version_id: int,
+    kind: str,
+    *,
+    rule: str,
+    evidence: Mapping[str, Any],
+    sample_rows: int,
+    seed: int,
+) -> None:
+    """Store (or replace) the explainer chosen for a model version, with its evidence."""
+    row = session.get(ExplainerChoice, model_version_id)
+    if row is None:
+        row = ExplainerChoice(model_version_id=model_version_id)
+        session.add(row)
+    row.kind = kind
+    row.rule = rule
+    row.evidence = json_safe(dict(evidence))
+    row.sample_rows = int(sample_rows)
+    row.seed = int(seed)
+    row.chosen_at = now()
+    session.flush()
 
 
 def ensure_action_set(

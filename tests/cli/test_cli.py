@@ -30,6 +30,10 @@ COMMANDS = [
     ["log", "check"],
     ["action-set", "draft"],
     ["action-set", "check"],
+    ["explainers"],
+    ["explainers", "compare"],
+    ["explainers", "show"],
+    ["explainers", "quality"],
 ]
 
 
