@@ -85,6 +85,7 @@ def nightly_governance(
     stability: bool = True,
     robust_tau: float | None = None,
     deletions: bool = True,
+    wait: float = 0.0,
 ) -> dict[str, Any]:
     """Explain one night of automated decisions and record them in the ledger.
 
@@ -126,6 +127,9 @@ def nightly_governance(
         minimal-cost one, which is kept as the alternative.
     deletions : bool, default=True
         Afterwards, carry out the deletion requests recorded with ``govern forget --defer``.
+    wait : float, default=0
+        Seconds to wait for another process running the same night to finish; after them,
+        the run is refused with RunInProgress naming that process.
     """
     t0 = time.perf_counter()
     logger = get_run_logger()
@@ -152,7 +156,7 @@ def nightly_governance(
         k: parameters[k]
         for k in ("recourse", "n_samples", "max_points", "seed", "stability", "robust_tau")
     }
-    opened = open_run(db_url, "nightly", night, model, parameters, force=force)
+    opened = open_run(db_url, "nightly", night, model, parameters, force=force, wait_seconds=wait)
     run_id = opened["run_id"]
     timings: dict[str, float] = {}
     try:

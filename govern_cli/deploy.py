@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
@@ -16,10 +15,13 @@ from govern_cli.app import (
     Workers,
     app,
     console,
+    emit_json,
     env,
     err,
+    ledger_url,
     registry,
     sessions,
+    ui,
 )
 
 
@@ -37,28 +39,44 @@ def deploy(
             "($PREFECT_API_URL) is there to run it on the deployment event.",
         ),
     ] = None,
-    gate: Annotated[float, typer.Option(help="Largest acceptable invalidation rate.")] = 0.10,
+    gate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Largest acceptable invalidation rate.")
+    ] = 0.10,
     dask_address: DaskAddress = None,
     workers: Workers = None,
+    as_json: AsJson = False,
 ) -> None:
     """Mark a registered version as deployed and emit governance.model.deployed; the redeploy
     check then re-validates every issued recourse under it."""
     from flows.events import emit_model_deployed
 
+    out = ui(as_json)
     env(home, db)
     reg = registry(home)
+    reg.manifest(name, version)  # an unknown version is named before anything changes
+    ledger_url(db, home, write=True)
     history = reg.deployments(name)
     previous = history[-1]["version"] if history else None
     manifest = reg.deploy(name, version)
-    console.print(
+    out.print(
         f"deployed {manifest.name} {manifest.version} at {manifest.deployed_at} "
         f"(previously {previous or 'none'})"
     )
     emitted = emit_model_deployed(name, version, previous)
     if emitted:
-        console.print("emitted governance.model.deployed: the redeploy-check deployment runs on it")
+        out.print("emitted governance.model.deployed: the redeploy-check deployment runs on it")
+    result = {
+        "model": name,
+        "version": version,
+        "deployed_at": manifest.deployed_at,
+        "previous": previous,
+        "event_emitted": emitted,
+        "check": None,
+    }
     if check or (check is None and not emitted):
-        _redeploy(name, version, gate, dask_address, workers)
+        _redeploy(name, version, gate, dask_address, workers, as_json=as_json, result=result)
+    elif as_json:
+        emit_json(result)
 
 
 @app.command("redeploy-check", rich_help_panel="Models and deployment")
@@ -67,7 +85,9 @@ def redeploy_check_cmd(
     version: str,
     home: Home = None,
     db: Db = None,
-    gate: Annotated[float, typer.Option(help="Largest acceptable invalidation rate.")] = 0.10,
+    gate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Largest acceptable invalidation rate.")
+    ] = 0.10,
     window_months: Annotated[int, typer.Option(help="Recourse issued this recently is open.")] = 25,
     recent_days: Annotated[int, typer.Option(help="Denials this recent are re-examined.")] = 90,
     variants: Annotated[int, typer.Option(help="Retrained variants for forward validity.")] = 10,
@@ -78,6 +98,8 @@ def redeploy_check_cmd(
     """Re-check issued recourse and recent denials under a version, by hand; exits 3 when the
     invalidation rate is above the gate."""
     env(home, db)
+    registry(home).manifest(name, version)
+    ledger_url(db, home, write=True)
     _redeploy(
         name,
         version,
@@ -98,20 +120,22 @@ def _redeploy(
     dask_address: str | None,
     workers: int | None,
     as_json: bool = False,
+    result: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> None:
+    """Run the redeploy check and print it (inside ``result`` under "check", when given)."""
     from flows.redeploy import redeploy_check
     from flows.runtime import prefect_api, task_runner
 
     flow = redeploy_check.with_options(task_runner=task_runner(dask_address, workers))
-    with console.status(f"Redeploy check of {name} {version}"), prefect_api():
+    with ui(as_json).status(f"Redeploy check of {name} {version}"), prefect_api():
         summary = flow(model=name, version=version, gate=gate, **kwargs)
     from governance.store.queries import recontact
 
     with sessions(None, None)() as session:
         summary["recontact_sample"] = recontact(session, summary["run_id"], limit=8)
     if as_json:
-        console.print_json(json.dumps(summary, default=str))
+        emit_json(summary if result is None else {**result, "check": summary})
     else:
         render.redeploy_summary(console, summary)
     if not summary["counts"]["passed"]:

@@ -11,21 +11,29 @@ from governance.intake.decision_log import (
     SqlDecisionLog,
     make_decisions,
     night_bounds,
+    read_model_night,
     read_night,
+    source_for,
 )
 from governance.intake.validation import (
     QUARANTINE_COLUMNS,
     ModelContract,
     ValidationResult,
+    check_night_structure,
+    contracts_for,
     validate_night,
 )
 
 __all__ = [
     "META_COLUMNS",
     "QUARANTINE_COLUMNS",
+    "check_night_structure",
+    "contracts_for",
     "make_decisions",
     "night_bounds",
+    "read_model_night",
     "read_night",
+    "source_for",
     "validate_night",
     "DecisionSource",
     "ModelContract",

@@ -211,6 +211,22 @@ class SqlDecisionLog:
             engine.dispose()
 
 
+def read_model_night(source: DecisionSource, night: date, model: str | None) -> pd.DataFrame:
+    """The night's rows, only ``model``'s when one is named."""
+    frame = read_night(source, night)
+    if model is not None and len(frame) and MODEL_NAME in frame.columns:
+        frame = frame.loc[frame[MODEL_NAME].astype(str) == model].reset_index(drop=True)
+    return frame
+
+
+def source_for(log: str, db_url: str) -> ParquetDecisionLog | SqlDecisionLog:
+    """``table:<name>`` reads a SQL table from $GOVERNANCE_LOG_URL (default: the store); anything
+    else is a folder of date-partitioned Parquet."""
+    if log.startswith("table:"):
+        return SqlDecisionLog(os.environ.get("GOVERNANCE_LOG_URL", db_url), log.split(":", 1)[1])
+    return ParquetDecisionLog(log)
+
+
 def _one_line(exc: BaseException | None) -> str:
     """An error's text on one line, for messages an operator reads in a log."""
     return " ".join(str(exc).split()) or type(exc).__name__

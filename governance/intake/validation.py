@@ -214,6 +214,72 @@ class _Failures:
         )
 
 
+def check_night_structure(
+    frame: pd.DataFrame,
+    night: date,
+    contracts: Mapping[tuple[str, str], ModelContract],
+) -> dict[tuple[str, str], ModelContract]:
+    """The checks of a whole night that need no row-by-row work: each column once, every
+    required column present, timestamps with a time zone.
+
+    Cheap enough to run before a Prefect server or a Dask cluster starts, so a log that cannot
+    be validated at all is refused in seconds. Returns the contracts of the versions the log
+    references (all of them when it references none that is registered).
+
+    Raises
+    ------
+    DecisionLogError
+        If a column is repeated or missing, or ``decided_at`` carries no time zone.
+    """
+    repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if repeated:
+        raise DecisionLogError(
+            f"decision log for {night} has column(s) {', '.join(repeated)} more than once; "
+            "expected each column once"
+        )
+    present = set(frame.columns)
+    versions_seen = (
+        {
+            (str(n), str(v))
+            for n, v in frame[[MODEL_NAME, MODEL_VERSION]].drop_duplicates().itertuples(index=False)
+        }
+        if {MODEL_NAME, MODEL_VERSION} <= present
+        else set()
+    )
+    used = {k: c for k, c in contracts.items() if k in versions_seen} or dict(contracts)
+    missing = sorted(_required(used) - present)
+    if missing:
+        raise DecisionLogError(
+            f"decision log for {night} lacks required column(s): {', '.join(missing)}"
+        )
+    # Timestamps: a column without a time zone cannot be placed in a night at all.
+    stamps = frame[DECIDED_AT]
+    if pd.api.types.is_datetime64_any_dtype(stamps) and getattr(stamps.dt, "tz", None) is None:
+        raise DecisionLogError(
+            f"decision log for {night}: '{DECIDED_AT}' has no time zone; expected UTC timestamps"
+        )
+    return used
+
+
+def contracts_for(frame: pd.DataFrame, registry: Any) -> dict[tuple[str, str], Any]:
+    """The manifests of the registered versions a night's log references, by (name, version).
+
+    ``registry`` is a :class:`~governance.registry.model_registry.ModelRegistry`. Versions that
+    are not registered (or whose names could not be) are left out: their rows go to quarantine.
+    """
+    from governance.exceptions import UnknownModelVersion
+
+    manifests = {}
+    if len(frame) and {MODEL_NAME, MODEL_VERSION} <= set(frame.columns):
+        pairs = frame[[MODEL_NAME, MODEL_VERSION]].dropna().astype(str).drop_duplicates()
+        for name, version in pairs.itertuples(index=False):
+            try:
+                manifests[(name, version)] = registry.manifest(name, version)
+            except (UnknownModelVersion, ValueError):
+                continue
+    return manifests
+
+
 def validate_night(
     frame: pd.DataFrame,
     night: date,
@@ -246,27 +312,7 @@ def validate_night(
     """
     if len(frame) == 0:
         return ValidationResult(frame.assign(**{ROW: []}), _empty_quarantine(), [])
-    repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
-    if repeated:
-        raise DecisionLogError(
-            f"decision log for {night} has column(s) {', '.join(repeated)} more than once; "
-            "expected each column once"
-        )
-    present = set(frame.columns)
-    versions_seen = (
-        {
-            (str(n), str(v))
-            for n, v in frame[[MODEL_NAME, MODEL_VERSION]].drop_duplicates().itertuples(index=False)
-        }
-        if {MODEL_NAME, MODEL_VERSION} <= present
-        else set()
-    )
-    used = {k: c for k, c in contracts.items() if k in versions_seen} or contracts
-    missing = sorted(_required(used) - present)
-    if missing:
-        raise DecisionLogError(
-            f"decision log for {night} lacks required column(s): {', '.join(missing)}"
-        )
+    used = check_night_structure(frame, night, contracts)
     df = frame.reset_index(drop=True).copy()
     df[ROW] = np.arange(len(df), dtype=np.int64)
     # Identifiers are checked in the form the ledger stores them, text: 7 and "7" are one id.
@@ -274,12 +320,7 @@ def validate_night(
         df[col] = df[col].astype(object).map(lambda v: None if _missing(v) else str(v))
     fails = _Failures()
 
-    # Timestamps: a column without a time zone cannot be placed in a night at all.
     stamps = df[DECIDED_AT]
-    if pd.api.types.is_datetime64_any_dtype(stamps) and getattr(stamps.dt, "tz", None) is None:
-        raise DecisionLogError(
-            f"decision log for {night}: '{DECIDED_AT}' has no time zone; expected UTC timestamps"
-        )
     parsed = pd.to_datetime(stamps, utc=True, errors="coerce", format="mixed")
     start, end = night_bounds(night)
     bad_time = (parsed < start) | (parsed >= end) | (parsed.isna() & stamps.notna())

@@ -7,6 +7,7 @@ from governance.recourse.costs import (
     MADL1Cost,
     PercentileShiftCost,
     cost_from_dict,
+    cost_unit,
     load_cost,
 )
 from governance.recourse.reachable import (
@@ -33,6 +34,7 @@ __all__ = [
     "STATUSES",
     "compile_action_set",
     "cost_from_dict",
+    "cost_unit",
     "find_recourse",
     "is_reachable",
     "load_cost",
