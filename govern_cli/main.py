@@ -55,8 +55,10 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - last line of defence for a clean message
         import sqlalchemy as sa
 
-        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click's usage errors
-            exc.show()
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # click's usage errors
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            err.print(f"[bold red]error:[/] {escape(one_line(exc.format_message()))}{hint}")
             sys.exit(EXIT_BAD_INPUT)
 
         if isinstance(exc, sa.exc.OperationalError):

@@ -91,15 +91,14 @@ def demo(
         return
     render.nightly_summary(console, summaries)
     shown = os.path.relpath(tour) if tour.is_relative_to(Path.cwd()) else str(tour)
+    console.print(f"\nLedger: [bold]{render.safe_db(db, home)}[/]")
+    console.print(f"The README's tour reads its nights and applicants from {shown}; try:")
     console.print(
-        f"\nLedger: [bold]{render.safe_db(db, home)}[/]\n"
-        f"The README's tour uses these nights and applicants ({shown}); try:\n"
         f"  govern runs\n"
         f"  govern history --subject {subject}\n"
         f"  govern recourse --subject {subject}\n"
         f"  govern deploy {setup.model_name} v2   # exits 3: the redeploy check fails\n"
-        f"  govern forget --subject {borrower}   # a past borrower asks to be erased",
-        soft_wrap=True,
+        f"  govern forget --subject {borrower}   # a past borrower asks to be erased"
     )
 
 

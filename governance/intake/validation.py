@@ -221,8 +221,8 @@ def check_night_structure(
 ) -> dict[tuple[str, str], ModelContract]:
     """The checks of a whole night that need no row-by-row work: each column once, every
     required column present, timestamps with a time zone, and scores on the probability scale
-    (when not one score lies in [0, 1], the log is in another unit, such as percent, and
-    quarantining every row would only hide that; single scores outside [0, 1] are quarantined).
+    (when most scores lie outside [0, 1], the log is in another unit, such as percent, and
+    quarantining most rows would only hide that; a few such scores are quarantined).
 
     Cheap enough to run before a Prefect server or a Dask cluster starts, so a log that cannot
     be validated at all is refused in seconds. Returns the contracts of the versions the log
@@ -231,8 +231,8 @@ def check_night_structure(
     Raises
     ------
     DecisionLogError
-        If a column is repeated or missing, ``decided_at`` carries no time zone, or no score
-        lies in [0, 1].
+        If a column is repeated or missing, ``decided_at`` carries no time zone, or more than
+        half of the scores lie outside [0, 1].
     """
     repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
     if repeated:
@@ -262,10 +262,12 @@ def check_night_structure(
             f"decision log for {night}: '{DECIDED_AT}' has no time zone; expected UTC timestamps"
         )
     scores = pd.to_numeric(frame[SCORE], errors="coerce").dropna()
-    if len(scores) and not scores.between(0, 1).any():
+    off = ~scores.between(0, 1)
+    if len(scores) and off.mean() > 0.5:
         raise DecisionLogError(
-            f"decision log for {night}: no '{SCORE}' lies in [0, 1] (e.g. {scores.iloc[0]:g}); "
-            "expected probabilities of the favourable outcome, not percentages or raw scores"
+            f"decision log for {night}: {off.mean():.0%} of '{SCORE}' values lie outside "
+            f"[0, 1] (e.g. {scores[off].iloc[0]:g}); expected probabilities of the favourable "
+            "outcome, not percentages or raw scores"
         )
     return used
 

@@ -98,9 +98,10 @@ def test_timestamps_without_time_zone_refuse_the_whole_log():
         validate_night(log, NIGHT, CONTRACTS)
 
 
-def test_a_log_whose_scores_are_all_off_the_probability_scale_is_refused_whole():
-    with pytest.raises(DecisionLogError, match=r"no 'score' lies in \[0, 1\] \(e.g. 80\)"):
-        check_night_structure(clean().assign(score=80.0), NIGHT, CONTRACTS)
+def test_a_log_whose_scores_are_mostly_off_the_probability_scale_is_refused_whole():
+    percent = clean().assign(score=[0.4] + [80.0] * 9)  # 0.4 %: on the scale by chance
+    with pytest.raises(DecisionLogError, match=r"90% of 'score' values lie outside \[0, 1\]"):
+        check_night_structure(percent, NIGHT, CONTRACTS)
     log = clean()
     log.loc[3, "score"] = 1.5  # one score off the scale is that row's problem: quarantined
     result = validate_night(log, NIGHT, CONTRACTS)
