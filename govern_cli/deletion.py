@@ -132,7 +132,7 @@ def deletions(
     if as_json:
         emit_json(frame if summary is None else {"processed": summary, "requests": frame})
         return
-    render.frame_table(console, frame, title="Deletion requests", empty="none recorded.")
+    render.deletions_table(console, frame)
 
 
 @app.command(rich_help_panel="Deletion requests")

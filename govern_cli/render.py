@@ -162,6 +162,32 @@ def runs_table(console: Console, frame: pd.DataFrame, wide: bool = False) -> Non
     console.print("[dim]quar. = rows quarantined; --wide shows every count and timing.[/]")
 
 
+def deletions_table(console: Console, frame: pd.DataFrame) -> None:
+    """Deletion requests in 80 columns: overdue ones first, and said so in their status; ids
+    and dates whole, the reason wrapped."""
+    if frame.empty:
+        console.print("Deletion requests: none recorded.")
+        return
+    table = compact_table("Deletion requests")
+    for name in ("request", "received", "due", "status"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("left", justify="right", no_wrap=True)
+    table.add_column("done", no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    for r in frame.to_dict(orient="records"):
+        table.add_row(
+            _e(r["request_id"]),
+            _fmt(r["received"]),
+            _fmt(r["due"]),
+            f"{r['status']}, OVERDUE" if r["overdue"] else _e(r["status"]),
+            _fmt(r["days_left"]),
+            _fmt(r["completed"]),
+            _fmt(r["reason"]),
+        )
+    console.print(table)
+    console.print("[dim]left = days until due (an erasure is due one month after the request)[/]")
+
+
 def models_table(console: Console, rows: list[dict[str, Any]], root: Path) -> None:
     """Registered versions: deployed yes/no, created, estimator and test metrics."""
     if not rows:
@@ -174,8 +200,8 @@ def models_table(console: Console, rows: list[dict[str, Any]], root: Path) -> No
         ("deployed", "left"),
         ("created", "left"),
         ("estimator", "left"),
-        ("test AUC", "right"),
-        ("approval", "right"),
+        ("AUC", "right"),
+        ("approves", "right"),
     ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in rows:

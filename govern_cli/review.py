@@ -91,10 +91,14 @@ def history(
     from governance.deletion.requests import load_or_create_salt, subject_hash
     from governance.store.queries import subject_history, tombstones_for
 
+    salt = config.salt_path(home)
     with sessions(db, home)() as session:
         records = subject_history(session, subject)
-        graves = tombstones_for(
-            session, subject_hash(subject, load_or_create_salt(config.salt_path(home)))
+        # Without a salt nobody was ever erased here, and a read must not create one.
+        graves = (
+            tombstones_for(session, subject_hash(subject, load_or_create_salt(salt)))
+            if salt.exists()
+            else []
         )
     if not records and not graves:
         fail(f"no decisions recorded for subject {subject!r}", EXIT_NOT_FOUND)
