@@ -14,6 +14,7 @@ from govern_cli.app import (
     Home,
     Workers,
     app,
+    codebook_for,
     console,
     emit_json,
     env,
@@ -137,7 +138,7 @@ def _redeploy(
     if as_json:
         emit_json(summary if result is None else {**result, "check": summary})
     else:
-        render.redeploy_summary(console, summary)
+        render.redeploy_summary(console, summary, codebook_for(None, name, version))
     if not summary["counts"]["passed"]:
         err.print(
             f"[bold red]gate failed:[/] invalidation rate "

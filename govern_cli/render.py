@@ -407,9 +407,14 @@ def recourse(
         console.print(f"[dim]* cost in {_e(cost_unit(kind, category_cost))}[/]")
 
 
-def redeploy_summary(console: Console, summary: dict[str, Any]) -> None:
-    """What the redeploy check found: invalidated promises, by feature and segment, and changes
-    for recent denials."""
+def redeploy_summary(
+    console: Console, summary: dict[str, Any], book: Codebook | None = None
+) -> None:
+    """What the redeploy check found: invalidated promises, by feature and segment (in the
+    words of the version's codebook), and changes for recent denials."""
+    from governance.registry.codebook import Codebook
+
+    book = book or Codebook()
     c = summary["counts"]
     rate = c.get("invalidation_rate")
     console.print(
@@ -424,13 +429,20 @@ def redeploy_summary(console: Console, summary: dict[str, Any]) -> None:
         for col in ("feature", "recourses", "invalidated", "rate"):
             table.add_column(col, justify="left" if col == "feature" else "right")
         for f, v in list(c["invalidation_by_feature"].items())[:10]:
-            table.add_row(_e(f), f"{v['recourses']:,}", f"{v['invalidated']:,}", f"{v['rate']:.1%}")
+            table.add_row(
+                _e(book.feature(f)),
+                f"{v['recourses']:,}",
+                f"{v['invalidated']:,}",
+                f"{v['rate']:.1%}",
+            )
         console.print(table)
     if c.get("invalidation_by_segment"):
+        segment = c["segment"]
         parts = ", ".join(
-            f"{_e(k)} {v['rate']:.1%}" for k, v in c["invalidation_by_segment"].items()
+            f"{_e(book.value_label(segment, k) or k)} {v['rate']:.1%}"
+            for k, v in c["invalidation_by_segment"].items()
         )
-        console.print(f"by {_e(c['segment'])}: {parts}")
+        console.print(f"by {_e(book.feature(segment))}: {parts}")
     if c.get("mean_forward_validity") is not None:
         console.print(
             f"forward validity (share of retrained variants approving), mean: "

@@ -444,6 +444,10 @@ def test_redeploy_check_exit_code_follows_the_gate(ledger_home, prefect_server):
     assert strict.returncode == (3 if invalidated else 0), strict.stdout + strict.stderr
     if invalidated:
         assert "gate failed" in strict.stderr and "Traceback" not in strict.stderr
+        # features and segments in the codebook's words, not the log's column names
+        assert "Invalidation by feature" in strict.stdout
+        for column in ("home_ownership", "revolving_utilization", "annual_income"):
+            assert column not in strict.stdout, strict.stdout
     lenient = govern(*common, "--gate", "1", "--json", home=ledger_home, server=prefect_server)
     assert lenient.returncode == 0, lenient.stderr
     assert check_json(lenient.stdout)["counts"]["passed"] is True
