@@ -112,6 +112,7 @@ def nightly_governance(
     faithfulness: bool = True,
     stability_sample: int | str | None = None,
     agreement_sample: int | None = None,
+    wait: float = 0.0,
 ) -> dict[str, Any]:
     """Explain one night of automated decisions and record them in the ledger.
 
@@ -177,6 +178,9 @@ def nightly_governance(
     agreement_sample : int, optional
         Denials of the same sample explained again by the permutation explainer, to store
         the agreement of the two (0: none); default $GOVERNANCE_AGREEMENT_SAMPLE, else 100.
+    wait : float, default=0
+        Seconds to wait for another process running the same night to finish; after them,
+        the run is refused with RunInProgress naming that process.
     """
     t0 = time.perf_counter()
     logger = get_run_logger()
@@ -219,7 +223,9 @@ def nightly_governance(
         "stability_sample": "all" if stability_sample is None else stability_sample,
         "agreement_sample": agreement_sample,
     }
-    opened = open_run(db_url, "nightly", night, None, parameters, force=force)
+    opened = open_run(
+        db_url, "nightly", night, None, parameters, force=force, wait_seconds=wait
+    )
     run_id = opened["run_id"]
     timings: dict[str, float] = {}
     try:

@@ -32,10 +32,29 @@ def prefect_api() -> Iterator[str]:
     try:
         os.environ["PREFECT_API_URL"] = server.api_url
         with temporary_settings({PREFECT_API_URL: server.api_url}):
-            yield server.api_url
+            try:
+                yield server.api_url
+            finally:
+                drain_to_api()
     finally:
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()
+
+
+def drain_to_api(timeout: float = 10.0) -> None:
+    """Send the logs and events still queued to the API, before a temporary server stops.
+
+    Prefect ships them from background workers; left queued, they are sent at interpreter
+    exit to a server that is gone, and each attempt prints "Error logging to API" on stderr.
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        try:
+            worker.drain_all(timeout=timeout)
+        except Exception:  # noqa: BLE001 - best effort: a failed flush must not hide the result
+            continue
 
 
 def task_runner(address: str | None = None, n_workers: int | None = None) -> DaskTaskRunner:

@@ -1,4 +1,14 @@
-"""The `govern` application object, its shared options, and helpers every command uses."""
+"""The `govern` application object, its shared options, and helpers every command uses.
+
+Shared machinery for command modules (use these, so every command behaves alike):
+
+- ``console`` / ``err`` / ``ui(as_json)``: where output goes; ``AsJson`` and ``emit_json`` for
+  ``--json``; ``fail(message, code)`` and the ``EXIT_*`` codes (govern_cli/output.py);
+- ``sessions(db, home, write=...)`` / ``ledger_url``: the ledger, refused by name when a
+  read-only command is pointed at one that does not exist;
+- ``registry(home, must_exist=...)``: the model registry;
+- ``codebook_for(home, name, version)``: display names and category labels of a version.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +18,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+
+from govern_cli.output import (  # noqa: F401 - re-exported for the command modules
+    EXIT_BAD_INPUT,
+    EXIT_BUSY,
+    EXIT_CHECK_FAILED,
+    EXIT_NOT_FOUND,
+    CliError,
+    console,
+    emit_json,
+    err,
+    fail,
+    ui,
+)
 
 app = typer.Typer(
     name="govern",
@@ -19,7 +41,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 models_app = typer.Typer(
-    help="The model registry: register, list, show and deploy versions.", no_args_is_help=True
+    help="The model registry: register, list and show versions (`govern deploy` deploys one).",
+    no_args_is_help=True,
 )
 app.add_typer(models_app, name="models", rich_help_panel="Models and deployment")
 explainers_app = typer.Typer(
@@ -28,10 +51,6 @@ explainers_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(explainers_app, name="explainers", rich_help_panel="Review")
-
-console = Console()
-# Errors are one line however long (no wrapping at the terminal's width) and never markup.
-err = Console(stderr=True, soft_wrap=True)
 
 Home = Annotated[
     Path | None,
@@ -58,23 +77,49 @@ DaskAddress = Annotated[
     ),
 ]
 Workers = Annotated[int | None, typer.Option("--workers", help="Local cluster worker processes.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+AsJson = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print one JSON document on stdout instead of a table; messages go to stderr.",
+    ),
+]
 
 
 def env(home: Path | None, db: str | None) -> None:
     """Pass --home/--db on through the environment, so Dask workers see them without the URL
     ever becoming a flow parameter (Prefect records those)."""
+    from governance.config import normalise_db_url
+
     if home is not None:
         os.environ["GOVERNANCE_HOME"] = str(home.resolve())
     if db is not None:
-        os.environ["GOVERNANCE_DB_URL"] = db
+        os.environ["GOVERNANCE_DB_URL"] = normalise_db_url(db)
 
 
-def sessions(db: str | None, home: Path | None):  # noqa: ANN202
+def ledger_url(db: str | None, home: Path | None, *, write: bool = False) -> str:
+    """The ledger's URL after checking it: a read-only command refuses a ledger that is not
+    there (exit 1, naming the path); a writing command creates it, and the data folder's
+    default ledger its folder too. A malformed URL, a missing folder or an unreachable or
+    foreign database is one line and exit 2."""
     from governance import config
-    from governance.store import init_store, session_factory
+    from governance.store.engine import open_ledger
 
-    return session_factory(init_store(config.db_url(db, home)))
+    url = config.db_url(db, home)
+    open_ledger(url, create=write, make_folder=not config.db_url_given(db)).dispose()
+    return url
+
+
+def sessions(db: str | None, home: Path | None, *, write: bool = False):  # noqa: ANN202
+    """Sessions on the checked ledger (see :func:`ledger_url`)."""
+    from governance import config
+    from governance.store import session_factory
+    from governance.store.engine import open_ledger
+
+    url = config.db_url(db, home)
+    return session_factory(
+        open_ledger(url, create=write, make_folder=not config.db_url_given(db))
+    )
 
 
 def run_nightly(
@@ -86,6 +131,7 @@ def run_nightly(
     log: str | None,
     score_mismatch: str = "flag",
     columns: dict[str, str] | None = None,
+    wait: float = 0.0,
     **quality: Any,
 ) -> dict[str, Any]:
     """One nightly run on the cluster at ``address``; the caller holds the Prefect API.
@@ -103,15 +149,36 @@ def run_nightly(
         force=force,
         score_mismatch=score_mismatch,
         columns=columns,
+        wait=wait,
         **quality,
     )
 
 
-def registry(home: Path | None):  # noqa: ANN202
+def registry(home: Path | None, *, must_exist: bool = True):  # noqa: ANN202
+    """The data folder's model registry; one that is not there is named (exit 1), unless the
+    command is about to create it."""
     from governance import config
     from governance.registry.model_registry import ModelRegistry
 
-    return ModelRegistry(config.registry_dir(home))
+    root = config.registry_dir(home)
+    if must_exist and not root.is_dir():
+        fail(
+            f"no model registry at {root}: check --home (or $GOVERNANCE_HOME), or run "
+            "`govern demo` or `govern models register` first",
+            EXIT_NOT_FOUND,
+        )
+    return ModelRegistry(root)
+
+
+def codebook_for(home: Path | None, name: str, version: str):  # noqa: ANN201
+    """The codebook of a model version (empty when it has none or is not in the registry)."""
+    from governance import config
+    from governance.registry.codebook import Codebook, load_codebook
+
+    try:
+        return load_codebook(config.registry_dir(home), name, version)
+    except FileNotFoundError:
+        return Codebook()
 
 
 def deployed_version_or_exit(name: str, db: str | None, home: Path | None) -> str:

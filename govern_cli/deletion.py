@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
 from govern_cli import render
 from govern_cli.app import (
+    EXIT_NOT_FOUND,
     AsJson,
     DaskAddress,
     Db,
@@ -18,9 +20,21 @@ from govern_cli.app import (
     check_model_option,
     console,
     deployed_version_or_exit,
+    emit_json,
     env,
+    fail,
+    ledger_url,
+    registry,
     sessions,
+    ui,
 )
+
+
+class Method(StrEnum):
+    """How the fragility search confirms each deletion (logistic regression)."""
+
+    approximate = "approximate"
+    exact = "exact"
 
 
 @app.command(rich_help_panel="Deletion requests")
@@ -54,11 +68,14 @@ def forget(
     from governance.deletion.requests import due_date, load_or_create_salt, subject_hash
     from governance.store import deletions
 
+    out = ui(as_json)
     env(home, db)
     check_model_option(model)
+    if model is not None and not registry(home).versions(model):
+        fail(f"model {model!r} is not in the registry", EXIT_NOT_FOUND)
     salt = load_or_create_salt(config.salt_path(home))
     received = datetime.now(UTC)
-    with sessions(db, home).begin() as session:
+    with sessions(db, home, write=True).begin() as session:
         request_id, new = deletions.record_deletion_request(
             session,
             subject,
@@ -68,19 +85,23 @@ def forget(
             reason=reason,
             model_name=model,
         )
-    console.print(
-        f"deletion request {request_id} "
-        f"{'recorded' if new else 'already open'}; due {due_date(received):%Y-%m-%d}"
+    due = due_date(received)
+    out.print(
+        f"deletion request {request_id} {'recorded' if new else 'already open'}; due {due:%Y-%m-%d}"
     )
+    request = {"request_id": request_id, "new": new, "received_at": received, "due_at": due}
     if defer:
         # Processing now is the default: the person at the terminal sees the purge happen. A
         # deferred request is announced so a served deletion deployment picks it up at once.
-        if new and emit_deletion_requested(request_id, model):
-            console.print("emitted governance.deletion.requested: the deletion deployment runs it")
+        emitted = bool(new and emit_deletion_requested(request_id, model))
+        if emitted:
+            out.print("emitted governance.deletion.requested: the deletion deployment runs it")
+        if as_json:
+            emit_json({"request": request, "event_emitted": emitted, "summary": None})
         return
-    summary = _run_deletions([request_id], dask_address, workers, purge=not dry_run)
+    summary = _run_deletions([request_id], dask_address, workers, purge=not dry_run, out=out)
     if as_json:
-        console.print_json(json.dumps(summary, default=str))
+        emit_json({"request": request, "summary": summary})
     else:
         render.deletion_summary(console, summary)
 
@@ -96,19 +117,23 @@ def deletions(
     workers: Workers = None,
     as_json: AsJson = False,
 ) -> None:
-    """Deletion requests with their due dates and status (overdue ones first)."""
+    """Deletion requests with their due dates and status (overdue ones first); --process
+    carries out the open ones first."""
     from governance.store.queries import deletion_requests
 
     env(home, db)
+    sessions(db, home, write=process)  # a read-only listing never creates a ledger
+    summary = None
     if process:
-        summary = _run_deletions(None, dask_address, workers, purge=True)
-        render.deletion_summary(console, summary)
+        summary = _run_deletions(None, dask_address, workers, purge=True, out=ui(as_json))
+        if not as_json:
+            render.deletion_summary(console, summary)
     with sessions(db, home)() as session:
         frame = deletion_requests(session)
     if as_json:
-        console.print_json(frame.to_json(orient="records", date_format="iso"))
+        emit_json(frame if summary is None else {"processed": summary, "requests": frame})
         return
-    render.frame_table(console, frame, title="Deletion requests")
+    render.deletions_table(console, frame)
     if len(frame):
         console.print(render.DELETION_COLUMNS_NOTE)
 
@@ -117,39 +142,62 @@ def deletions(
 def fragility(
     model: Annotated[str, typer.Option(help="Model name.")],
     version: Annotated[str | None, typer.Option(help="Version (default: deployed).")] = None,
-    budget: Annotated[int, typer.Option("--k", help="Deletion budget K.")] = 5,
-    method: Annotated[str, typer.Option(help="approximate or exact.")] = "approximate",
-    limit: Annotated[int | None, typer.Option(help="At most this many recourses.")] = None,
+    budget: Annotated[int, typer.Option("--k", min=1, help="Deletion budget K.")] = 5,
+    method: Annotated[
+        Method, typer.Option(help="approximate (influence-screened) or exact (refit each step).")
+    ] = Method.approximate,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="At most this many recourses (the first by id).")
+    ] = None,
     home: Home = None,
     db: Db = None,
     dask_address: DaskAddress = None,
     workers: Workers = None,
+    as_json: AsJson = False,
 ) -> None:
     """Worst-case fragility of issued recourse: the fewest training deletions that would
     invalidate each one (k <= K), ahead of any request."""
     from flows.fragility import fragility_scan
     from flows.runtime import prefect_api, task_runner
 
+    out = ui(as_json)
     env(home, db)
     check_model_option(model)
+    ledger_url(db, home)
     version = version or deployed_version_or_exit(model, db, home)
+    registry(home).manifest(model, version)
     flow = fragility_scan.with_options(task_runner=task_runner(dask_address, workers))
-    with console.status(f"Fragility of recourse issued under {model} {version}"), prefect_api():
-        summary = flow(model=model, version=version, budget=budget, method=method, limit=limit)
+    with out.status(f"Fragility of recourse issued under {model} {version}"), prefect_api():
+        summary = flow(
+            model=model, version=version, budget=budget, method=method.value, limit=limit
+        )
+    if as_json:
+        emit_json({"model": model, "version": version, "budget": budget, **summary})
+        return
     c = summary["counts"]
+    if not c["recourses"]:
+        console.print(
+            f"No recourse was issued under {model} {version}: nothing to check "
+            "(--version names another version)."
+        )
+        return
     console.print(
         f"{c['recourses']:,} recourses under {model} {version}: {c['flippable']:,} can be "
         f"invalidated by at most {budget} deletions, {c['fragile']:,} "
-        f"({c['fragile_share']:.1%}) by 1 or 2 ({method})."
+        f"({c['fragile_share']:.1%}) by 1 or 2 ({method.value})."
     )
 
 
 def _run_deletions(
-    request_ids: list[str] | None, dask_address: str | None, workers: int | None, purge: bool
+    request_ids: list[str] | None,
+    dask_address: str | None,
+    workers: int | None,
+    purge: bool,
+    out: Console,
 ) -> dict[str, Any]:
     from flows.deletion import process_deletions
     from flows.runtime import prefect_api, task_runner
 
     flow = process_deletions.with_options(task_runner=task_runner(dask_address, workers))
-    with console.status("Carrying out deletion requests"), prefect_api():
+    with out.status("Carrying out deletion requests"), prefect_api():
         return flow(request_ids=request_ids, purge=purge)

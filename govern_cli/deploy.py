@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Annotated, Any
 
@@ -10,17 +9,23 @@ import typer
 
 from govern_cli import render
 from govern_cli.app import (
+    EXIT_CHECK_FAILED,
     AsJson,
     DaskAddress,
     Db,
     Home,
     Workers,
     app,
+    codebook_for,
     console,
+    emit_json,
     env,
     err,
+    fail,
+    ledger_url,
     registry,
     sessions,
+    ui,
 )
 
 DEPLOY_VIA = "govern deploy"
@@ -43,7 +48,9 @@ def deploy(
             "the gate passes.",
         ),
     ] = None,
-    gate: Annotated[float, typer.Option(help="Largest acceptable invalidation rate.")] = 0.10,
+    gate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Largest acceptable invalidation rate.")
+    ] = 0.10,
     force: Annotated[
         bool,
         typer.Option(
@@ -65,20 +72,24 @@ def deploy(
     from governance.store import deployments
 
     if force and not (reason or "").strip():
-        raise typer.BadParameter("--force needs --reason TEXT: the ledger records why")
+        fail("--force needs --reason TEXT: the ledger records why")
     served = bool(os.environ.get("PREFECT_API_URL"))
     if check is False and not served and not force:
-        raise typer.BadParameter(
+        fail(
             "--no-check leaves the check to a Prefect server's redeploy-check deployment, but "
             "$PREFECT_API_URL is not set; use --check"
         )
+    out = ui(as_json)
     env(home, db)
     registry(home).manifest(name, version)  # a version the registry does not hold stops here
+    ledger_url(db, home, write=True)
     who = config.actor()
-    with sessions(db, home).begin() as session:
+    with sessions(db, home, write=True).begin() as session:
         current = deployments.deployed_version(session, name)
         if current == version:
-            console.print(f"{name} {version} is already the deployed version; nothing to do")
+            out.print(f"{name} {version} is already the deployed version; nothing to do")
+            if as_json:
+                emit_json({"model": name, "version": version, "deployed": True, "changed": False})
             return
         deployments.propose_candidate(
             session, name, version, actor=who, via=DEPLOY_VIA, reason=reason
@@ -89,19 +100,24 @@ def deploy(
     if check is False or (check is None and served):
         from flows.events import emit_model_proposed
 
-        emit_model_proposed(name, version, current, gate, who)
-        console.print(
+        emitted = emit_model_proposed(name, version, current, gate, who)
+        out.print(
             f"proposed {name} {version} (deployed now: {current or 'none'}); emitted "
             "governance.model.proposed: the redeploy-check deployment checks it and deploys it "
             "only if the gate passes"
         )
+        if as_json:
+            emit_json(
+                {"model": name, "version": version, "proposed": True, "deployed": False,
+                 "previous_version": current, "event_emitted": emitted}
+            )  # fmt: skip
         return
     summary = _redeploy(
         name, version, gate, dask_address, workers, as_json=as_json, deploy=True, actor=who,
         via=DEPLOY_VIA,
     )
-    if not as_json and summary.get("deployed"):
-        console.print(
+    if summary.get("deployed"):
+        out.print(
             f"[bold]deployed {name} {version}[/] (previously {current or 'none'}), by {who}"
             + ("; emitted governance.model.deployed" if served else "")
         )
@@ -125,10 +141,11 @@ def _force(
 
     with sessions(None, None)() as session:
         last = deployments.latest_check(session, name, version)
+    check = None
     if last is None:
-        _redeploy(
+        check = _redeploy(
             name, version, gate, dask_address, workers, as_json=as_json, actor=who,
-            via=DEPLOY_VIA, exit_on_failure=False,
+            via=DEPLOY_VIA, exit_on_failure=False, emit=False,
         )
     with sessions(None, None).begin() as session:
         last = deployments.latest_check(session, name, version)
@@ -150,7 +167,7 @@ def _force(
         }
     record["event_emitted"] = emit_model_deployed(name, version, current, forced=forced, actor=who)
     if as_json:
-        console.print_json(json.dumps(record, default=str))
+        emit_json({**record, "check": check})
         return
     rate = last.invalidation_rate
     verdict = (
@@ -171,7 +188,9 @@ def redeploy_check_cmd(
     version: str,
     home: Home = None,
     db: Db = None,
-    gate: Annotated[float, typer.Option(help="Largest acceptable invalidation rate.")] = 0.10,
+    gate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Largest acceptable invalidation rate.")
+    ] = 0.10,
     window_months: Annotated[int, typer.Option(help="Recourse issued this recently is open.")] = 25,
     recent_days: Annotated[int, typer.Option(help="Denials this recent are re-examined.")] = 90,
     variants: Annotated[int, typer.Option(help="Retrained variants for forward validity.")] = 10,
@@ -182,6 +201,8 @@ def redeploy_check_cmd(
     """Re-check issued recourse and recent denials under a version, by hand, without deploying
     it; exits 3 when the invalidation rate is above the gate."""
     env(home, db)
+    registry(home).manifest(name, version)
+    ledger_url(db, home, write=True)
     _redeploy(
         name,
         version,
@@ -204,16 +225,18 @@ def _redeploy(
     workers: int | None,
     as_json: bool = False,
     exit_on_failure: bool = True,
+    emit: bool = True,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Run the redeploy check flow and print its summary; a failed gate exits 3 unless
-    ``exit_on_failure`` is off."""
+    """Run the redeploy check flow and print its summary (with ``as_json``, as JSON on stdout
+    unless ``emit`` is off: the caller then includes it in its own); a failed gate exits 3
+    unless ``exit_on_failure`` is off."""
     from flows.redeploy import redeploy_check
     from flows.runtime import prefect_api, task_runner
     from governance.exceptions import GateFailed
 
     flow = redeploy_check.with_options(task_runner=task_runner(dask_address, workers))
-    with console.status(f"Redeploy check of {name} {version}"), prefect_api():
+    with ui(as_json).status(f"Redeploy check of {name} {version}"), prefect_api():
         try:
             summary = flow(model=name, version=version, gate=gate, **kwargs)
         except GateFailed as exc:
@@ -223,9 +246,10 @@ def _redeploy(
     with sessions(None, None)() as session:
         summary["recontact_sample"] = recontact(session, summary["run_id"], limit=8)
     if as_json:
-        console.print_json(json.dumps(summary, default=str))
+        if emit:
+            emit_json(summary)
     else:
-        render.redeploy_summary(console, summary)
+        render.redeploy_summary(console, summary, codebook_for(None, name, version))
     if not summary["counts"]["passed"]:
         line = (
             f"[bold red]gate failed:[/] invalidation rate "
@@ -238,5 +262,5 @@ def _redeploy(
             )
         err.print(line)
         if exit_on_failure:
-            raise typer.Exit(3)
+            raise typer.Exit(EXIT_CHECK_FAILED)
     return summary

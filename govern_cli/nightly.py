@@ -3,6 +3,7 @@ night of your own."""
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +12,8 @@ import typer
 
 from govern_cli import render
 from govern_cli.app import (
+    EXIT_BUSY,
+    AsJson,
     DaskAddress,
     Db,
     Home,
@@ -18,11 +21,15 @@ from govern_cli.app import (
     app,
     check_model_option,
     console,
+    emit_json,
     env,
+    fail,
+    ledger_url,
     parse_date,
     registry,
     run_nightly,
     sessions,
+    ui,
 )
 
 # The demo measures stability on its last night only, on a sample small enough to take a few
@@ -37,8 +44,10 @@ DEMO_AGREEMENT_SAMPLE = 0
 def demo(
     home: Home = None,
     db: Db = None,
-    days: Annotated[int, typer.Option(help="Nights of decision logs to write and run.")] = 3,
-    rows: Annotated[int, typer.Option(help="Decisions per night.")] = 20_000,
+    days: Annotated[
+        int, typer.Option(min=1, max=31, help="Nights of decision logs to write and run.")
+    ] = 3,
+    rows: Annotated[int, typer.Option(min=50, help="Decisions per night.")] = 20_000,
     start_date: Annotated[
         str | None,
         typer.Option(
@@ -49,17 +58,21 @@ def demo(
     ] = None,
     dask_address: DaskAddress = None,
     workers: Workers = None,
+    as_json: AsJson = False,
 ) -> None:
     """Generate a synthetic lender, train and deploy model v1, and run the nightly flow on
-    the last few nights."""
+    the last few nights; writes the tour's nights and applicants to tour.env in the data
+    folder."""
     from datetime import timedelta
 
-    from governance.demo import prepare_demo
+    from governance.demo import prepare_demo, write_tour
 
+    out = ui(as_json)
     env(home, db)
     first = parse_date(start_date) if start_date else None
     nights = [first + timedelta(days=i) for i in range(days)] if first else None
-    with render.steps(console, "Preparing the demo lender") as say:
+    ledger_url(db, home, write=True)
+    with render.steps(out, "Preparing the demo lender") as say:
         setup = prepare_demo(
             home, days=days, rows_per_night=rows, nights=nights, progress=say, db=db
         )
@@ -67,7 +80,7 @@ def demo(
 
     summaries = []
     # One Prefect API and one Dask cluster for all nights: workers keep their loaded models.
-    with render.progress(console) as bar, prefect_api(), cluster(dask_address, workers) as address:
+    with render.progress(out) as bar, prefect_api(), cluster(dask_address, workers) as address:
         job = bar.add_task("Nightly governance runs", total=len(setup.nights))
         for night in setup.nights:
             bar.update(job, description=f"Nightly run for {night}")
@@ -85,20 +98,32 @@ def demo(
                 )
             )
             bar.advance(job)
-    render.nightly_summary(console, summaries)
     _demo_notices(db, home, setup.model_name)
-    subject = _example_subject(db, home)
+    subject, borrower = _example_subject(db, home), _example_borrower(db, home)
+    tour = write_tour(home, setup.nights, subject, borrower)
+    if as_json:
+        emit_json(
+            {
+                "ledger": render.safe_db(db, home),
+                "home": setup.home,
+                "tour_file": tour,
+                "nights": summaries,
+                "denied_subject": subject,
+                "past_borrower": borrower,
+            }
+        )
+        return
+    render.nightly_summary(console, summaries)
+    shown = os.path.relpath(tour) if tour.is_relative_to(Path.cwd()) else str(tour)
+    console.print(f"\nLedger: [bold]{render.safe_db(db, home)}[/]")
+    console.print(f"The README's tour reads its nights and applicants from {shown}; try:")
     console.print(
-        f"\nLedger: [bold]{render.safe_db(db, home)}[/]\nTry:\n"
         f"  govern runs\n"
         f"  govern history --subject {subject}\n"
         f"  govern recourse --subject {subject}\n"
         f"  govern explainers quality            # how faithful and stable the reasons are\n"
-        f"  govern deploy {setup.model_name} v2      # the redeploy check gates the "
-        f"retrained model\n"
-        f"  govern forget --subject {_example_borrower(db, home)}   # a past borrower asks to be "
-        f"erased\n"
-        f"  govern deletions\n"
+        f"  govern deploy {setup.model_name} v2   # exits 3: the redeploy check fails\n"
+        f"  govern forget --subject {borrower}   # a past borrower asks to be erased\n"
         f"  govern serve                 # the review pages in a browser\n"
         f"  govern notices --overdue     # denials owed an adverse-action notice"
     )
@@ -168,7 +193,7 @@ def nightly(
     ] = None,
     dask_address: DaskAddress = None,
     workers: Workers = None,
-    chunk_rows: Annotated[int, typer.Option(help="Decisions per chunk task.")] = 5_000,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Decisions per chunk task.")] = 5_000,
     force: Annotated[bool, typer.Option(help="Recompute chunks already committed.")] = False,
     score_mismatch: Annotated[
         ScoreMismatch,
@@ -199,12 +224,25 @@ def nightly(
             "$GOVERNANCE_AGREEMENT_SAMPLE or 100.",
         ),
     ] = None,
+    wait: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Seconds to wait for another run of the same night to finish (default: "
+            "refuse at once, exit 4, naming it).",
+        ),
+    ] = 0,
+    as_json: AsJson = False,
 ) -> None:
     """Run the nightly governance flow for one night (one run per night: --model limits the
-    work, not the run)."""
+    work, not the run). The ledger, the night's log and the model are checked first, so bad
+    input is refused in seconds and leaves the ledger as it was."""
     from governance import config
+    from governance.exceptions import RunInProgress
     from governance.intake.decision_log import parse_columns
+    from governance.preflight import check_nightly
 
+    out = ui(as_json)
     env(home, db)
     day = parse_date(night)
     check_model_option(model)
@@ -217,14 +255,26 @@ def nightly(
         else config.stability_sample(stability_sample),
         "agreement_sample": config.agreement_sample(agreement_sample),
     }
-    with console.status(f"Nightly governance run for {day}"):
+    ledger_url(db, home, write=True)
+    try:
+        checked = check_nightly(day, model, _text(home), db, log, mapping, wait=wait)
+    except RunInProgress as exc:
+        fail(f"{exc}; --wait SECONDS waits for it", EXIT_BUSY)
+    with out.status(f"Nightly governance run for {day} ({checked['rows']:,} decisions)"):
         from flows.runtime import cluster, prefect_api
 
         with prefect_api(), cluster(dask_address, workers) as address:
             summary = run_nightly(
                 day, model, address, chunk_rows, force, log, score_mismatch.value, mapping,
-                **quality,
+                wait=wait, **quality,
             )
+    if as_json:
+        emit_json(summary)
+        return
     render.nightly_summary(console, [summary])
     if summary.get("status") == "empty":
         console.print(f"{day}: the decision log holds no rows for this night (run status empty)")
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+if TYPE_CHECKING:  # the registry pulls in scikit-learn: imported when a codebook is used
+    from governance.registry.codebook import Codebook
 
 
 def safe_db(db: str | None, home: Path | None) -> str:
@@ -53,8 +59,17 @@ def _e(v: Any) -> str:
 
 
 def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and pd.isna(v)):
+    if _missing(v):
         return ""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, pd.Timestamp):
+        v = v.to_pydatetime()
+    if isinstance(v, datetime):
+        utc = v.astimezone(UTC) if v.tzinfo else v
+        return f"{utc:%Y-%m-%d %H:%M:%S}"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
     if isinstance(v, float):
         return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
     if isinstance(v, int):
@@ -62,17 +77,143 @@ def _fmt(v: Any) -> str:
     return _e(v)
 
 
-def frame_table(console: Console, frame: pd.DataFrame, title: str = "") -> None:
+def compact_table(title: str = "") -> Table:
+    """A table that spends one space between columns and no borders, so that eight or nine
+    columns fit an 80-column terminal without cutting their values."""
+    return Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
+
+
+def frame_table(
+    console: Console,
+    frame: pd.DataFrame,
+    title: str = "",
+    columns: list[str] | None = None,
+    empty: str = "nothing recorded yet.",
+) -> None:
+    """A frame as a compact table; ``columns`` picks (and orders) the columns shown."""
     if frame.empty:
-        console.print(f"{title}: nothing recorded yet.")
+        console.print(f"{title}: {empty}" if title else empty)
         return
-    table = Table(title=title, show_lines=False)
+    if columns is not None:
+        frame = frame[[c for c in columns if c in frame.columns]]
+    table = compact_table(title)
     for col in frame.columns:
-        table.add_column(
-            _e(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left"
+        numeric = pd.api.types.is_numeric_dtype(frame[col]) and not pd.api.types.is_bool_dtype(
+            frame[col]
         )
+        table.add_column(_e(col), justify="right" if numeric else "left")
     for row in frame.itertuples(index=False):
         table.add_row(*[_fmt(v) for v in row])
+    console.print(table)
+
+
+def records_view(console: Console, frame: pd.DataFrame, title: str, key: str) -> None:
+    """Every field of every row, one block per row (field, value; two pairs a line), for
+    frames too wide for any table."""
+    console.print(f"[bold]{_e(title)}[/]")
+    for row in frame.to_dict(orient="records"):
+        fields = [(k, v) for k, v in row.items() if k != key and not _missing(v)]
+        grid = Table.grid(padding=(0, 1))
+        for _ in range(2):
+            grid.add_column(style="dim", no_wrap=True)
+            grid.add_column(min_width=12)
+        for i in range(0, len(fields), 2):
+            pair = fields[i : i + 2]
+            cells = [x for k, v in pair for x in (_e(k), _fmt(v))]
+            grid.add_row(*cells, *[""] * (4 - len(cells)))
+        console.print(f"\n[bold]{_e(key)} {_fmt(row[key])}[/]")
+        console.print(grid)
+
+
+def _missing(v: Any) -> bool:
+    try:
+        return v is None or bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+# `govern runs` without --wide: what a reviewer scans for, in 80 columns.
+RUN_COLUMNS = {
+    "run_id": "id",
+    "kind": "kind",
+    "night": "night",
+    "model": "model",
+    "status": "status",
+    "decisions": "decided",
+    "denied": "denied",
+    "quarantined": "quar.",
+    "wall_s": "wall s",
+}
+
+
+def runs_table(console: Console, frame: pd.DataFrame, wide: bool = False) -> None:
+    """Recent runs: the essential columns, or (``wide``) every field of each run."""
+    if frame.empty:
+        frame_table(console, frame, title="Recent runs")
+        return
+    if wide:
+        records_view(console, frame, "Recent runs", key="run_id")
+        return
+    shown = frame[[c for c in RUN_COLUMNS if c in frame.columns]].copy()
+    if "wall_s" in shown:
+        shown["wall_s"] = [None if pd.isna(v) else round(float(v), 1) for v in shown["wall_s"]]
+    shown = shown.rename(columns=RUN_COLUMNS)
+    frame_table(console, shown, title="Recent runs")
+    console.print("[dim]quar. = rows quarantined; --wide shows every count and timing.[/]")
+
+
+def deletions_table(console: Console, frame: pd.DataFrame) -> None:
+    """Deletion requests in 80 columns: overdue ones first, and said so in their status; ids
+    and dates whole, the reason wrapped."""
+    if frame.empty:
+        console.print("Deletion requests: none recorded.")
+        return
+    table = compact_table("Deletion requests")
+    for name in ("request", "received", "due", "status"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("left", justify="right", no_wrap=True)
+    table.add_column("done", no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    for r in frame.to_dict(orient="records"):
+        table.add_row(
+            _e(r["request_id"]),
+            _fmt(r["received"]),
+            _fmt(r["due"]),
+            f"{r['status']}, OVERDUE" if r["overdue"] else _e(r["status"]),
+            _fmt(r["days_left"]),
+            _fmt(r["completed"]),
+            _fmt(r["reason"]),
+        )
+    console.print(table)
+    console.print("[dim]left = days until due (an erasure is due one month after the request)[/]")
+
+
+def models_table(console: Console, rows: list[dict[str, Any]], root: Path) -> None:
+    """Registered versions: deployed yes/no, created, estimator and test metrics."""
+    if not rows:
+        console.print(f"No models registered in {_e(root)}.")
+        return
+    table = compact_table(f"Models in {_e(root)}")
+    for col, justify in (
+        ("model", "left"),
+        ("version", "left"),
+        ("deployed", "left"),
+        ("created", "left"),
+        ("estimator", "left"),
+        ("AUC", "right"),
+        ("approves", "right"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(
+            _e(r["model"]),
+            _e(r["version"]),
+            "[bold green]yes[/]" if r["deployed"] else "no",
+            _e(str(r["created_at"])[:10]),
+            _e(r["estimator"]),
+            "" if r.get("auc") is None else f"{r['auc']:.3f}",
+            "" if r.get("approval_rate") is None else f"{r['approval_rate']:.1%}",
+        )
     console.print(table)
 
 
@@ -162,12 +303,23 @@ def nightly_summary(console: Console, summaries: list[dict[str, Any]]) -> None:
     )
 
 
+Books = Mapping[tuple[str, str], "Codebook"]
+
+
+def _book(books: Books | None, record: Mapping[str, Any]) -> Codebook:
+    from governance.registry.codebook import Codebook
+
+    return (books or {}).get((record["model"], record["model_version"])) or Codebook()
+
+
 def history(
     console: Console,
     subject: str,
     records: list[dict[str, Any]],
     tombstones: list[dict[str, Any]] | None = None,
+    books: Books | None = None,
 ) -> None:
+    """Every decision about a subject, with reasons in the words of each version's codebook."""
     for t in tombstones or []:
         console.print(
             f"[bold]Erased[/] on request {_e(t['request_id'])} "
@@ -176,20 +328,19 @@ def history(
             f"{t['ledger_rows']} ledger row(s) removed; only this tombstone remains."
         )
     if not records:
-        if not tombstones:
-            console.print(f"No decisions recorded for subject {_e(repr(subject))}.")
         return
     console.print(f"[bold]Subject {_e(subject)}[/]: {len(records)} decision(s)")
     for r in records:
         console.print(
-            f"\n[bold]{r['decided_at']}[/]  {_e(r['decision_id'])}  model {_e(r['model'])} "
-            f"{_e(r['model_version'])} (sha256 {r['model_sha256'][:12]}…)  score {r['score']:.3f}  "
+            f"\n[bold]{_when(r['decided_at'])}[/]  {_e(r['decision_id'])}\n"
+            f"model {_e(r['model'])} {_e(r['model_version'])} "
+            f"(sha256 {r['model_sha256'][:12]}…)  score {r['score']:.3f}  "
             f"[{'green' if r['decision'] == 'approved' else 'red'}]{r['decision']}[/]"
         )
         if r.get("reproduced") is False:
             _not_reproduced(console, r)
         if r["reasons"]:
-            reasons_table(console, r["reasons"])
+            reasons_table(console, r["reasons"], _book(books, r))
         f = r.get("faithfulness")
         if f and f.get("pgi") is not None:
             console.print(
@@ -211,38 +362,68 @@ def _not_reproduced(console: Console, r: dict[str, Any]) -> None:
     )
 
 
-def reasons_table(console: Console, reasons: list[dict[str, Any]]) -> None:
-    table = Table(show_header=True, box=None, padding=(0, 2))
-    for c in ("rank", "reason (feature)", "value", "attribution", "responsiveness"):
-        table.add_column(c)
+def _when(value: Any) -> str:
+    """A stored time as 'YYYY-MM-DD HH:MM UTC'."""
+    text = str(value)
+    return f"{text[:10]} {text[11:16]} UTC" if len(text) >= 16 else _e(text)
+
+
+def reasons_table(
+    console: Console, reasons: list[dict[str, Any]], book: Codebook | None = None
+) -> None:
+    """Reasons with their value and responsiveness (0 said in words)."""
+    from governance.registry.codebook import Codebook
+
+    book = book or Codebook()
+    table = Table(show_header=True, box=None, padding=(0, 1))
+    for c, justify in (
+        ("#", "right"),
+        ("reason (feature)", "left"),
+        ("value", "left"),
+        ("SHAP", "right"),
+        ("responsive", "right"),
+    ):
+        table.add_column(c, justify=justify)  # type: ignore[arg-type]
     for reason in reasons:
         mu = reason.get("mu")
-        note = "" if mu is None else f"{mu:.2f}" + ("  (cannot help)" if mu == 0 else "")
+        note = "" if mu is None else f"{mu:.2f}" + (" (cannot help)" if mu == 0 else "")
+        feature = reason["feature"]
         table.add_row(
             str(reason["rank"]),
-            _e(reason["feature"]),
-            _fmt(reason["value"]),
+            _e(book.feature(feature)),
+            _value(book, feature, reason["value"]),
             f"{reason['attribution']:+.3f}",
             note,
         )
     console.print(table)
 
 
-def recourse(console: Console, subject: str, records: list[dict[str, Any]]) -> None:
+def _value(book: Codebook, feature: str, value: Any) -> str:
+    return _e(book.show_value(feature, value)) if book.value_label(feature, value) else _fmt(value)
+
+
+def recourse(
+    console: Console,
+    subject: str,
+    records: list[dict[str, Any]],
+    books: Books | None = None,
+) -> None:
     """Each denied decision: reasons with responsiveness, the verdict and the recommended action."""
-    if not records:
-        console.print(f"No denied decisions recorded for subject {_e(repr(subject))}.")
-        return
+    from governance.recourse.costs import cost_unit
+
+    units: set[tuple[Any, Any]] = set()
     for r in records:
+        book = _book(books, r)
         console.print(
-            f"\n[bold]{r['decided_at']}[/]  {_e(r['decision_id'])}  model {_e(r['model'])} "
-            f"{_e(r['model_version'])}  score {r['score']:.3f}  [red]denied[/]"
+            f"\n[bold]{_when(r['decided_at'])}[/]  {_e(r['decision_id'])}\n"
+            f"model {_e(r['model'])} {_e(r['model_version'])}  score {r['score']:.3f}  "
+            "[red]denied[/]"
         )
         if r.get("reproduced") is False:
             _not_reproduced(console, r)
         if r["reasons"]:
-            console.print("Reasons given (SHAP, strongest first) and their responsiveness:")
-            reasons_table(console, r["reasons"])
+            console.print("Reasons given (SHAP, strongest first), responsiveness:")
+            reasons_table(console, r["reasons"], book)
         v = r.get("verification")
         if v is None:
             console.print("  no recourse check recorded (model without an action set?)")
@@ -266,23 +447,36 @@ def recourse(console: Console, subject: str, records: list[dict[str, Any]]) -> N
             console.print("  [yellow]none of the reasons given can lead to approval[/]")
         if r["responsive_ranking"]:
             ranked = ", ".join(
-                f"{_e(x['feature'])} ({x['mu']:.2f})" for x in r["responsive_ranking"]
+                f"{_e(book.feature(x['feature']))} ({x['mu']:.2f})"
+                for x in r["responsive_ranking"]
             )
             console.print(f"Most responsive features: {ranked}")
         rec = r.get("recourse")
         if rec:
             proven = "proven cheapest" if rec["proven_cheapest"] else "valid; cheapest not proven"
             console.print(
-                f"Recommended action (cost {rec['cost']:.3f}, score {rec['score_before']:.3f} → "
-                f"{rec['score_after']:.3f}, {proven}):"
+                f"Recommended action: cost {rec['cost']:.3f}*, score {rec['score_before']:.3f} → "
+                f"{rec['score_after']:.3f}\n  ({proven}):"
             )
+            units.add((rec.get("cost_kind"), rec.get("category_cost")))
             for ch in rec["changes"]:
-                console.print(f"  • {_e(ch['feature'])}: {_fmt(ch['from'])} → {_fmt(ch['to'])}")
+                f = ch["feature"]
+                console.print(
+                    f"  • {_e(book.feature(f))}: {_value(book, f, ch['from'])} → "
+                    f"{_value(book, f, ch['to'])}"
+                )
+    for kind, category_cost in sorted(units, key=str):
+        console.print(f"[dim]* cost in {_e(cost_unit(kind, category_cost))}[/]")
 
 
-def redeploy_summary(console: Console, summary: dict[str, Any]) -> None:
-    """What the redeploy check found: invalidated promises, by feature and segment, and changes
-    for recent denials."""
+def redeploy_summary(
+    console: Console, summary: dict[str, Any], book: Codebook | None = None
+) -> None:
+    """What the redeploy check found: invalidated promises, by feature and segment (in the
+    words of the version's codebook), and changes for recent denials."""
+    from governance.registry.codebook import Codebook
+
+    book = book or Codebook()
     c = summary["counts"]
     rate = c.get("invalidation_rate")
     console.print(
@@ -297,13 +491,20 @@ def redeploy_summary(console: Console, summary: dict[str, Any]) -> None:
         for col in ("feature", "recourses", "invalidated", "rate"):
             table.add_column(col, justify="left" if col == "feature" else "right")
         for f, v in list(c["invalidation_by_feature"].items())[:10]:
-            table.add_row(_e(f), f"{v['recourses']:,}", f"{v['invalidated']:,}", f"{v['rate']:.1%}")
+            table.add_row(
+                _e(book.feature(f)),
+                f"{v['recourses']:,}",
+                f"{v['invalidated']:,}",
+                f"{v['rate']:.1%}",
+            )
         console.print(table)
     if c.get("invalidation_by_segment"):
+        segment = c["segment"]
         parts = ", ".join(
-            f"{_e(k)} {v['rate']:.1%}" for k, v in c["invalidation_by_segment"].items()
+            f"{_e(book.value_label(segment, k) or k)} {v['rate']:.1%}"
+            for k, v in c["invalidation_by_segment"].items()
         )
-        console.print(f"by {_e(c['segment'])}: {parts}")
+        console.print(f"by {_e(book.feature(segment))}: {parts}")
     if c.get("mean_forward_validity") is not None:
         console.print(
             f"forward validity (share of retrained variants approving), mean: "

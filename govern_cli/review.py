@@ -2,20 +2,80 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from govern_cli import render
 from govern_cli.app import (
+    EXIT_NOT_FOUND,
     AsJson,
     Db,
     Home,
     app,
+    codebook_for,
     console,
+    emit_json,
+    fail,
     sessions,
 )
+
+
+def codebooks(home: Path | None, records: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
+    """The codebook of each model version the records name."""
+    keys = {(r["model"], r["model_version"]) for r in records}
+    return {k: codebook_for(home, *k) for k in keys}
+
+
+def labelled(records: list[dict[str, Any]], books: dict[tuple[str, str], Any]) -> list[dict]:
+    """Records with display names and category labels beside the raw names and codes, for
+    --json readers (``feature_label``, ``value_label``, ``from_label``, ``to_label``)."""
+    out = []
+    for r in records:
+        book = books.get((r["model"], r["model_version"]))
+        if not book:
+            out.append(r)
+            continue
+        r = dict(r)
+        r["reasons"] = [
+            {
+                **x,
+                "feature_label": book.feature(x["feature"]),
+                "value_label": book.value_label(x["feature"], x["value"]),
+            }
+            for x in r.get("reasons") or []
+        ]
+        if r.get("responsive_ranking"):
+            r["responsive_ranking"] = [
+                {**x, "feature_label": book.feature(x["feature"])} for x in r["responsive_ranking"]
+            ]
+        if r.get("recourse"):
+            r["recourse"] = {
+                **r["recourse"],
+                "changes": [
+                    {
+                        **ch,
+                        "feature_label": book.feature(ch["feature"]),
+                        "from_label": book.value_label(ch["feature"], ch["from"]),
+                        "to_label": book.value_label(ch["feature"], ch["to"]),
+                    }
+                    for ch in r["recourse"]["changes"]
+                ],
+            }
+        out.append(r)
+    return out
+
+
+def _cost_units(records: list[dict[str, Any]]) -> None:
+    """Each issued recourse's cost with its unit spelled out (JSON readers get the words)."""
+    from governance.recourse.costs import cost_unit
+
+    for r in records:
+        rec = r.get("recourse")
+        if rec:
+            rec["cost_unit"] = cost_unit(rec.get("cost_kind"), rec.get("category_cost"))
 
 
 @app.command(rich_help_panel="Review")
@@ -34,7 +94,8 @@ def history(
     db: Db = None,
     as_json: AsJson = False,
 ) -> None:
-    """Every decision about one subject, with its model version and the reasons given."""
+    """Every decision about one subject, with its model version and the reasons given; exits 1
+    when the ledger holds neither a decision nor a tombstone for the subject."""
     from governance import config
     from governance.deletion.requests import load_or_create_salt, subject_hash
     from governance.store.queries import subject_history, tombstones_for
@@ -42,19 +103,24 @@ def history(
     if diff:
         _history_diff(subject, home, db, as_json)
         return
+    salt = config.salt_path(home)
     with sessions(db, home)() as session:
         records = subject_history(session, subject)
-        graves = tombstones_for(
-            session, subject_hash(subject, load_or_create_salt(config.salt_path(home)))
+        # Without a salt nobody was ever erased here, and a read must not create one.
+        graves = (
+            tombstones_for(session, subject_hash(subject, load_or_create_salt(salt)))
+            if salt.exists()
+            else []
         )
+    if not records and not graves:
+        fail(f"no decisions recorded for subject {subject!r}", EXIT_NOT_FOUND)
+    books = codebooks(home, records)
     if as_json:
-        console.print_json(
-            json.dumps(
-                {"subject_id": subject, "decisions": records, "tombstones": graves}, default=str
-            )
+        emit_json(
+            {"subject_id": subject, "decisions": labelled(records, books), "tombstones": graves}
         )
         return
-    render.history(console, subject, records, graves)
+    render.history(console, subject, records, graves, books)
 
 
 def _history_diff(subject: str, home: Home, db: Db, as_json: bool) -> None:
@@ -75,10 +141,7 @@ def _history_diff(subject: str, home: Home, db: Db, as_json: bool) -> None:
         for old, new, kind in timeline_pairs(states)
     ]
     if as_json:
-        console.print_json(
-            json.dumps({"subject_id": subject, "explanations": len(states), "pairs": pairs},
-                       default=str)
-        )  # fmt: skip
+        emit_json({"subject_id": subject, "explanations": len(states), "pairs": pairs})
         return
     render.history_diff(console, subject, len(states), pairs)
 
@@ -91,31 +154,55 @@ def recourse(
     as_json: AsJson = False,
 ) -> None:
     """A denied subject's reasons with their responsiveness, whether any action can change the
-    decision, and the recommended (minimal-cost) action."""
-    from governance.store.queries import subject_recourse
+    decision, and the recommended (minimal-cost) action; exits 1 for a subject the ledger
+    holds no decision about."""
+    from governance.store.queries import subject_history, subject_recourse
 
     with sessions(db, home)() as session:
         records = subject_recourse(session, subject)
+        decided = len(subject_history(session, subject))
+    if not decided:
+        fail(f"no decisions recorded for subject {subject!r}", EXIT_NOT_FOUND)
+    _cost_units(records)
+    books = codebooks(home, records)
     if as_json:
-        console.print_json(json.dumps({"subject_id": subject, "decisions": records}, default=str))
+        emit_json({"subject_id": subject, "decisions": labelled(records, books)})
         return
-    render.recourse(console, subject, records)
+    if not records:
+        console.print(
+            f"Subject {escape(subject)}: {decided} decision(s), none denied; "
+            "nothing to explain."
+        )
+        return
+    render.recourse(console, subject, records, books)
 
 
 @app.command(rich_help_panel="Review")
 def runs(
-    limit: Annotated[int, typer.Option(help="How many runs to list.")] = 20,
-    kind: Annotated[str | None, typer.Option(help="Only runs of this kind.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many runs to list.")] = 20,
+    kind: Annotated[
+        str | None,
+        typer.Option(help="Only runs of this kind: nightly, redeploy, deletion or fragility."),
+    ] = None,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Every count and timing, not only the essentials.")
+    ] = False,
     home: Home = None,
     db: Db = None,
     as_json: AsJson = False,
 ) -> None:
-    """Recent runs with their status and counts."""
-    from governance.store.queries import recent_runs
+    """Recent runs: id, kind, night, model, status, decisions, denials, quarantined rows and
+    wall time (--wide for every count)."""
+    from governance.store.queries import recent_runs, run_kinds
+    from governance.store.writes import RUN_KINDS
 
     with sessions(db, home)() as session:
+        if kind is not None:
+            known = sorted(set(RUN_KINDS) | set(run_kinds(session)))
+            if kind not in known:
+                fail(f"--kind {kind!r} is not a run kind; expected one of {', '.join(known)}")
         frame = recent_runs(session, limit, kind)
     if as_json:
-        console.print_json(frame.to_json(orient="records", date_format="iso"))
+        emit_json(frame)
         return
-    render.frame_table(console, frame, title="Recent runs")
+    render.runs_table(console, frame, wide=wide)

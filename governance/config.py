@@ -30,12 +30,29 @@ def decision_log_dir(base: str | Path | None = None) -> Path:
 
 
 def db_url(url: str | None = None, base: str | Path | None = None) -> str:
-    """The store URL: ``url``, else $GOVERNANCE_DB_URL, else SQLite in the data folder."""
+    """The store URL: ``url``, else $GOVERNANCE_DB_URL, else SQLite in the data folder.
+
+    ``postgres://`` and ``postgresql://`` (the forms Heroku, libpq and most hosting panels
+    print) mean PostgreSQL through psycopg 3, the driver this package installs.
+    """
     if url:
-        return url
+        return normalise_db_url(url)
     if os.environ.get(ENV_DB_URL):
-        return os.environ[ENV_DB_URL]
+        return normalise_db_url(os.environ[ENV_DB_URL])
     return f"sqlite:///{home(base) / 'governance.db'}"
+
+
+def db_url_given(url: str | None = None) -> bool:
+    """Whether the store URL was named (flag or $GOVERNANCE_DB_URL) rather than defaulted."""
+    return bool(url or os.environ.get(ENV_DB_URL))
+
+
+def normalise_db_url(url: str) -> str:
+    """``postgres://`` and a driverless ``postgresql://`` as ``postgresql+psycopg://``."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
 
 
 def dask_address(address: str | None = None) -> str | None:

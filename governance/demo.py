@@ -17,10 +17,17 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from governance import config
-from governance.data.synthetic import FAVOURABLE, LABEL, SYNTHETIC_SCHEMA, generate_population
+from governance.data.synthetic import (
+    FAVOURABLE,
+    LABEL,
+    SYNTHETIC_CODEBOOK,
+    SYNTHETIC_SCHEMA,
+    generate_population,
+)
 from governance.hashing import sha256_file
 from governance.intake.decision_log import DECIDED_AT, ID, ParquetDecisionLog, make_decisions
 from governance.recourse.action_set import BUNDLED
+from governance.registry.codebook import CODEBOOK, save_codebook
 from governance.registry.model_registry import ModelRegistry, TrainingData
 from governance.registry.training import TrainingRecipe
 
@@ -231,6 +238,9 @@ def prepare_demo(
             notes="retrained on newer applicants after a drift in repayment behaviour",
         )
     record_first_deployment(config.db_url(db, home), MODEL_NAME, version)
+    for v in (version, "v2"):
+        if not (registry.path(MODEL_NAME, v) / CODEBOOK).exists():
+            save_codebook(registry, MODEL_NAME, v, SYNTHETIC_CODEBOOK)
     model = registry.load(MODEL_NAME, version)
     log = ParquetDecisionLog(config.decision_log_dir(home))
     previous: pd.DataFrame | None = None
@@ -310,3 +320,32 @@ def write_notice_settings(home: str | Path | None = None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(DEMO_NOTICE_SETTINGS)
     return path
+
+
+TOUR_FILE = "tour.env"
+
+
+def write_tour(home: str | Path | None, nights: list[date], denied: str, borrower: str) -> Path:
+    """Write the demo's own nights and example applicants as shell variables, so the README's
+    tour runs as written after ``source governance-data/tour.env``.
+
+    ``denied``: an applicant denied and issued recourse; ``borrower``: a past borrower whose
+    loan is in the training data, so erasing them retrains the model.
+    """
+    path = config.home(home) / TOUR_FILE
+    lines = [
+        "# Written by `govern demo`: its nights and applicants, for the README's tour.",
+        f"FIRST_NIGHT={min(nights).isoformat()}",
+        f"LAST_NIGHT={max(nights).isoformat()}",
+        f"DENIED={_shell_word(denied)}  # denied, and issued recourse",
+        f"BORROWER={_shell_word(borrower)}  # a past borrower: erasing them retrains the model",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _shell_word(text: str) -> str:
+    """``text`` quoted for sh (demo ids are plain, but a file meant to be sourced must be safe)."""
+    import shlex
+
+    return shlex.quote(text)

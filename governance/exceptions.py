@@ -5,7 +5,11 @@ class GovernanceError(Exception):
     """Base class for every error the core raises on purpose."""
 
 
-class UnknownModelVersion(GovernanceError, KeyError):
+class NotFound(GovernanceError, LookupError):
+    """Raised when something asked for by name or id is not there: a ledger, a subject, a run."""
+
+
+class UnknownModelVersion(NotFound, KeyError):
     """Raised when a model name or version is not in the registry."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
@@ -30,6 +34,10 @@ class ManifestError(GovernanceError, ValueError):
 
 class DecisionLogError(GovernanceError, ValueError):
     """Raised when a decision log cannot be read as a whole (missing columns, corrupt file)."""
+
+
+class InputFileError(GovernanceError, ValueError):
+    """Raised when a file a user named cannot be read in the format it was given as."""
 
 
 class DatasetUnavailable(GovernanceError, FileNotFoundError):
@@ -100,3 +108,7 @@ class ImportRefused(ManifestError):
 
 class ExplanationQualityError(GovernanceError, ValueError):
     """Explanation-quality settings that cannot be used (a sample size, an explainer kind)."""
+
+
+class RunInProgress(GovernanceError, RuntimeError):
+    """Raised when another process holds the lock of the same run (same kind and night)."""

@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of either."""
+"""Atomic file writes (a reader sees the old file or the new one, never half of either), and
+reading a Parquet file a user named, refused in one line when it is not one."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from governance.exceptions import InputFileError
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -58,3 +61,21 @@ def atomic_write_parquet(table: pa.Table | pd.DataFrame, path: Path) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def read_parquet(path: str | Path, what: str = "input") -> pd.DataFrame:
+    """Read a Parquet file a user named.
+
+    Raises
+    ------
+    InputFileError
+        If ``path`` is missing, a folder, or not readable as Parquet (a CSV, say); one line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{what} {path} does not exist or is not a file")
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputFileError(f"{what} {path} is not a readable Parquet file ({first})") from exc

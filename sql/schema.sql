@@ -32,6 +32,16 @@ CREATE TABLE result_provenance (
 	UNIQUE (sha256)
 );
 
+CREATE TABLE run_locks (
+	lock_key VARCHAR(200) NOT NULL,
+	holder VARCHAR(200) NOT NULL,
+	description VARCHAR(200),
+	acquired_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	heartbeat_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	expires_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (lock_key)
+);
+
 CREATE TABLE runs (
 	id SERIAL NOT NULL,
 	run_key VARCHAR(200) NOT NULL,

@@ -10,13 +10,14 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from governance.exceptions import GovernanceError, ScoreMismatch, UnknownModelVersion
+from governance.exceptions import GovernanceError, ScoreMismatch
 from governance.intake.decision_log import MODEL_NAME, MODEL_VERSION, SUBJECT
 from governance.intake.validation import (
     CHECK_REPRODUCED,
     OUT_OF_RANGE,
     ModelContract,
     ValidationResult,
+    contracts_for,
     validate_night,
 )
 from governance.provenance import model_inputs
@@ -60,18 +61,9 @@ def validate(
     and ``seconds``.
     """
     t0 = time.perf_counter()
-    reg = ModelRegistry(registry)
-    contracts: dict[tuple[str, str], ModelContract] = {}
-    manifests = {}
-    if len(frame) and {MODEL_NAME, MODEL_VERSION} <= set(frame.columns):
-        pairs = frame[[MODEL_NAME, MODEL_VERSION]].dropna().astype(str).drop_duplicates()
-        for name, version in pairs.itertuples(index=False):
-            try:
-                manifest = reg.manifest(name, version)
-            except (UnknownModelVersion, ValueError):
-                continue  # its rows go to quarantine as an unregistered version
-            contracts[(name, version)] = ModelContract(manifest.schema, manifest.threshold)
-            manifests[(name, version)] = manifest
+    # Versions that are not registered are left out: their rows go to quarantine.
+    manifests = contracts_for(frame, ModelRegistry(registry))
+    contracts = {k: ModelContract(m.schema, m.threshold) for k, m in manifests.items()}
     sessions = worker.sessions(db_url)
     erased_rows = 0
     with sessions() as session:

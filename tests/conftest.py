@@ -41,8 +41,11 @@ DEMO_ROWS = 1_200
 
 
 def reset_pg(url: str) -> None:
-    """Empty a test's PostgreSQL database (drop every table the previous test left) and forget
-    the engines the workers cached for it."""
+    """Empty a test's PostgreSQL database (drop every table the previous test left), give back
+    the run locks a test left open, and forget the engines the workers cached for it."""
+    from governance.store.locks import release_all_kept
+
+    release_all_kept()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))

@@ -11,6 +11,7 @@ from governance.data.synthetic import (
     FAVOURABLE,
     FEATURES,
     LABEL,
+    SYNTHETIC_CODEBOOK,
     SYNTHETIC_SCHEMA,
     generate_population,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "FAVOURABLE",
     "FEATURES",
     "LABEL",
+    "SYNTHETIC_CODEBOOK",
     "SYNTHETIC_SCHEMA",
     "Dataset",
     "generate_population",

@@ -70,6 +70,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from governance.registry.codebook import Codebook
 from governance.registry.schema import FeatureSchema, FeatureSpec
 
 LABEL = "repaid"
@@ -152,6 +153,42 @@ SYNTHETIC_SCHEMA = FeatureSchema(
             "has_cosigner", "bool", 0, 1, description="1 if a co-signer guarantees the loan"
         ),
     )
+)
+
+# Words for reviewers and applicants: what each feature is called and what its codes mean.
+SYNTHETIC_CODEBOOK = Codebook(
+    features={
+        "age": "Age",
+        "annual_income": "Annual income",
+        "employment_years": "Years with current employer",
+        "credit_history_years": "Length of credit history (years)",
+        "debt_to_income": "Debt-to-income ratio",
+        "revolving_utilization": "Revolving credit utilisation",
+        "open_accounts": "Open credit accounts",
+        "total_accounts": "Credit accounts ever opened",
+        "months_since_last_delinquency": "Months since last delinquency",
+        "delinquencies_2y": "Delinquencies, last 2 years",
+        "public_records": "Derogatory public records",
+        "recent_inquiries": "Credit inquiries, last 6 months",
+        "loan_amount": "Loan amount requested",
+        "loan_term_months": "Loan term (months)",
+        "savings": "Savings and investments",
+        "checking_balance": "Checking account balance",
+        "mortgage_accounts": "Open mortgage accounts",
+        "home_ownership": "Housing",
+        "loan_purpose": "Purpose of the loan",
+        "has_cosigner": "Co-signer",
+    },
+    values={
+        "home_ownership": {
+            "RENT": "renting",
+            "MORTGAGE": "owner, with a mortgage",
+            "OWN": "owner, outright",
+            "OTHER": "other",
+        },
+        "loan_purpose": {p: p.replace("_", " ") for p in LOAN_PURPOSES},
+        "has_cosigner": {"0": "no", "1": "yes"},
+    },
 )
 FEATURES: list[str] = SYNTHETIC_SCHEMA.names
 

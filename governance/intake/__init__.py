@@ -18,8 +18,10 @@ from governance.intake.decision_log import (
     night_bounds,
     open_source,
     parse_columns,
+    read_model_night,
     read_night,
     score_reproduced,
+    source_for,
 )
 from governance.intake.log_check import NightCheck, check_log
 from governance.intake.validation import (
@@ -27,6 +29,8 @@ from governance.intake.validation import (
     QUARANTINE_COLUMNS,
     ModelContract,
     ValidationResult,
+    check_night_structure,
+    contracts_for,
     validate_night,
 )
 
@@ -38,12 +42,16 @@ __all__ = [
     "SCORE_TOLERANCE",
     "format_of",
     "check_log",
+    "check_night_structure",
+    "contracts_for",
     "make_decisions",
     "night_bounds",
     "open_source",
     "parse_columns",
+    "read_model_night",
     "read_night",
     "score_reproduced",
+    "source_for",
     "validate_night",
     "DecisionSource",
     "FileDecisionLog",

@@ -445,6 +445,22 @@ def open_source(
     return FileDecisionLog(path, "parquet", mapping)
 
 
+def read_model_night(source: DecisionSource, night: date, model: str | None) -> pd.DataFrame:
+    """The night's rows, only ``model``'s when one is named."""
+    frame = read_night(source, night)
+    if model is not None and len(frame) and MODEL_NAME in frame.columns:
+        frame = frame.loc[frame[MODEL_NAME].astype(str) == model].reset_index(drop=True)
+    return frame
+
+
+def source_for(
+    log: str, db_url: str, columns: Mapping[str, str] | str | None = None
+) -> FileDecisionLog | SqlDecisionLog:
+    """The decision-log source a ``--log`` value names (:func:`open_source`); a SQL table is
+    read from $GOVERNANCE_LOG_URL, default the store."""
+    return open_source(log, os.environ.get("GOVERNANCE_LOG_URL", db_url), columns)
+
+
 def _one_line(exc: BaseException | None) -> str:
     """An error's text on one line, for messages an operator reads in a log."""
     return " ".join(str(exc).split()) or type(exc).__name__

@@ -231,6 +231,90 @@ class _Failures:
         )
 
 
+def check_night_structure(
+    frame: pd.DataFrame,
+    night: date,
+    contracts: Mapping[tuple[str, str], ModelContract],
+) -> dict[tuple[str, str], ModelContract]:
+    """The checks of a whole night that need no row-by-row work: each column once, every
+    required column present, timestamps with a time zone, and scores on the probability scale
+    (when most scores lie outside [0, 1], the log is in another unit, such as percent, and
+    quarantining most rows would only hide that; a few such scores are quarantined).
+
+    Cheap enough to run before a Prefect server or a Dask cluster starts, so a log that cannot
+    be validated at all is refused in seconds. Returns the contracts of the versions the log
+    references (all of them when it references none that is registered).
+
+    Raises
+    ------
+    DecisionLogError
+        If a column is repeated or missing, ``decided_at`` carries no time zone, or more than
+        half of the scores lie outside [0, 1].
+    """
+    repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if repeated:
+        raise DecisionLogError(
+            f"decision log for {night} has column(s) {', '.join(repeated)} more than once; "
+            "expected each column once"
+        )
+    present = set(frame.columns)
+    versions_seen = (
+        {
+            (str(n), str(v))
+            for n, v in frame[[MODEL_NAME, MODEL_VERSION]].drop_duplicates().itertuples(index=False)
+        }
+        if {MODEL_NAME, MODEL_VERSION} <= present
+        else set()
+    )
+    used = {k: c for k, c in contracts.items() if k in versions_seen} or dict(contracts)
+    missing = sorted(_required(used) - present)
+    if missing:
+        raise DecisionLogError(
+            f"decision log for {night} lacks required column(s): {', '.join(missing)}"
+        )
+    # Timestamps: a column without a time zone cannot be placed in a night at all.
+    stamps = frame[DECIDED_AT]
+    if pd.api.types.is_datetime64_any_dtype(stamps) and getattr(stamps.dt, "tz", None) is None:
+        raise DecisionLogError(
+            f"decision log for {night}: '{DECIDED_AT}' has no time zone; expected UTC timestamps"
+        )
+    if not pd.api.types.is_datetime64_any_dtype(stamps) and len(stamps):
+        naive = _naive_text(stamps)
+        if naive.any() and naive.sum() == stamps.notna().sum():
+            raise DecisionLogError(
+                f"decision log for {night}: '{DECIDED_AT}' values carry no time zone (e.g. "
+                f"{stamps[naive].iloc[0]!r}); expected ISO 8601 with an offset or 'Z'"
+            )
+    scores = pd.to_numeric(frame[SCORE], errors="coerce").dropna()
+    off = ~scores.between(0, 1)
+    if len(scores) and off.mean() > 0.5:
+        raise DecisionLogError(
+            f"decision log for {night}: {off.mean():.0%} of '{SCORE}' values lie outside "
+            f"[0, 1] (e.g. {scores[off].iloc[0]:g}); expected probabilities of the favourable "
+            "outcome, not percentages or raw scores"
+        )
+    return used
+
+
+def contracts_for(frame: pd.DataFrame, registry: Any) -> dict[tuple[str, str], Any]:
+    """The manifests of the registered versions a night's log references, by (name, version).
+
+    ``registry`` is a :class:`~governance.registry.model_registry.ModelRegistry`. Versions that
+    are not registered (or whose names could not be) are left out: their rows go to quarantine.
+    """
+    from governance.exceptions import UnknownModelVersion
+
+    manifests = {}
+    if len(frame) and {MODEL_NAME, MODEL_VERSION} <= set(frame.columns):
+        pairs = frame[[MODEL_NAME, MODEL_VERSION]].dropna().astype(str).drop_duplicates()
+        for name, version in pairs.itertuples(index=False):
+            try:
+                manifests[(name, version)] = registry.manifest(name, version)
+            except (UnknownModelVersion, ValueError):
+                continue
+    return manifests
+
+
 def validate_night(
     frame: pd.DataFrame,
     night: date,
@@ -268,27 +352,7 @@ def validate_night(
     """
     if len(frame) == 0:
         return ValidationResult(frame.assign(**{ROW: [], OUT_OF_RANGE: []}), _empty_quarantine())
-    repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
-    if repeated:
-        raise DecisionLogError(
-            f"decision log for {night} has column(s) {', '.join(repeated)} more than once; "
-            "expected each column once"
-        )
-    present = set(frame.columns)
-    versions_seen = (
-        {
-            (str(n), str(v))
-            for n, v in frame[[MODEL_NAME, MODEL_VERSION]].drop_duplicates().itertuples(index=False)
-        }
-        if {MODEL_NAME, MODEL_VERSION} <= present
-        else set()
-    )
-    used = {k: c for k, c in contracts.items() if k in versions_seen} or contracts
-    missing = sorted(_required(used) - present)
-    if missing:
-        raise DecisionLogError(
-            f"decision log for {night} lacks required column(s): {', '.join(missing)}"
-        )
+    used = check_night_structure(frame, night, contracts)
     df = frame.reset_index(drop=True).copy()
     df[ROW] = np.arange(len(df), dtype=np.int64)
     # Identifiers are checked in the form the ledger stores them, text: 7 and "7" are one id.
@@ -296,7 +360,6 @@ def validate_night(
         df[col] = df[col].astype(object).map(lambda v: None if _missing(v) else str(v))
     fails = _Failures()
 
-    # Timestamps: a column without a time zone cannot be placed in a night at all.
     stamps = df[DECIDED_AT]
     if pd.api.types.is_datetime64_any_dtype(stamps) and getattr(stamps.dt, "tz", None) is None:
         raise DecisionLogError(

@@ -8,6 +8,7 @@ from governance.recourse.costs import (
     MADL1Cost,
     PercentileShiftCost,
     cost_from_dict,
+    cost_unit,
     load_cost,
 )
 from governance.recourse.drafting import (
@@ -43,6 +44,7 @@ __all__ = [
     "check_action_set",
     "compile_action_set",
     "cost_from_dict",
+    "cost_unit",
     "draft_action_set",
     "find_recourse",
     "is_reachable",

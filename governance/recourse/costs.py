@@ -362,6 +362,28 @@ class MADL1Cost(Cost):
 _KINDS: dict[str, type[Cost]] = {c.kind: c for c in (PercentileShiftCost, MADL1Cost)}
 
 
+def cost_unit(kind: str | None, category_cost: float | None = None) -> str:
+    """What a cost of ``kind`` is measured in and what 1.0 means, in one sentence.
+
+    Every place that shows a recourse cost says this beside it: a bare number reads as money.
+    """
+    if kind == PercentileShiftCost.kind:
+        cat = 0.5 if category_cost is None else category_cost
+        return (
+            "percentile-shift units: for each changed feature, the share of the training "
+            "population its value moves past, summed (1.0 = one feature moved from the lowest "
+            f"value in the training data to the highest; a category change counts {cat:g})"
+        )
+    if kind == MADL1Cost.kind:
+        cat = 1.0 if category_cost is None else category_cost
+        return (
+            "MAD units: each change divided by the feature's median absolute deviation in the "
+            "training data, summed (1.0 = one feature moved by one typical deviation; a "
+            f"category change counts {cat:g})"
+        )
+    return f"units of the {kind or 'unrecorded'} cost"
+
+
 def cost_from_dict(d: Mapping[str, Any]) -> Cost:
     """Rebuild a fitted cost from :meth:`Cost.to_dict`.
 

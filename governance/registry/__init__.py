@@ -1,10 +1,11 @@
 """The model registry: versioned, hash-pinned model artifacts with their feature schema and recipe.
 
-Registration (from a recipe, or importing a model fitted elsewhere), the fitted-model wrapper
-every check scores through, and the structure of fitted tree ensembles and linear models that the
-exact searches rely on.
+Registration (from a recipe, or importing a model fitted elsewhere), codebooks (words for
+features and category codes), the fitted-model wrapper every check scores through, and the
+structure of fitted tree ensembles and linear models that the exact searches rely on.
 """
 
+from governance.registry.codebook import Codebook, load_codebook, read_codebook, save_codebook
 from governance.registry.exact_paths import exact_paths
 from governance.registry.forests import ColumnMaps, parse_forest, why_not_parsed
 from governance.registry.importing import ImportReport, import_fitted, read_artifact
@@ -38,15 +39,19 @@ __all__ = [
     "column_maps",
     "exact_paths",
     "import_fitted",
+    "load_codebook",
     "load_trusted",
     "missing_training_data",
     "model_structure",
     "parse_forest",
     "read_artifact",
+    "read_codebook",
     "register_from_data",
+    "save_codebook",
     "why_not_parsed",
     "CellKeys",
     "Cells",
+    "Codebook",
     "ColumnMaps",
     "DecisionModel",
     "FeatureSchema",

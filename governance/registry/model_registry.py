@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import skops.io as sio
 
 from governance.exceptions import (
     ArtifactHashMismatch,
@@ -344,6 +343,8 @@ class ModelRegistry:
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{version}."))
         try:
+            import skops.io as sio  # here, not at import: skops alone takes about a second
+
             sio.dump(estimator, staging / ARTIFACT)
             aset_sha = None
             if action_set_path is not None:
@@ -661,6 +662,8 @@ def load_trusted(path: str | Path, extra: Sequence[str] = ()) -> Any:
         If the file names a type outside scikit-learn, NumPy, SciPy sparse, XGBoost or LightGBM
         (and ``extra``), or cannot be parsed as a skops file.
     """
+    import skops.io as sio
+
     try:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:  # skops raises assorted errors on corrupt zips

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.metrics import accuracy_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from governance.exceptions import ManifestError
+from governance.fileio import read_parquet
 from governance.hashing import sha256_file
 from governance.registry.model import DecisionModel
 from governance.registry.model_registry import Manifest, ModelRegistry, TrainingData
@@ -53,7 +53,7 @@ def register_from_data(
     stays where it is; ``owned`` declares that an erasure may rewrite it even though it lies
     outside the data folder (otherwise its owner gets an erasure notice instead).
     """
-    frame = pd.read_parquet(data)
+    frame = read_parquet(data, "training data")
     if label not in frame.columns:
         raise ManifestError(f"label column {label!r} not in {data}")
     cols = list(features) if features else [

@@ -10,7 +10,7 @@ of the data flow (as sql/schema.sql renders it), and its foreign keys tie the ta
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -32,9 +32,33 @@ from sqlalchemy import func as sa_func
 from sqlalchemy import text as sa_text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
-Stamp = DateTime(timezone=True)
+
+
+class UTCDateTime(TypeDecorator):
+    """A point in time, always read back in UTC with its zone.
+
+    SQLite keeps no zone: values are stored as UTC text, and read back as naive datetimes, which
+    this type marks as UTC, so callers (and JSON output) see the same value on every backend.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:  # noqa: ANN001
+        if value is not None and value.tzinfo is not None and dialect.name == "sqlite":
+            value = value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:  # noqa: ANN001
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+Stamp = UTCDateTime()
 
 ID_LEN = 64  # decision and subject ids
 NAME_LEN = 64  # model names, versions, features
@@ -102,6 +126,24 @@ class ResultProvenance(Base):
     settings: Mapped[dict[str, Any]]
     code_version: Mapped[str] = mapped_column(String(64))
     libraries: Mapped[dict[str, Any]]
+
+
+class RunLockRow(Base):
+    """Who holds the lock of a piece of work (kind and night), until when.
+
+    On SQLite the row is the lock: its holder's heartbeat keeps ``expires_at`` ahead, and a
+    lapsed row may be taken over. On PostgreSQL an advisory lock decides; the row names the
+    holder. See governance/store/locks.py.
+    """
+
+    __tablename__ = "run_locks"
+
+    lock_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(String(200))
+    acquired_at: Mapped[datetime] = mapped_column(Stamp)
+    heartbeat_at: Mapped[datetime] = mapped_column(Stamp)
+    expires_at: Mapped[datetime] = mapped_column(Stamp)
 
 
 class RunChunk(Base):

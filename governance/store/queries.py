@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 from governance.intake.decision_log import score_reproduced
 from governance.store.models import (
     ActionSetRecord,
+    CostModel,
     Decision,
     IssuedRecourse,
     ModelVersion,
@@ -42,13 +44,20 @@ def decision_ids_recorded_elsewhere(session: Session, ids: Sequence[str], night:
 
 
 def recent_runs(session: Session, limit: int = 20, kind: str | None = None) -> pd.DataFrame:
-    """The most recent runs, newest first, with status and counts."""
+    """The most recent runs, newest first, with status, wall time and counts.
+
+    Count columns hold integers (pandas ``Int64``, missing where a run of another kind has no
+    such count), so mixing run kinds never turns a count into a float.
+    """
     stmt = sa.select(Run).order_by(Run.started_at.desc(), Run.id.desc()).limit(limit)
     if kind:
         stmt = stmt.where(Run.kind == kind)
     rows = []
     for run in session.scalars(stmt):
         counts = run.counts or {}
+        wall = (run.timings or {}).get("wall")
+        if wall is None and run.finished_at and run.started_at:
+            wall = (run.finished_at - run.started_at).total_seconds()
         rows.append(
             {
                 "run_id": run.id,
@@ -58,15 +67,32 @@ def recent_runs(session: Session, limit: int = 20, kind: str | None = None) -> p
                 "status": run.status,
                 "attempts": run.attempts,
                 "started_at": run.started_at,
-                "seconds": (
-                    (run.finished_at - run.started_at).total_seconds()
-                    if run.finished_at and run.started_at
-                    else None
-                ),
+                "finished_at": run.finished_at,
+                "wall_s": wall,
                 **{k: v for k, v in counts.items() if not isinstance(v, dict | list)},
+                "error": run.error,
             }
         )
-    return pd.DataFrame(rows)
+    return records_frame(rows)
+
+
+def records_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """A frame of ``rows`` in which a column of integers (some missing) is ``Int64``, so a count
+    stays an integer when some rows lack it, instead of becoming a float."""
+    frame = pd.DataFrame(rows)
+    for col in frame.columns:
+        values = [r.get(col) for r in rows]
+        present = [v for v in values if v is not None]
+        if present and all(
+            isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_) for v in present
+        ):
+            frame[col] = pd.array([None if v is None else int(v) for v in values], "Int64")
+    return frame
+
+
+def run_kinds(session: Session) -> list[str]:
+    """The kinds of run the ledger holds, sorted."""
+    return sorted(session.scalars(sa.select(Run.kind).distinct()))
 
 
 def subject_history(session: Session, subject_id: str) -> list[dict[str, Any]]:
@@ -99,7 +125,7 @@ def subject_history(session: Session, subject_id: str) -> list[dict[str, Any]]:
             {
                 "decision_id": decision.decision_id,
                 "subject_id": decision.subject_id,
-                "decided_at": decision.decided_at.isoformat(),
+                "decided_at": decision.decided_at.isoformat(),  # with its zone (UTCDateTime)
                 "model": mv.name,
                 "model_version": mv.version,
                 "model_sha256": mv.artifact_sha256,
@@ -157,6 +183,7 @@ def subject_recourse(session: Session, subject_id: str) -> list[dict[str, Any]]:
             )
         ).one_or_none()
         aset = session.get(ActionSetRecord, check.action_set_id) if check else None
+        cost_model = session.get(CostModel, issued.cost_model_id) if issued else None
         out.append(
             {
                 **record,
@@ -185,6 +212,10 @@ def subject_recourse(session: Session, subject_id: str) -> list[dict[str, Any]]:
                     "recourse_id": issued.recourse_id,
                     "changes": issued.changes,
                     "cost": issued.cost,
+                    "cost_kind": cost_model.kind if cost_model else None,
+                    "category_cost": (cost_model.body or {}).get("category_cost")
+                    if cost_model
+                    else None,
                     "score_before": issued.score_before,
                     "score_after": issued.score_after,
                     "proven_cheapest": issued.complete,
@@ -431,7 +462,7 @@ def deletion_requests(session: Session) -> pd.DataFrame:
                 "invalid_by_retraining": _int(by_retraining),
             }
         )
-    frame = pd.DataFrame(rows)
+    frame = records_frame(rows)
     if len(frame):
         frame = frame.sort_values(["overdue", "status", "due"], ascending=[False, True, True])
         for col in DELETION_COUNTS:

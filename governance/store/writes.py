@@ -226,6 +226,9 @@ def ensure_provenance(
 
 
 # -- runs --------------------------------------------------------------------------------------
+RUN_KINDS = ("nightly", "redeploy", "deletion", "fragility")  # what the flows record
+
+
 def run_key(kind: str, night: date | None = None, model: str | None = None, extra: str = "") -> str:
     """Natural key of a run: a rerun of the same work maps to the same key."""
     parts = [kind, night.isoformat() if night else "-", model or "*"]

@@ -237,6 +237,21 @@ def test_a_corrupt_log_is_one_line_and_exit_2_from_the_cli(
     assert len(lines) == 1, result.stderr  # nothing from Prefect or the Dask worker either
     assert "part-0.parquet is unreadable" in lines[0]
     assert "Traceback" not in result.stdout + result.stderr
+    # refused before the run opened: no run, no decision recorded
+    assert scalar(db_url, "SELECT COUNT(*) FROM runs") == 0
+    assert scalar(db_url, "SELECT COUNT(*) FROM decisions") == 0
+
+
+def test_a_log_that_fails_while_running_is_recorded_as_a_failed_run(
+    nightly, small_home, db_url, tmp_path
+):
+    """The flow itself (as a deployment runs it, without the command's checks first) records
+    the failure in the ledger."""
+    home = copy_home(small_home, tmp_path / "home")
+    path = ParquetDecisionLog(home / "decision-logs").files(NIGHT)[0]
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(DecisionLogError, match="part-0.parquet is unreadable"):
+        nightly(NIGHT, home, db_url)
     assert scalar(db_url, "SELECT status FROM runs") == "failed"
     assert "DecisionLogError" in scalar(db_url, "SELECT error FROM runs")
     assert scalar(db_url, "SELECT COUNT(*) FROM decisions") == 0

@@ -273,3 +273,49 @@ def test_a_denial_purged_during_the_redeploy_check_is_skipped(
     )
     stored = column(url, "SELECT decision_id FROM version_comparisons")
     assert sorted(stored) == sorted(frame["decision_id"][1:])
+
+
+# -- one run at a time -------------------------------------------------------------------------
+def test_a_second_nightly_for_the_same_night_is_refused_naming_the_first(
+    small_home, backend, make_db, rel_cluster, prefect_backend, tmp_path
+):
+    """Two `govern nightly` processes for one night on one ledger: the second is refused in one
+    line naming the first (exit 4), the first does the work once."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from governance.store import init_store
+    from governance.store.locks import holder_of, run_lock_key
+
+    home = copy_home(small_home, tmp_path / "home")
+    url = make_db(backend)
+    engine = init_store(url)
+    govern = str(Path(sys.executable).with_name("govern"))
+    args = [govern, "nightly", "--date", NIGHT.isoformat(), "--home", str(home), "--db", url,
+            "--dask-address", rel_cluster.scheduler_address, "--chunk-rows", "10"]
+    env = {**os.environ, "PREFECT_API_URL": prefect_backend}
+    first = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while holder_of(engine, run_lock_key("nightly", NIGHT, None)) is None:
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the first run never took the night"
+            time.sleep(0.2)
+        second = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+        assert first.poll() is None, "the first run ended before the second was refused"
+    finally:
+        out, err = first.communicate(timeout=DEADLINE_S)
+        engine.dispose()
+    assert second.returncode == 4, second.stdout + second.stderr
+    lines = [line for line in second.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, second.stderr
+    holder = f"nightly:{NIGHT.isoformat()}:*) is already running (held by pid {first.pid} "
+    assert holder in lines[0]
+    assert "--wait" in lines[0]
+    assert first.returncode == 0, out + err
+    assert scalar(url, "SELECT COUNT(*) FROM runs") == 1
+    assert scalar(url, "SELECT attempts FROM runs") == 1
+    assert scalar(url, "SELECT COUNT(*) FROM run_locks") == 0  # given back

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from governance.exceptions import DecisionLogError
-from governance.intake.validation import validate_night
+from governance.intake.validation import check_night_structure, validate_night
 from tests.helpers import CONTRACTS, NIGHT
 
 
@@ -96,6 +96,22 @@ def test_timestamps_without_time_zone_refuse_the_whole_log():
     log["decided_at"] = log["decided_at"].dt.tz_localize(None)
     with pytest.raises(DecisionLogError, match="has no time zone"):
         validate_night(log, NIGHT, CONTRACTS)
+
+
+def test_a_log_whose_scores_are_mostly_off_the_probability_scale_is_refused_whole():
+    percent = clean().assign(score=[0.4] + [80.0] * 9)  # 0.4 %: on the scale by chance
+    with pytest.raises(DecisionLogError, match=r"90% of 'score' values lie outside \[0, 1\]"):
+        check_night_structure(percent, NIGHT, CONTRACTS)
+    log = clean()
+    log.loc[3, "score"] = 1.5  # one score off the scale is that row's problem: quarantined
+    result = validate_night(log, NIGHT, CONTRACTS)
+    assert set(result.quarantine["row_number"]) == {3}
+
+
+def test_the_structural_checks_alone_need_no_rows_checked():
+    assert check_night_structure(clean(), NIGHT, CONTRACTS).keys() == CONTRACTS.keys()
+    with pytest.raises(DecisionLogError, match="more than once"):
+        check_night_structure(pd.concat([clean(), clean()[["score"]]], axis=1), NIGHT, CONTRACTS)
 
 
 def test_other_time_zones_are_converted_to_utc():
