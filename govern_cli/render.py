@@ -83,7 +83,8 @@ _SUMMARY_ROWS = [
     ("quarantined rows", "quarantined"),
     ("fixed predictions", "fixed"),
     ("recourse issued", "recourse"),
-    ("  proven cheapest", "recourse_proven_cheapest"),
+    ("  minimal on grid", "recourse_minimal_on_grid"),
+    ("  minimal in action set", "recourse_minimal_in_action_set"),
     ("undetermined", "undetermined"),
 ]
 _SHARE_ROWS = [
@@ -162,16 +163,23 @@ def reasons_table(console: Console, reasons: list[dict[str, Any]]) -> None:
     for c in ("rank", "reason (feature)", "value", "attribution", "responsiveness"):
         table.add_column(c)
     for reason in reasons:
-        mu = reason.get("mu")
-        note = "" if mu is None else f"{mu:.2f}" + ("  (cannot help)" if mu == 0 else "")
         table.add_row(
             str(reason["rank"]),
             _e(reason["feature"]),
             _fmt(reason["value"]),
             f"{reason['attribution']:+.3f}",
-            note,
+            _mu_note(reason.get("mu"), reason.get("mu_state")),
         )
     console.print(table)
+    if any(r.get("mu") == 0 for r in reasons):
+        console.print("  [dim]0: changing this feature alone cannot lead to approval[/]")
+
+
+def _mu_note(mu: float | None, state: str | None) -> str:
+    """A reason's responsiveness as people read it: a score, or no feasible change at all."""
+    if state == "no_action":
+        return "none (cannot change)"
+    return "" if mu is None else f"{mu:.2f}"
 
 
 def recourse(console: Console, subject: str, records: list[dict[str, Any]]) -> None:
@@ -209,7 +217,10 @@ def recourse(console: Console, subject: str, records: list[dict[str, Any]]) -> N
             console.print(f"Most responsive features: {ranked}")
         rec = r.get("recourse")
         if rec:
-            proven = "proven cheapest" if rec["proven_cheapest"] else "valid; cheapest not proven"
+            proven = {
+                "action_set": "minimal in the action set",
+                "candidate_grid": "minimal on the candidate grid",
+            }.get(rec.get("minimal_over"), "valid; not proven minimal")
             console.print(
                 f"Recommended action (cost {rec['cost']:.3f}, score {rec['score_before']:.3f} → "
                 f"{rec['score_after']:.3f}, {proven}):"

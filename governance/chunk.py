@@ -147,6 +147,7 @@ class RecourseSetup:
     n_samples: int = 500
     seed: int = 0
     max_points: int = MAX_POINTS
+    semantics: str = "paper"  # responsiveness: the paper's early stop or reachml as released
     # stability of issued recourse (Hamman et al.) and the robust-recourse option
     scale: np.ndarray | None = None
     stability_k: int = 1000
@@ -196,7 +197,7 @@ def recourse_rows(
     model_version_id: int,
     run_id: int,
     top_k: int = TOP_K,
-) -> tuple[dict[str, pd.DataFrame], np.ndarray, dict[str, int]]:
+) -> tuple[dict[str, pd.DataFrame], np.ndarray, np.ndarray, dict[str, int]]:
     """Responsiveness, recourse verification and minimal-cost recourse for denied decisions.
 
     Parameters
@@ -214,7 +215,10 @@ def recourse_rows(
         Rows of ``responsiveness``, ``recourse_checks``, ``responsive_reasons`` and
         ``issued_recourse``.
     reason_mu : ndarray of shape (n_denied, top_k)
-        Responsiveness of each reason given (NaN where no reason).
+        Responsiveness of each reason given (NaN where no reason, or where the reason's
+        feature has no feasible change).
+    reason_state : ndarray of object, shape (n_denied, top_k)
+        ``"scored"`` or ``"no_action"`` per reason given (None where no reason).
     counts : dict
         Run-level tallies (the paper's metrics are shares of these).
     """
@@ -222,7 +226,8 @@ def recourse_rows(
     ids = denied[ID].astype(str).to_numpy()
     n, d = len(denied), len(names)
     X = model.matrix(denied)
-    resp = responsiveness(model, setup.action_set, X, n_samples=setup.n_samples, seed=setup.seed)
+    resp = responsiveness(model, setup.action_set, X, n_samples=setup.n_samples, seed=setup.seed,
+                          semantics=setup.semantics)
     rec = find_recourse(model, setup.action_set, X, setup.cost, max_points=setup.max_points)
     responsiveness_frame = pd.DataFrame(
         {
@@ -231,13 +236,18 @@ def recourse_rows(
             "feature": np.tile(np.asarray(names, dtype=object), n),
             "action_set_id": setup.action_set_id,
             "attribution": attributions.ravel(),
-            "mu": resp.mu.ravel(),
+            # no feasible change is its own state, not a score of 0
+            "mu": np.where(resp.no_action, np.nan, resp.mu).ravel(),
+            "mu_state": resp.state.ravel(),
             "n_points": resp.n_points.ravel().astype(np.int64),
             "method": np.tile(np.asarray(resp.method, dtype=object), n),
         }
     )
     given = reason_index >= 0
-    reason_mu = np.where(given, np.take_along_axis(resp.mu, np.maximum(reason_index, 0), 1), np.nan)
+    at = np.maximum(reason_index, 0)
+    reason_mu = np.where(given, np.take_along_axis(resp.mu, at, 1), np.nan)
+    reason_state = np.where(given, np.take_along_axis(resp.state, at, 1), None)
+    reason_mu[given & (reason_state == "no_action")] = np.nan
     n_given = given.sum(axis=1)
     n_responsive = (given & (reason_mu > 0)).sum(axis=1)
     status = rec.status
@@ -308,6 +318,7 @@ def recourse_rows(
             )
         chosen = {i: (rec, "minimal", stab[i]) for i in has}
     issued = np.array(sorted(chosen), dtype=int)
+    minimal_over: dict[int, np.ndarray] = {}  # per result: what its costs are minimal over
     layout = model.schema.layout_sha256
     stamps = pd.to_datetime(denied[DECIDED_AT], utc=True).to_numpy()
     rows = []
@@ -338,6 +349,7 @@ def recourse_rows(
                 "score_before": float(rec.score[i]),
                 "score_after": float(result.score_after[i]),
                 "complete": bool(result.complete[i]),
+                "minimal_over": minimal_over.setdefault(id(result), result.minimal_over)[i],
                 "changes": changes[0],
                 "x_after": points[0],
                 "x_codes": np.asarray(result.x_after[i], dtype="<f8").tobytes(),
@@ -362,6 +374,7 @@ def recourse_rows(
             "score_before",
             "score_after",
             "complete",
+            "minimal_over",
             "changes",
             "x_after",
             "run_id",
@@ -382,7 +395,9 @@ def recourse_rows(
         "fixed": int((status == "fixed").sum()),
         "fixed_with_reasons": int(((status == "fixed") & with_reasons).sum()),
         "recourse": int((status == "recourse").sum()),
-        "recourse_proven_cheapest": int(((status == "recourse") & rec.complete).sum()),
+        # proven minimal: over the candidate grid, and (a subset) over the whole action set
+        "recourse_minimal_on_grid": int(((status == "recourse") & rec.complete).sum()),
+        "recourse_minimal_in_action_set": int((rec.minimal_over == "action_set").sum()),
         "undetermined": int((status == "undetermined").sum()),
         "recourse_issued": len(issued),
     }
@@ -399,7 +414,7 @@ def recourse_rows(
         "responsive_reasons": responsive_reasons,
         "issued_recourse": issued_frame,
     }
-    return frames, reason_mu, counts
+    return frames, reason_mu, reason_state, counts
 
 
 def explain_chunk(
@@ -463,7 +478,7 @@ def explain_chunk(
     if recourse is not None and denied_mask.any():
         t1 = time.perf_counter()
         idx, _ = top_reasons(expl.values[denied_mask], top_k)
-        extra, reason_mu, more = recourse_rows(
+        extra, reason_mu, reason_state, more = recourse_rows(
             chunk.loc[denied_mask].reset_index(drop=True),
             model,
             recourse,
@@ -474,7 +489,9 @@ def explain_chunk(
             top_k=top_k,
         )
         # reasons rows were built from the same top_reasons call, in row-major order.
-        frames["reasons"] = reasons.assign(mu=reason_mu[idx >= 0])
+        frames["reasons"] = reasons.assign(
+            mu=reason_mu[idx >= 0], mu_state=reason_state[idx >= 0]
+        )
         frames.update(extra)
         counts.update(more)
         seconds["recourse"] = time.perf_counter() - t1
@@ -542,7 +559,7 @@ def comparison_rows(
     counts = {"compared": len(ids), "now_approved": int((~still_denied).sum())}
     if recourse is not None and still_denied.any():
         sub = denied.loc[still_denied].reset_index(drop=True)
-        extra, reason_mu, more = recourse_rows(
+        extra, reason_mu, reason_state, more = recourse_rows(
             sub.assign(**{DECIDED_AT: denied.loc[still_denied, DECIDED_AT].to_numpy()}),
             new_model,
             recourse,
@@ -552,7 +569,10 @@ def comparison_rows(
             run_id=run_id,
             top_k=top_k,
         )
-        frames["reasons"] = frames["reasons"].assign(mu=reason_mu[new_idx[still_denied] >= 0])
+        given = new_idx[still_denied] >= 0
+        frames["reasons"] = frames["reasons"].assign(
+            mu=reason_mu[given], mu_state=reason_state[given]
+        )
         extra.pop("issued_recourse")  # what v+1 would offer is not issued to anyone
         frames.update(extra)
         new_status[still_denied] = extra["recourse_checks"]["status"].to_numpy()
