@@ -47,8 +47,8 @@ deduplicated first, so repeated applicants cost nothing. Candidates that are the
 (see :mod:`governance.recourse`) a single-feature part's draws and grid values are grouped by
 threshold cell: among the split nodes the person can reach while only that feature moves,
 values in the same cell take the same path through every tree, so one of them is scored for
-all, with bit-identical results (on the demo lender, 74 model rows per person instead of about
-3,000). The parsed trees must first reproduce the model's scores on a few of the people.
+all, with bit-identical results (one model row per cell instead of one per draw). The parsed
+trees must first reproduce the model's scores on a few of the people.
 """
 
 from __future__ import annotations

@@ -59,8 +59,7 @@ candidate space provably covers every prediction ``A(x)`` can reach:
   additive over parts, so the point that takes, in every part, the candidate with the largest
   logit gain is the best point of ``A(x)`` (float grids contain both interval ends); if it
   does not flip, the person is fixed; if it does, the cost-ordered search runs and, should the
-  budget end first, that best point is issued as a valid but possibly not cheapest recourse
-  (``complete=False``).
+  budget end first, that best point is one of the greedy fallback's starts below.
 
 Float features inside multi-feature parts, and other models, are searched on their grids and
 end "undetermined" when nothing flips. Tree ensembles also get a sound upper bound on the
@@ -68,29 +67,42 @@ score over a box containing ``A(x)``: below the threshold, the person is fixed w
 search; people nothing flipped for after the search get the bound refined by a small branch
 and bound. The parsed trees are trusted only where they reproduce the model's scores.
 
-When the budget ends without a flip, a greedy ascent (one part at a time, the move that raises
-the score most, batched across people, starting from the highest-scoring point the exact
-search met) looks for any flipping action; a flip it finds is made cheaper part by part and
-issued as "recourse" with ``complete=False``: valid and inside the action set, but not proven
-to be the cheapest.
+What "minimal" means. A recourse with ``complete=True`` is the cheapest point of the candidate
+grid. That is the cheapest point of ``A(x)`` only when no float feature can move
+(:attr:`RecourseResult.minimal_over` is ``"action_set"``); with a float feature the grid's
+minimum can lie above the continuous one (``"candidate_grid"``: a flip between two grid
+values, or nearer a tree threshold than the cell's grid value, may cost less).
 
-Budget. ``max_points`` bounds the exact search per person. The default (:data:`MAX_POINTS`)
-is sized for nightly runs. On the demo lender (histogram gradient boosting, 150 trees, the
-synthetic lending action set, 1,000 denied people) it costs about 690 model rows and 8 ms
-of one core per person: 37% end proven (7% "fixed" by the bound, 30% with their minimum
-proven), 60% get flagged recourse (``complete=False``) and 3% stay "undetermined"; it reaches
-95% of the minima that a 20,000-point search over the un-narrowed lists proves. Larger budgets
-prove more minima slowly (46% at 2,000 points, about 58% at 20,000) for proportionally more
-model rows.
+Proof. A budget must not turn a provable verdict into a guess: people for whom nothing flipped
+within ``max_points`` and whose whole candidate space is exact and holds at most
+``prove_points`` (:data:`PROVE_POINTS`) points are searched to the end, in the same cost
+order, before any greedy step, so they end "fixed" or with a proven minimal recourse. On
+German credit, where every actionable feature is discrete, this is what makes the verdicts
+match reachml's enumeration.
 
-Proof. A budget must not turn a provable "fixed" into "undetermined": people for whom
-nothing flipped within ``max_points`` (nor in the greedy ascent or the bound) and whose whole
-candidate space is exact and holds at most ``prove_points`` (:data:`PROVE_POINTS`) points
-are searched to the end, in the same cost order, so they end "fixed" or with a proven
-minimal recourse. Only people nothing flipped for pay for it; on German credit, where every
-actionable feature is discrete, this is what makes the verdicts match reachml's enumeration.
+Greedy fallback. When the budget ends without a flip (and the proof does not apply), a greedy
+ascent (one part at a time, the move that raises the score most, batched across people) looks
+for any flipping action from several starts: the person's own point, the highest-scoring point
+the exact search had met at each rung of the budget (8, 32, 128, ...), and for logistic
+regression the best point of ``A(x)``. Each success is made cheaper part by part, and the
+cheapest is issued as "recourse" with ``complete=False``: valid and inside the action set, but
+not proven to be the cheapest. A larger budget passes the same rungs, so it has every start a
+smaller one has, and the proof condition only widens with the budget: a larger budget never
+issues less, never a costlier recourse, and never loses a proven verdict (a property test
+holds it).
 
-The search reads best whole (about 760 lines): its rounds, the bound, the proof stage and the
+Budget. ``max_points`` bounds the exact search per person. The default (:data:`MAX_POINTS`,
+512) is sized for nightly runs; ``bench/recourse_budget.py`` measures it (bench/README.md). On
+the demo lender (the demo recipe, the synthetic lending action set, 1,000 denied people) it
+evaluates about 1,000 model rows per person; 89% get a recourse, 47% of which with a proven
+minimum (on the grid: the lender's action set has float features), 9% end "fixed" and 2%
+"undetermined"; it reaches 82% of the minima an 8,192-point search proves. Larger budgets prove
+more minima slowly (56% of issued recourse at 2,048 points, 63% at 8,192) at 4.7x and 15x the
+time. No budget gives 99% proven minima on German credit, HELOC, Give Me Some Credit and the
+demo lender within 1.5x the time of the search before its greedy fallback changed, so the
+default stayed.
+
+The search reads best whole (about 850 lines): its rounds, the bound, the proof stage and the
 greedy fallback share one state per chunk of people and are documented above as one algorithm.
 """
 
