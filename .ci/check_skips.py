@@ -1,4 +1,5 @@
-"""Fail CI on any skipped test whose reason is not in .ci/allowed-skips; print every skip.
+"""Fail CI on any skipped test whose reason is not in .ci/allowed-skips; print every skip and
+the allow-list.
 
 Reads the summary JSON that tests/conftest.py writes at the end of a pytest run
 ($PYTEST_SUMMARY_FILE): counts per outcome and, per skipped test, its node id and reason.
@@ -52,6 +53,10 @@ def main(argv: list[str]) -> int:
             print(f"ci: {len(skips)} {title}:")
             for s in skips:
                 print(f"  {s['nodeid']}: {s['reason']}")
+    # the allow-list itself, so a reader of the log sees what a skip may be for
+    print(f"ci: skip reasons allowed ({len(patterns)}):")
+    for p in patterns:
+        print(f"  {p.pattern}")
     if unexpected:
         print(f"ci: {len(unexpected)} test(s) skipped for a reason not in .ci/allowed-skips",
               file=sys.stderr)

@@ -38,6 +38,9 @@ def test_postgresql_absent_or_any_other_reason_fails_ci(tmp_path):
     assert res.returncode == 1
     assert "2 UNEXPECTED skips" in res.stdout and "not implemented yet" in res.stdout
     assert "no PostgreSQL answers" in res.stdout
+    # the allow-list is printed after the skips, pattern by pattern
+    listed = res.stdout.split("skip reasons allowed (1):", 1)[1].strip().splitlines()
+    assert listed == ["shared data folder .* is absent"]
 
 
 def test_a_skip_count_without_reasons_fails(tmp_path):
