@@ -204,6 +204,18 @@ def main(argv: list[str] | None = None) -> int:
                       f"{_share(r['undetermined'], r['persons'])}"
                       f" {r['rows_per_person']:8.0f} {r['ms_per_person']:7.2f} {rel:6.2f}x "
                       f"{r['mean_cost'] if r['mean_cost'] is not None else float('nan'):6.3f}")
+            # a larger budget must never do worse: budget 1 against the default, both searches
+            for label, search, at_default in (
+                ("before", before.find_recourse, rows[0]),
+                ("now", find_recourse, next(r for r in rows if r["budget"] == MAX_POINTS)),
+            ):
+                one = measure(search, case, cost, 1)
+                had = np.isfinite(one["cost"])
+                lost = int((had & ~np.isfinite(at_default["cost"])).sum())
+                dearer = int((had & (at_default["cost"] > one["cost"] + 1e-9)).sum())
+                at_default[f"worse_than_budget_1_{label}"] = {"lost": lost, "costlier": dearer}
+                print(f"{label}: budget {MAX_POINTS} does worse than budget 1 for {lost + dearer} "
+                      f"of {len(case.X)} ({lost} lose their recourse, {dearer} get a costlier one)")
             top = rows[-1]
             for r in rows[1:]:
                 same = top["complete"] & np.isclose(r["cost"], top["cost"], atol=1e-9,

@@ -97,9 +97,9 @@ the demo lender (the demo recipe, the synthetic lending action set, 1,000 denied
 evaluates about 1,000 model rows per person; 89% get a recourse, 47% of which with a proven
 minimum (on the grid: the lender's action set has float features), 9% end "fixed" and 2%
 "undetermined"; it reaches 82% of the minima an 8,192-point search proves. Larger budgets prove
-more minima slowly (56% of issued recourse at 2,048 points, 63% at 8,192) at 4.7x and 15x the
-time. No budget gives 99% proven minima on German credit, HELOC, Give Me Some Credit and the
-demo lender within 1.5x the time of the search before its greedy fallback changed, so the
+more minima slowly (56% of issued recourse at 2,048 points, 63% at 8,192) at 3.2x and 7.3x the
+time of the search before its greedy fallback changed. No budget gives 99% proven minima on
+German credit, HELOC, Give Me Some Credit and the demo lender within 1.5x that time, so the
 default stayed.
 
 The search reads best whole (about 850 lines): its rounds, the bound, the proof stage and the
