@@ -18,8 +18,8 @@ problems built with the project's training recipe:
   above 0.01 logit).
 
 It prints, per training-set size, the pairs, the share inside the band and the largest relative
-error, and the same for the large problem; these are the figures the docstrings of
-influence.py and fragility_search.py cite.
+error, the same for the large problem, and the share inside the band per size and C; these are
+the figures the docstrings of influence.py and fragility_search.py cite.
 
 Usage:
     .venv/bin/python bench/influence_error.py [--queries 50] [--large 20000] [--seed 0]
@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         rel = float(np.nanmax(g["relative"])) if g["relative"].notna().any() else float("nan")
         summary[int(n)] = {"pairs": len(g), "inside": inside, "max_relative": rel}
         print(f"{n:>6} {len(g):>8,} {inside:>12.2%} {rel:>12.1%}")
+    inside = df.pivot_table(index="n", columns="C", values="inside", aggfunc="mean")
+    print("share inside the band by rows (lines) and C (columns):")
+    print(inside.map(lambda v: f"{v:.1%}").to_string())
     print(f"({time.perf_counter() - t0:.0f} s)")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "influence_error.json").write_text(json.dumps(summary, indent=1) + "\n")
