@@ -105,6 +105,7 @@ def nightly_governance(
     recourse: bool = True,
     n_samples: int = 500,
     max_points: int | None = None,
+    semantics: str = "paper",
     stability: bool = True,
     robust_tau: float | None = None,
     deletions: bool = True,
@@ -156,6 +157,9 @@ def nightly_governance(
         Draws per continuous feature for sampled responsiveness scores.
     max_points : int, optional
         Candidate points per person for the recourse search; default the library's.
+    semantics : {"paper", "release"}, default="paper"
+        Responsiveness under the paper's single-feature search (its early stop when changing
+        the feature alone is feasible) or reachml 0.2.0a1's search as released.
     stability : bool, default=True
         Store each issued recourse's stability R (Hamman et al.; k = 1000, sigma = 0.05).
     robust_tau : float, optional
@@ -195,6 +199,7 @@ def nightly_governance(
         "recourse": recourse,
         "n_samples": n_samples,
         "max_points": max_points,
+        "semantics": semantics,
         "seed": 0,
         "stability": stability,
         "robust_tau": robust_tau,
@@ -215,6 +220,7 @@ def nightly_governance(
         "recourse": recourse,
         "n_samples": n_samples,
         "max_points": max_points,
+        "semantics": semantics,
         "seed": 0,
         "stability": stability,
         "robust_tau": robust_tau,

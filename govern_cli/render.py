@@ -227,7 +227,8 @@ _SUMMARY_ROWS = [
     ("out of range (flagged)", "out_of_range_rows"),
     ("fixed predictions", "fixed"),
     ("recourse issued", "recourse"),
-    ("  proven cheapest", "recourse_proven_cheapest"),
+    ("  minimal on grid", "recourse_minimal_on_grid"),
+    ("  minimal in action set", "recourse_minimal_in_action_set"),
     ("undetermined", "undetermined"),
 ]
 # Decisions the registered model does not reproduce: shown in red whenever there are any; they
@@ -385,17 +386,24 @@ def reasons_table(
     ):
         table.add_column(c, justify=justify)  # type: ignore[arg-type]
     for reason in reasons:
-        mu = reason.get("mu")
-        note = "" if mu is None else f"{mu:.2f}" + (" (cannot help)" if mu == 0 else "")
         feature = reason["feature"]
         table.add_row(
             str(reason["rank"]),
             _e(book.feature(feature)),
             _value(book, feature, reason["value"]),
             f"{reason['attribution']:+.3f}",
-            note,
+            _mu_note(reason.get("mu"), reason.get("mu_state")),
         )
     console.print(table)
+    if any(r.get("mu") == 0 for r in reasons):
+        console.print("  [dim]0: changing this feature alone cannot lead to approval[/]")
+
+
+def _mu_note(mu: float | None, state: str | None) -> str:
+    """A reason's responsiveness as people read it: a score, or no feasible change at all."""
+    if state == "no_action":
+        return "none (cannot change)"
+    return "" if mu is None else f"{mu:.2f}"
 
 
 def _value(book: Codebook, feature: str, value: Any) -> str:
@@ -453,7 +461,10 @@ def recourse(
             console.print(f"Most responsive features: {ranked}")
         rec = r.get("recourse")
         if rec:
-            proven = "proven cheapest" if rec["proven_cheapest"] else "valid; cheapest not proven"
+            proven = {
+                "action_set": "minimal in the action set",
+                "candidate_grid": "minimal on the candidate grid",
+            }.get(rec.get("minimal_over"), "valid; not proven minimal")
             console.print(
                 f"Recommended action: cost {rec['cost']:.3f}*, score {rec['score_before']:.3f} → "
                 f"{rec['score_after']:.3f}\n  ({proven}):"

@@ -179,6 +179,7 @@ class RecourseSetup:
     n_samples: int = 500
     seed: int = 0
     max_points: int = MAX_POINTS
+    semantics: str = "paper"  # responsiveness: the paper's early stop or reachml as released
     # stability of issued recourse (Hamman et al.) and the robust-recourse option
     scale: np.ndarray | None = None
     stability_k: int = 1000
@@ -228,7 +229,7 @@ def recourse_rows(
     model_version_id: int,
     run_id: int,
     top_k: int = TOP_K,
-) -> tuple[dict[str, pd.DataFrame], np.ndarray, dict[str, int]]:
+) -> tuple[dict[str, pd.DataFrame], np.ndarray, np.ndarray, dict[str, int]]:
     """Responsiveness, recourse verification and minimal-cost recourse for denied decisions.
 
     Parameters
@@ -246,7 +247,10 @@ def recourse_rows(
         Rows of ``responsiveness``, ``recourse_checks``, ``responsive_reasons`` and
         ``issued_recourse``.
     reason_mu : ndarray of shape (n_denied, top_k)
-        Responsiveness of each reason given (NaN where no reason).
+        Responsiveness of each reason given (NaN where no reason, or where the reason's
+        feature has no feasible change).
+    reason_state : ndarray of object, shape (n_denied, top_k)
+        ``"scored"`` or ``"no_action"`` per reason given (None where no reason).
     counts : dict
         Run-level tallies (the paper's metrics are shares of these).
     """
@@ -254,7 +258,8 @@ def recourse_rows(
     ids = denied[ID].astype(str).to_numpy()
     n, d = len(denied), len(names)
     X = model.matrix(denied)
-    resp = responsiveness(model, setup.action_set, X, n_samples=setup.n_samples, seed=setup.seed)
+    resp = responsiveness(model, setup.action_set, X, n_samples=setup.n_samples, seed=setup.seed,
+                          semantics=setup.semantics)
     rec = find_recourse(model, setup.action_set, X, setup.cost, max_points=setup.max_points)
     responsiveness_frame = pd.DataFrame(
         {
@@ -263,13 +268,18 @@ def recourse_rows(
             "feature": np.tile(np.asarray(names, dtype=object), n),
             "action_set_id": setup.action_set_id,
             "attribution": attributions.ravel(),
-            "mu": resp.mu.ravel(),
+            # no feasible change is its own state, not a score of 0
+            "mu": np.where(resp.no_action, np.nan, resp.mu).ravel(),
+            "mu_state": resp.state.ravel(),
             "n_points": resp.n_points.ravel().astype(np.int64),
             "method": np.tile(np.asarray(resp.method, dtype=object), n),
         }
     )
     given = reason_index >= 0
-    reason_mu = np.where(given, np.take_along_axis(resp.mu, np.maximum(reason_index, 0), 1), np.nan)
+    at = np.maximum(reason_index, 0)
+    reason_mu = np.where(given, np.take_along_axis(resp.mu, at, 1), np.nan)
+    reason_state = np.where(given, np.take_along_axis(resp.state, at, 1), None)
+    reason_mu[given & (reason_state == "no_action")] = np.nan
     n_given = given.sum(axis=1)
     n_responsive = (given & (reason_mu > 0)).sum(axis=1)
     status = rec.status
@@ -340,6 +350,7 @@ def recourse_rows(
             )
         chosen = {i: (rec, "minimal", stab[i]) for i in has}
     issued = np.array(sorted(chosen), dtype=int)
+    minimal_over: dict[int, np.ndarray] = {}  # per result: what its costs are minimal over
     layout = model.schema.layout_sha256
     stamps = pd.to_datetime(denied[DECIDED_AT], utc=True).to_numpy()
     rows = []
@@ -370,6 +381,7 @@ def recourse_rows(
                 "score_before": float(rec.score[i]),
                 "score_after": float(result.score_after[i]),
                 "complete": bool(result.complete[i]),
+                "minimal_over": minimal_over.setdefault(id(result), result.minimal_over)[i],
                 "changes": changes[0],
                 "x_after": points[0],
                 "x_codes": np.asarray(result.x_after[i], dtype="<f8").tobytes(),
@@ -394,6 +406,7 @@ def recourse_rows(
             "score_before",
             "score_after",
             "complete",
+            "minimal_over",
             "changes",
             "x_after",
             "run_id",
@@ -414,7 +427,9 @@ def recourse_rows(
         "fixed": int((status == "fixed").sum()),
         "fixed_with_reasons": int(((status == "fixed") & with_reasons).sum()),
         "recourse": int((status == "recourse").sum()),
-        "recourse_proven_cheapest": int(((status == "recourse") & rec.complete).sum()),
+        # proven minimal: over the candidate grid, and (a subset) over the whole action set
+        "recourse_minimal_on_grid": int(((status == "recourse") & rec.complete).sum()),
+        "recourse_minimal_in_action_set": int((rec.minimal_over == "action_set").sum()),
         "undetermined": int((status == "undetermined").sum()),
         "recourse_issued": len(issued),
     }
@@ -431,7 +446,7 @@ def recourse_rows(
         "responsive_reasons": responsive_reasons,
         "issued_recourse": issued_frame,
     }
-    return frames, reason_mu, counts
+    return frames, reason_mu, reason_state, counts
 
 
 def explain_chunk(
@@ -509,6 +524,7 @@ def explain_chunk(
     if recourse is not None and denied_mask.any():
         t1 = time.perf_counter()
         reason_mu = np.full(idx.shape, np.nan)
+        reason_state = np.full(idx.shape, None, dtype=object)
         denied_rows = np.flatnonzero(denied_mask)
         parts = []
         # Reproduced and unreproduced denials apart: only the first are counted and issued.
@@ -516,7 +532,7 @@ def explain_chunk(
             sub = np.flatnonzero(reproduced[denied_rows] == sound)
             if sub.size == 0:
                 continue
-            extra, mu, more = recourse_rows(
+            extra, mu, state, more = recourse_rows(
                 chunk.iloc[denied_rows[sub]].reset_index(drop=True),
                 model,
                 recourse,
@@ -527,13 +543,16 @@ def explain_chunk(
                 top_k=top_k,
             )
             reason_mu[sub] = mu
+            reason_state[sub] = state
             if sound:
                 counts.update(more)
             else:
                 extra["issued_recourse"] = extra["issued_recourse"].iloc[:0]
             parts.append(extra)
         # reasons rows were built from the same top_reasons call, in row-major order.
-        frames["reasons"] = reasons.assign(mu=reason_mu[idx >= 0])
+        frames["reasons"] = reasons.assign(
+            mu=reason_mu[idx >= 0], mu_state=reason_state[idx >= 0]
+        )
         for name in parts[0]:
             kept = [p[name] for p in parts if len(p[name])] or [parts[0][name]]
             frames[name] = pd.concat(kept, ignore_index=True)

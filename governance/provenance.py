@@ -41,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "n_samples": 500,
     "seed": 0,
     "max_points": None,  # the search's own default, filled in below
+    # responsiveness: the paper's early stop ("paper") or reachml 0.2.0a1 as released
+    "semantics": "paper",
     "stability": True,
     "stability_k": 1000,
     "stability_sigma": 0.05,
@@ -90,7 +92,8 @@ def result_settings(
     ----------
     options : mapping, optional
         Flow options: ``recourse``, ``n_samples``, ``seed``, ``max_points``, ``stability``,
-        ``stability_k``, ``stability_sigma``, ``robust_tau``, ``explainer_background_size``,
+        ``semantics``, ``stability_k``, ``stability_sigma``, ``robust_tau``,
+        ``explainer_background_size``,
         ``explainer_seed``, ``top_k``, ``score_mismatch``, ``explainer_kind``, and the
         explanation-quality settings ``quality``, ``faithfulness`` and the samples' sizes and
         cutoffs (:data:`QUALITY_KEYS`). Missing or None means the default;
@@ -130,8 +133,10 @@ def result_settings(
             f"score_mismatch {out['score_mismatch']!r} is not one of "
             f"{', '.join(SCORE_MISMATCH_POLICIES)}"
         )
+    if out["semantics"] not in ("paper", "release"):
+        raise ValueError(f"semantics {out['semantics']!r} is not one of paper, release")
     if not out["recourse"]:
-        for key in ("n_samples", "seed", "max_points", "robust_tau"):
+        for key in ("n_samples", "seed", "max_points", "semantics", "robust_tau"):
             out[key] = None
     if not out["stability"]:
         for key in ("stability_k", "stability_sigma", "robust_tau"):

@@ -88,7 +88,7 @@ def comparison_rows(
     counts = {"compared": len(ids), "now_approved": int((~still_denied).sum())}
     if recourse is not None and still_denied.any():
         sub = denied.loc[still_denied].reset_index(drop=True)
-        extra, reason_mu, more = recourse_rows(
+        extra, reason_mu, reason_state, more = recourse_rows(
             sub.assign(**{DECIDED_AT: denied.loc[still_denied, DECIDED_AT].to_numpy()}),
             new_model,
             recourse,
@@ -98,7 +98,10 @@ def comparison_rows(
             run_id=run_id,
             top_k=top_k,
         )
-        frames["reasons"] = frames["reasons"].assign(mu=reason_mu[new_idx[still_denied] >= 0])
+        given = new_idx[still_denied] >= 0
+        frames["reasons"] = frames["reasons"].assign(
+            mu=reason_mu[given], mu_state=reason_state[given]
+        )
         extra.pop("issued_recourse")  # what v+1 would offer is not issued to anyone
         frames.update(extra)
         new_status[still_denied] = extra["recourse_checks"]["status"].to_numpy()

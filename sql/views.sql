@@ -4,7 +4,7 @@
 CREATE VIEW v_decision_reasons AS
     SELECT d.decision_id, d.subject_id, d.decided_at, d.decision_date,
            mv.name AS model_name, mv.version AS model_version,
-           d.score, d.decision, r.rank, r.feature, r.attribution, r.mu
+           d.score, d.decision, r.rank, r.feature, r.attribution, r.mu, r.mu_state
     FROM decisions d
     JOIN model_versions mv ON mv.id = d.model_version_id
     JOIN reasons r ON r.decision_id = d.decision_id AND r.model_version_id = d.model_version_id;
@@ -29,7 +29,7 @@ CREATE VIEW v_recourse_overview AS
     SELECT d.decision_id, d.subject_id, d.decided_at, mv.name AS model_name,
            mv.version AS model_version, c.status, c.complete, c.reasons_given,
            c.responsive_reasons, c.all_reasons_unresponsive, c.fixed_with_reasons,
-           i.recourse_id, i.cost, i.score_after
+           i.recourse_id, i.cost, i.score_after, i.minimal_over
     FROM recourse_checks c
     JOIN decisions d ON d.decision_id = c.decision_id
     JOIN model_versions mv ON mv.id = c.model_version_id

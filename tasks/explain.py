@@ -37,6 +37,7 @@ RECOURSE_OPTIONS = (
     "n_samples",
     "seed",
     "max_points",
+    "semantics",
     "stability_k",
     "stability_sigma",
     "robust_tau",

@@ -116,10 +116,24 @@ def demo_home(tmp_path_factory) -> Path:
     return home
 
 
+def skip_reasons(reports) -> list[dict[str, str]]:  # noqa: ANN001
+    """Node id and reason of every skipped test report (pytest's "Skipped: " prefix dropped)."""
+    out = []
+    for rep in reports:
+        longrepr = getattr(rep, "longrepr", None)
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(
+            longrepr
+        )
+        out.append({"nodeid": rep.nodeid, "reason": reason.removeprefix("Skipped: ")})
+    return out
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN001
-    """Write counts to $PYTEST_SUMMARY_FILE, so CI can fail when no test actually ran."""
+    """Write counts and skip reasons to $PYTEST_SUMMARY_FILE, so CI can fail when no test
+    actually ran, or when one skipped for a reason not on the allow-list (.ci/check_skips.py)."""
     path = os.environ.get("PYTEST_SUMMARY_FILE")
     if not path:
         return
     stats = {k: len(v) for k, v in terminalreporter.stats.items() if k}
-    Path(path).write_text(json.dumps({"exitstatus": int(exitstatus), **stats}))
+    skips = skip_reasons(terminalreporter.stats.get("skipped", []))
+    Path(path).write_text(json.dumps({"exitstatus": int(exitstatus), **stats, "skips": skips}))

@@ -1,10 +1,17 @@
 """Run-level shares reported by the nightly run, from per-chunk tallies.
 
-Definitions follow Cheon et al. (ICLR 2025), ``dataset_model_explainer_metric.py``: among denied
-applicants, the share given at least one reason; among those given reasons, the share whose
-reasons are all unresponsive ("reasons without recourse") and the share with at least one
-responsive reason; the mean number of responsive reasons; and the share of denied applicants
-whose prediction is fixed (Kothari et al., ICLR 2024).
+The shares are computed as in Cheon et al. (ICLR 2025), ``dataset_model_explainer_metric.py``:
+among denied applicants, the share given at least one reason; among those given reasons, the
+share whose reasons are all unresponsive ("reasons without recourse") and the share with at
+least one responsive reason; the mean number of responsive reasons; and the share of denied
+applicants whose prediction is fixed (Kothari et al., ICLR 2024).
+
+They are *not* the paper's numbers for the same model, because the reasons differ: here the
+reasons are the top-4 features with the most negative attribution (pushing towards denial),
+and tree models are explained by path-dependent TreeSHAP (no background data); the paper takes
+the top 4 by |attribution| among non-zero ones, from ``shap.Explainer(model, masker=X_train)``
+(interventional SHAP). A reason counts as responsive when ``mu > 0``; a reason on a feature with
+no feasible change (``mu_state = "no_action"``) is unresponsive, as the paper's ``mu = 0``.
 """
 
 from __future__ import annotations

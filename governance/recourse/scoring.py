@@ -1,23 +1,39 @@
 """Feature responsiveness scores (Cheon, Wernerfelt, Friedler and Ustun, ICLR 2025).
 
 ``mu_j(x)`` is the share of the single-feature interventions ``A_j(x)`` on feature ``j``
-whose prediction is the favourable class (``model.score >= model.threshold``); 0 when
-``A_j(x)`` is empty (``j`` immutable, or no feasible change). ``A_j(x)`` follows reachml's
-``EnumeratingScorer``: for each non-zero value ``a_j`` on ``j``'s own reachable grid, the
-joint actions of ``j``'s constraint neighbourhood (the features sharing a constraint with
-``j``; all others stay put) whose total change on ``j`` is ``a_j``:
+whose prediction is the favourable class (``model.score >= model.threshold``). When
+``A_j(x)`` is empty (``j`` immutable, or no feasible change) the paper sets ``mu_j(x) = 0``;
+:attr:`ResponsivenessResult.mu` keeps that convention for comparisons with reachml, and
+:attr:`ResponsivenessResult.no_action` marks those entries, so that "no feasible change" is
+never read as "a change that cannot help" (the ledger stores them as their own state). A score
+of 0 on a feature that *can* change means that changing this feature alone cannot lead to
+approval; a joint action with other features still may.
 
-- only ``a_j e_j`` when changing ``j`` alone is feasible (plus any joint action of strictly
-  smaller L1 norm, which reachml's solver meets first; this only happens when ``j`` is a
-  linkage target with ``|scale| > 1``);
-- otherwise every feasible joint action with that change (say, a thermometer dummy turned on
-  together with all dummies below it in every valid way).
+``A_j(x)`` follows reachml's ``EnumeratingScorer``: for each non-zero value ``a_j`` on ``j``'s
+own reachable grid, the joint actions of ``j``'s constraint neighbourhood (the features
+sharing a constraint with ``j``; all others stay put) whose total change on ``j`` is ``a_j``.
+Which of them count depends on ``semantics``:
+
+- ``"paper"`` (default), the method of the paper and of its code (reachml's research scripts
+  and its own ``tests/test_scorer.py``): reachml's solver meets the joint actions in order of
+  their own-action L1 norm and stops at the first one that changes ``j`` alone, so when
+  changing ``j`` alone is feasible ``A_j(x)`` holds ``a_j e_j`` plus the joint actions of
+  strictly smaller L1 norm (those occur when ``j`` is a linkage target with ``|scale| > 1``,
+  or a linkage source whose target can move too); joint actions whose L1 norm ties with the
+  single-feature one are left out (the solver's order among ties is arbitrary). Otherwise
+  every feasible joint action with that change (say, a thermometer dummy turned on together
+  with all dummies below it in every valid way).
+- ``"release"``: reachml 0.2.0a1 as released, which comments out that early stop, so
+  ``A_j(x)`` holds every feasible joint action of the neighbourhood with that change, also
+  when changing ``j`` alone is feasible (a thermometer dummy turned on alone, and turned on
+  together with the dummies above it). The two differ only on multi-feature parts; on the
+  German credit action set they differ on the checking and savings thermometers.
 
 Discrete features are enumerated exactly (method ``"enumerated"``). Float features are
-continuous and sampled (method ``"sampled"``): ``n_samples`` draws ``a_j ~ U[LB_j(x),
-UB_j(x)]``, each mapped to its minimum-L1 feasible joint action (draws with none are dropped),
-seeded by :func:`governance.hashing.row_seeds` on the person's actionable features, so scores
-are identical across processes, reruns and row orders.
+continuous and sampled (method ``"sampled"``, the same in both semantics): ``n_samples`` draws
+``a_j ~ U[LB_j(x), UB_j(x)]``, each mapped to its minimum-L1 feasible joint action (draws
+with none are dropped), seeded by :func:`governance.hashing.row_seeds` on the person's
+actionable features, so scores are identical across processes, reruns and row orders.
 
 Deviations from reachml, by design: a discrete feature is enumerated even when the action set
 has float features elsewhere (reachml then samples every feature); a discrete feature whose
@@ -31,8 +47,8 @@ deduplicated first, so repeated applicants cost nothing. Candidates that are the
 (see :mod:`governance.recourse`) a single-feature part's draws and grid values are grouped by
 threshold cell: among the split nodes the person can reach while only that feature moves,
 values in the same cell take the same path through every tree, so one of them is scored for
-all, with bit-identical results (on the demo lender, 74 model rows per person instead of about
-3,000). The parsed trees must first reproduce the model's scores on a few of the people.
+all, with bit-identical results (one model row per cell instead of one per draw). The parsed
+trees must first reproduce the model's scores on a few of the people.
 """
 
 from __future__ import annotations
@@ -59,6 +75,7 @@ from governance.registry.model import DecisionModel
 from governance.registry.trees import CellKeys, model_structure
 
 BATCH_ROWS = 250_000  # candidate points per model call
+SEMANTICS = ("paper", "release")
 _CHECK_ROWS = 64  # rows on which a parsed tree ensemble must reproduce the model's scores
 
 
@@ -71,12 +88,16 @@ class ResponsivenessResult:
     feature_names : tuple of str
         Model schema order.
     mu : ndarray of shape (n_rows, n_features)
-        ``mu_j(x)`` in [0, 1].
+        ``mu_j(x)`` in [0, 1]; 0 where ``A_j(x)`` is empty (the paper's convention, see
+        :attr:`no_action`).
     n_points : ndarray of shape (n_rows, n_features)
-        Size of ``A_j(x)`` (enumerated) or number of kept draws (sampled); 0 when immutable.
+        Size of ``A_j(x)`` (enumerated) or number of kept draws (sampled); 0 when ``A_j(x)``
+        is empty.
     method : tuple of str
         Per feature, ``"enumerated"`` or ``"sampled"`` (immutable features are "enumerated":
         their empty set is known exactly).
+    semantics : str
+        ``"paper"`` or ``"release"`` (see the module docstring).
     model_version, action_set_version, action_set_sha256 : str
         Provenance.
     """
@@ -85,18 +106,32 @@ class ResponsivenessResult:
     mu: np.ndarray
     n_points: np.ndarray
     method: tuple[str, ...]
+    semantics: str = "paper"
     model_version: str = ""
     action_set_version: str = ""
     action_set_sha256: str = ""
 
+    @property
+    def no_action(self) -> np.ndarray:
+        """True where ``A_j(x)`` is empty: no feasible change of the feature at all (immutable,
+        at its bound, or every draw infeasible). Its ``mu`` is 0 by convention, not a score."""
+        return self.n_points == 0
+
+    @property
+    def state(self) -> np.ndarray:
+        """Per entry, ``"scored"`` or ``"no_action"`` (see :attr:`no_action`)."""
+        return np.where(self.no_action, "no_action", "scored").astype(object)
+
     def to_frame(self) -> pd.DataFrame:
-        """One row per (person, feature): ``row``, ``feature``, ``mu``, ``n_points``, ``method``."""
+        """One row per (person, feature): ``row``, ``feature``, ``mu`` (NaN where no action is
+        feasible), ``state``, ``n_points``, ``method``."""
         n, d = self.mu.shape
         return pd.DataFrame(
             {
                 "row": np.repeat(np.arange(n), d),
                 "feature": np.tile(np.asarray(self.feature_names, dtype=object), n),
-                "mu": self.mu.ravel(),
+                "mu": np.where(self.no_action, np.nan, self.mu).ravel(),
+                "state": self.state.ravel(),
                 "n_points": self.n_points.ravel(),
                 "method": np.tile(np.asarray(self.method, dtype=object), n),
             }
@@ -110,6 +145,7 @@ def responsiveness(
     *,
     n_samples: int = 500,
     seed: int = 0,
+    semantics: str = "paper",
 ) -> ResponsivenessResult:
     """Responsiveness score of every feature for every row of ``X``.
 
@@ -125,6 +161,10 @@ def responsiveness(
         Draws per float feature.
     seed : int, default=0
         Mixed into every row's seed.
+    semantics : {"paper", "release"}, default="paper"
+        Which joint actions form ``A_j(x)`` when changing ``j`` alone is feasible: the
+        paper's early stop, or every joint action as reachml 0.2.0a1 releases it (see the
+        module docstring).
 
     Returns
     -------
@@ -132,9 +172,13 @@ def responsiveness(
 
     Raises
     ------
+    ValueError
+        If ``semantics`` is not one of :data:`SEMANTICS`.
     ActionSetError
         If the action set does not fit the schema or an actionable value is missing.
     """
+    if semantics not in SEMANTICS:
+        raise ValueError(f"semantics must be one of {SEMANTICS}; got {semantics!r}")
     cas = compile_action_set(action_set, model.schema)
     M = model_matrix(model, X)
     n, d = M.shape
@@ -145,6 +189,7 @@ def responsiveness(
     result = dict(
         feature_names=cas.names,
         method=method,
+        semantics=semantics,
         model_version=model.version,
         action_set_version=cas.version,
         action_set_sha256=cas.sha256,
@@ -153,7 +198,7 @@ def responsiveness(
         return ResponsivenessResult(mu=np.zeros((0, d)), n_points=np.zeros((0, d), int), **result)
     check_actionable_finite(cas, M)
     U, inv = unique_rows(M)
-    enum = _EnumeratedSets(cas, U)
+    enum = _EnumeratedSets(cas, U, semantics)
     sampler = _Sampler(cas, U, int(n_samples), int(seed))
     hits = np.zeros((len(U), d))
     counts = np.zeros((len(U), d), dtype=np.int64)
@@ -285,7 +330,7 @@ class _EnumeratedSets:
     """``A_j(x)`` of every discrete actionable feature, computed once per class of people with
     the same feasible actions on the part (see :func:`governance.reachable._action_classes`)."""
 
-    def __init__(self, cas: CompiledActionSet, U: np.ndarray) -> None:
+    def __init__(self, cas: CompiledActionSet, U: np.ndarray, semantics: str = "paper") -> None:
         self.cas, self.U = cas, U
         # (part, column, person -> distinct part value, concatenated actions, offsets)
         self.sets: list[tuple[Part, int, np.ndarray, np.ndarray, np.ndarray]] = []
@@ -300,7 +345,7 @@ class _EnumeratedSets:
             Up, sub = action_classes(cas, part, U[:, part.idx])
             per_loc: dict[int, list[np.ndarray]] = {li: [] for li in locs}
             for xp in Up:
-                actions = _single_feature_actions(cas, part, xp, locs)
+                actions = _single_feature_actions(cas, part, xp, locs, semantics)
                 for li in locs:
                     per_loc[li].append(actions[li])
             for li in locs:
@@ -324,7 +369,7 @@ class _EnumeratedSets:
 
 
 def _single_feature_actions(
-    cas: CompiledActionSet, part: Part, xp: np.ndarray, locs: list[int]
+    cas: CompiledActionSet, part: Part, xp: np.ndarray, locs: list[int], semantics: str = "paper"
 ) -> dict[int, np.ndarray]:
     """Per local discrete feature, the total changes (rows, part-local) that form ``A_j(x)``."""
     out: dict[int, np.ndarray] = {}
@@ -348,10 +393,15 @@ def _single_feature_actions(
         inside = ~moved
         cj = C[:, li]
         sel = inside & nonzero[:, li] & _isin(cj, grid)
-        alone = sel & (support == 1)
-        alone_vals = cj[alone]
-        has_alone = _isin(cj, alone_vals) if alone_vals.size else np.zeros(len(cj), dtype=bool)
-        keep = sel & (~has_alone | alone | (l1 < np.abs(cj) - TOL))
+        if semantics == "release":
+            keep = sel
+        else:  # stop at the single-feature action: keep it and the joint actions before it
+            alone = sel & (support == 1)
+            keep = sel & ~_isin(cj, cj[alone])  # values where j cannot change alone: all
+            for v in np.unique(np.round(cj[alone], 9)):
+                at = sel & (np.abs(cj - v) <= 1e-9)
+                first = l1[at & alone].min()
+                keep |= at & ((l1 < first - TOL) | (alone & (l1 <= first + TOL)))
         rows = C[keep]
         out[li] = rows[np.lexsort((np.arange(len(rows)), rows[:, li]))]
     return out

@@ -59,8 +59,7 @@ candidate space provably covers every prediction ``A(x)`` can reach:
   additive over parts, so the point that takes, in every part, the candidate with the largest
   logit gain is the best point of ``A(x)`` (float grids contain both interval ends); if it
   does not flip, the person is fixed; if it does, the cost-ordered search runs and, should the
-  budget end first, that best point is issued as a valid but possibly not cheapest recourse
-  (``complete=False``).
+  budget end first, that best point is one of the greedy fallback's starts below.
 
 Float features inside multi-feature parts, and other models, are searched on their grids and
 end "undetermined" when nothing flips. Tree ensembles also get a sound upper bound on the
@@ -68,29 +67,42 @@ score over a box containing ``A(x)``: below the threshold, the person is fixed w
 search; people nothing flipped for after the search get the bound refined by a small branch
 and bound. The parsed trees are trusted only where they reproduce the model's scores.
 
-When the budget ends without a flip, a greedy ascent (one part at a time, the move that raises
-the score most, batched across people, starting from the highest-scoring point the exact
-search met) looks for any flipping action; a flip it finds is made cheaper part by part and
-issued as "recourse" with ``complete=False``: valid and inside the action set, but not proven
-to be the cheapest.
+What "minimal" means. A recourse with ``complete=True`` is the cheapest point of the candidate
+grid. That is the cheapest point of ``A(x)`` only when no float feature can move
+(:attr:`RecourseResult.minimal_over` is ``"action_set"``); with a float feature the grid's
+minimum can lie above the continuous one (``"candidate_grid"``: a flip between two grid
+values, or nearer a tree threshold than the cell's grid value, may cost less).
 
-Budget. ``max_points`` bounds the exact search per person. The default (:data:`MAX_POINTS`)
-is sized for nightly runs. On the demo lender (histogram gradient boosting, 150 trees, the
-synthetic lending action set, 1,000 denied people) it costs about 690 model rows and 8 ms
-of one core per person: 37% end proven (7% "fixed" by the bound, 30% with their minimum
-proven), 60% get flagged recourse (``complete=False``) and 3% stay "undetermined"; it reaches
-95% of the minima that a 20,000-point search over the un-narrowed lists proves. Larger budgets
-prove more minima slowly (46% at 2,000 points, about 58% at 20,000) for proportionally more
-model rows.
+Proof. A budget must not turn a provable verdict into a guess: people for whom nothing flipped
+within ``max_points`` and whose whole candidate space is exact and holds at most
+``prove_points`` (:data:`PROVE_POINTS`) points are searched to the end, in the same cost
+order, before any greedy step, so they end "fixed" or with a proven minimal recourse. On
+German credit, where every actionable feature is discrete, this is what makes the verdicts
+match reachml's enumeration.
 
-Proof. A budget must not turn a provable "fixed" into "undetermined": people for whom
-nothing flipped within ``max_points`` (nor in the greedy ascent or the bound) and whose whole
-candidate space is exact and holds at most ``prove_points`` (:data:`PROVE_POINTS`) points
-are searched to the end, in the same cost order, so they end "fixed" or with a proven
-minimal recourse. Only people nothing flipped for pay for it; on German credit, where every
-actionable feature is discrete, this is what makes the verdicts match reachml's enumeration.
+Greedy fallback. When the budget ends without a flip (and the proof does not apply), a greedy
+ascent (one part at a time, the move that raises the score most, batched across people) looks
+for any flipping action from several starts: the person's own point, the highest-scoring point
+the exact search had met at each rung of the budget (8, 32, 128, ...), and for logistic
+regression the best point of ``A(x)``. Each success is made cheaper part by part, and the
+cheapest is issued as "recourse" with ``complete=False``: valid and inside the action set, but
+not proven to be the cheapest. A larger budget passes the same rungs, so it has every start a
+smaller one has, and the proof condition only widens with the budget: a larger budget never
+issues less, never a costlier recourse, and never loses a proven verdict (a property test
+holds it).
 
-The search reads best whole (about 760 lines): its rounds, the bound, the proof stage and the
+Budget. ``max_points`` bounds the exact search per person. The default (:data:`MAX_POINTS`,
+512) is sized for nightly runs; ``bench/recourse_budget.py`` measures it (bench/README.md). On
+the demo lender (the demo recipe, the synthetic lending action set, 1,000 denied people) it
+evaluates about 1,000 model rows per person; 89% get a recourse, 47% of which with a proven
+minimum (on the grid: the lender's action set has float features), 9% end "fixed" and 2%
+"undetermined"; it reaches 82% of the minima an 8,192-point search proves. Larger budgets prove
+more minima slowly (56% of issued recourse at 2,048 points, 63% at 8,192) at 3.2x and 7.3x the
+time of the search before its greedy fallback changed. No budget gives 99% proven minima on
+German credit, HELOC, Give Me Some Credit and the demo lender within 1.5x that time, so the
+default stayed.
+
+The search reads best whole (about 850 lines): its rounds, the bound, the proof stage and the
 greedy fallback share one state per chunk of people and are documented above as one algorithm.
 """
 
@@ -136,6 +148,9 @@ _GROWTH = 4
 _MERGE_CELLS = 4_000_000  # floats held by one merge step of one group of people
 
 
+_GREEDY_PER_PART = 64  # candidates per part the greedy fallback tries per move
+
+
 @dataclass(frozen=True)
 class RecourseResult:
     """Recourse verdicts and issued actions for a chunk of people.
@@ -149,8 +164,13 @@ class RecourseResult:
         ``accept`` rule) ``"unaccepted"``.
     complete : ndarray of bool, shape (n_rows,)
         True when the verdict is proven: "fixed" after a complete search, "recourse" whose
-        action is the minimum over the candidate space, or "unaccepted" after the whole
-        candidate space was searched. "approved" rows are True.
+        action is the minimum over the candidate grid, or "unaccepted" after the whole
+        candidate grid was searched. "approved" rows are True.
+    grid_exact : ndarray of bool, shape (n_rows,)
+        True when the row's candidate grid holds every point of ``A(x)``: no float feature
+        can move, so a minimum on the grid is the minimum over the action set. False when a
+        float feature was searched on its grid (a cheaper point between grid values may
+        exist). See :attr:`minimal_over`.
     n_points : ndarray of int, shape (n_rows,)
         Candidate points the model evaluated for the row.
     score : ndarray of float, shape (n_rows,)
@@ -177,11 +197,29 @@ class RecourseResult:
     cost: np.ndarray
     score_after: np.ndarray
     x_after: np.ndarray
+    grid_exact: np.ndarray | None = None
     model_version: str = ""
     action_set_version: str = ""
     action_set_sha256: str = ""
     cost_kind: str = ""
     cost_sha256: str = ""
+
+    @property
+    def minimal_over(self) -> np.ndarray:
+        """What the cost of each issued recourse is proven minimal over.
+
+        ``"action_set"``: every point of ``A(x)`` (the grid is the action set);
+        ``"candidate_grid"``: the candidate grid only (float features searched in steps of
+        their ``step_size`` or at tree-cell representatives); ``None``: not proven minimal
+        (a valid recourse from the greedy fallback), or no recourse issued.
+        """
+        grid_exact = (np.zeros(len(self.status), dtype=bool) if self.grid_exact is None
+                      else self.grid_exact)
+        proven = (self.status == "recourse") & self.complete
+        out = np.full(len(self.status), None, dtype=object)
+        out[proven & grid_exact] = "action_set"
+        out[proven & ~grid_exact] = "candidate_grid"
+        return out
 
     def to_frame(self) -> pd.DataFrame:
         """One row per person: verdict, cost, scores and ``action:<feature>`` columns."""
@@ -190,6 +228,7 @@ class RecourseResult:
                 "row": np.arange(len(self.status)),
                 "status": self.status,
                 "complete": self.complete,
+                "minimal_over": self.minimal_over,
                 "n_points": self.n_points,
                 "score": self.score,
                 "cost": self.cost,
@@ -292,6 +331,14 @@ def find_recourse(
     return search.result(U, inv)
 
 
+def _is_rung(budget: int) -> bool:
+    """Whether ``budget`` is one of the budgets every larger search also stops at (8, 32, ...)."""
+    b = _FIRST_BUDGET
+    while b < budget:
+        b *= _GROWTH
+    return b == budget
+
+
 # ------------------------------------------------------------------------------------------
 # the search
 # ------------------------------------------------------------------------------------------
@@ -385,6 +432,7 @@ class _Search:
         if structure.kind == "linear" and np.any(exact):
             fallback = self._linear_check(cands, denied, exact, active)
         prev = 1  # rank 0 is the null action: the person as is, already denied
+        starts = []  # the best point met after each rung of the budget (greedy start points)
         for budget in self._budgets():
             if not active.any():
                 break
@@ -398,22 +446,16 @@ class _Search:
             uncertain |= done & ~exact & ~self.seen_flip[denied]
             active &= ~done
             prev = budget
+            if _is_rung(budget):
+                starts.append(self.best_rows.copy())
+        if self.prove_points > prev:
+            self._prove(cands, denied, active, exact, total, prev)
         if active.any():
-            self._greedy(cands, denied, np.flatnonzero(active), active)
+            self._greedy(cands, denied, np.flatnonzero(active), active, starts, fallback)
         if bound is not None:  # branch and bound, only for people nothing flipped for
             hard = (active | uncertain) & ~self.seen_flip[denied]
             if hard.any():
                 self._bound_check(bound, denied, active, hard, branch=True)
-        if fallback is not None:  # the greedy missed; the best point is known to flip
-            left = np.flatnonzero(active & fallback[0])
-            if left.size:
-                flips, best, chosen = fallback
-                score = self._score(best[left])
-                self.seen_flip[denied[left]] = True
-                self._cheapen(cands, denied, left, chosen[left], best[left], score)
-                active[left[self.status[denied[left]] == "recourse"]] = False
-        if self.prove_points > prev:
-            self._prove(cands, denied, active, exact, total, prev)
         left = denied[active & self.seen_flip[denied]]
         self.status[left] = "unaccepted"  # budget spent: flips seen, none accepted
 
@@ -438,6 +480,7 @@ class _Search:
             yield b
             b *= _GROWTH
         yield self.max_points
+
 
     def _linear_matches(self, structure: ModelStructure, rows: np.ndarray) -> bool:
         """Check the reconstructed logit against the model's own scores before trusting it."""
@@ -624,72 +667,120 @@ class _Search:
 
     def _greedy(
         self, cands: list[Candidates], denied: np.ndarray, persons: np.ndarray,
-        active: np.ndarray,
+        active: np.ndarray, starts: list[np.ndarray], fallback,
     ) -> None:
-        """After the exact search: greedy ascent on the score, one part at a time.
+        """After the exact search: greedy ascent on the score, one part at a time, from several
+        start points per person; the cheapest success across starts is issued.
 
-        Starting from the highest-scoring point the exact search evaluated (the person's own
-        point if none scored higher), each round tries every candidate of every part (the
-        cheapest ``per_part``) with the other parts held, and keeps the move that raises the
-        score most, until the point flips the decision (and passes ``accept``) or no move
-        helps. A success is then made cheaper part by part (the cheapest candidate of each
-        part that keeps it a success) and issued with ``complete=False``: it is valid and
-        inside the action set, but not proven to be the cheapest.
+        Start points: the person's own point, the highest-scoring point the exact search had
+        met at each rung of the budget (8, 32, 128, ...: a larger budget passes the same rungs,
+        so its starts include a smaller budget's), and for logistic regression the best point
+        of ``A(x)``. From each start, each round tries every candidate of every part (the
+        cheapest :data:`_GREEDY_PER_PART`) with the other parts held, and keeps the move that
+        raises the score most, until the point flips the decision (and passes ``accept``) or
+        no move helps. Successes are made cheaper part by part (:meth:`_cheapen`) and the
+        cheapest per person is issued with ``complete=False``: valid and inside the action
+        set, but not proven to be the cheapest. Nothing here depends on the budget except the
+        rung starts, so a larger budget never finds less.
         """
-        per_part = max(64, self.max_points // (4 * len(cands)))
-        rows = denied[persons]
-        chosen = self.best_rows[persons].copy()  # the best point the exact search met
-        cur = self.best_pt[persons].copy()
-        score = self.best_score[persons].copy()
-        going = np.ones(len(persons), dtype=bool)
-        won = np.zeros(len(persons), dtype=bool)  # current point flips and is accepted
+        null = np.stack([c.offsets[c.sub[persons]] for c in cands], axis=1)
+        lane_rows = [null] + [s[persons] for s in starts]
+        lane_pts = [self.U[denied[persons]]] + [self._point(cands, denied, persons, r)
+                                                 for r in lane_rows[1:]]
+        if fallback is not None:  # logistic regression: the best point of A(x), known to flip
+            has, best, chosen = fallback
+            take = np.flatnonzero(has[persons])
+            lane_rows.append(chosen[persons[take]])
+            lane_pts.append(best[persons[take]])
+        owner = np.concatenate(
+            [np.arange(len(persons))] * (len(lane_rows) - (fallback is not None))
+            + ([take] if fallback is not None else [])
+        )
+        chosen = np.concatenate(lane_rows)
+        cur = np.concatenate(lane_pts)
+        # one lane per distinct start of each person, in a fixed order (own point first)
+        _, first = np.unique(np.column_stack([owner, chosen]), axis=0, return_index=True)
+        first = np.sort(first)
+        owner, chosen, cur = owner[first], chosen[first], cur[first]
+        lanes = persons[owner]
+        rows = denied[lanes]
+        score = self._score(cur)
+        np.add.at(self.n_points, rows, 1)
+        won = self._success(cur, score)[1]  # current point flips and is accepted
+        going = np.ones(len(lanes), dtype=bool)
         for _ in range(4 * len(cands)):
             idx = np.flatnonzero(going & ~won)
             if idx.size == 0:
                 break
+            # lanes of one person that reached the same point go on as one (same future)
+            _, keep = np.unique(np.column_stack([owner[idx], chosen[idx]]), axis=0,
+                                return_index=True)
+            twin = np.setdiff1d(np.arange(idx.size), keep)
+            going[idx[twin]] = False
+            idx = idx[np.sort(keep)]
             owners, parts, cand_rows, pts = [], [], [], []
             for k, c in enumerate(cands):
-                o, r = self._deviations(c, persons[idx], denied, np.full(idx.size, per_part))
+                o, r = self._deviations(c, lanes[idx], denied, np.full(idx.size, _GREEDY_PER_PART))
                 P = cur[idx[o]].copy()
                 P[:, c.part.idx] += c.C[r] - c.C[chosen[idx[o], k]]
                 owners.append(idx[o])
                 parts.append(np.full(len(o), k))
                 cand_rows.append(r)
                 pts.append(P)
-            owner, part = np.concatenate(owners), np.concatenate(parts)
+            own, part = np.concatenate(owners), np.concatenate(parts)
             cand, P = np.concatenate(cand_rows), np.concatenate(pts)
             sc = self._score(P)
-            np.add.at(self.n_points, rows[owner], 1)
-            order = np.lexsort((-sc, owner))  # per owner, best score first
-            first = order[np.concatenate([[True], owner[order][1:] != owner[order][:-1]])]
-            who = owner[first]
-            better = sc[first] > score[who] + 1e-12
+            np.add.at(self.n_points, rows[own], 1)
+            order = np.lexsort((-sc, own))  # per lane, best score first
+            best = order[np.concatenate([[True], own[order][1:] != own[order][:-1]])]
+            who = own[best]
+            better = sc[best] > score[who] + 1e-12
             going[who[~better]] = False
-            w, f = who[better], first[better]
+            w, f = who[better], best[better]
             chosen[w, part[f]] = cand[f]
             cur[w] = P[f]
             score[w] = sc[f]
             flips, won[w] = self._success(P[f], sc[f])
             self.seen_flip[rows[w[flips]]] = True
-        flipped = np.flatnonzero(won)
-        if flipped.size:
-            self._cheapen(cands, denied, persons[flipped], chosen[flipped], cur[flipped],
-                          score[flipped])
-            issued = self.status[rows[flipped]] == "recourse"
-            active[persons[flipped[issued]]] = False
+        ok = np.flatnonzero(won)
+        if ok.size == 0:
+            return
+        self.seen_flip[rows[ok]] = True
+        pts, success = self._cheapen(cands, denied, lanes[ok], chosen[ok], cur[ok], score[ok])
+        ok, pts = ok[success], pts[success]
+        if ok.size == 0:
+            return
+        costs = self.cost(self.U[rows[ok]], pts)
+        order = np.lexsort((ok, costs, owner[ok]))  # cheapest lane per person, first on ties
+        pick = order[np.concatenate([[True], owner[ok][order][1:] != owner[ok][order][:-1]])]
+        self._issue(rows[ok[pick]], pts[pick], complete=False)
+        issued = self.status[rows[ok[pick]]] == "recourse"
+        active[lanes[ok[pick][issued]]] = False
+
+    def _point(self, cands: list[Candidates], denied: np.ndarray, persons: np.ndarray,
+               chosen: np.ndarray) -> np.ndarray:
+        """The points of ``persons`` that take candidate rows ``chosen`` (one per part)."""
+        P = self.U[denied[persons]].copy()
+        for k, c in enumerate(cands):
+            P[:, c.part.idx] += c.C[chosen[:, k]]
+        return P
 
     def _cheapen(
         self, cands: list[Candidates], denied: np.ndarray, persons: np.ndarray,
         chosen: np.ndarray, cur: np.ndarray, score: np.ndarray,
-    ) -> None:
-        """Make successful points cheaper part by part (the cheapest candidate of each part
-        that keeps the flip and acceptance), then issue them with ``complete=False``."""
-        per_part = max(64, self.max_points // (4 * len(cands)))
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Make successful points cheaper part by part: in each part, the cheapest candidate
+        (of the first :data:`_GREEDY_PER_PART`) that keeps the flip and acceptance.
+
+        Returns the cheapened points and whether each still succeeds (it does, unless the
+        model's scores are not reproducible).
+        """
         rows = denied[persons]
         chosen, cur, score = chosen.copy(), cur.copy(), score.copy()
         flipped = np.arange(len(persons))
         for k, c in enumerate(cands):
-            o, r = self._deviations(c, persons[flipped], denied, np.full(flipped.size, per_part))
+            o, r = self._deviations(c, persons[flipped], denied,
+                                    np.full(flipped.size, _GREEDY_PER_PART))
             who = flipped[o]
             cheaper = c.costs[r] < c.costs[chosen[who, k]]
             who, r = who[cheaper], r[cheaper]
@@ -707,7 +798,7 @@ class _Search:
             chosen[who[first], k] = r[first]
             cur[who[first]] = P[first]
             score[who[first]] = sc[first]
-        self._issue(rows, cur, complete=False)
+        return cur, self._success(cur, score)[1]
 
     def _issue(self, rows: np.ndarray, points: np.ndarray, complete: bool) -> None:
         if rows.size == 0:
@@ -739,9 +830,22 @@ class _Search:
             self.cost_after[inv],
             self.score_after[inv],
             self.x_after[inv],
+            grid_exact=self._grid_exact(U)[inv],
         )
 
-    def _pack(self, status, complete, n_points, score, action, cost, score_after, x_after):
+    def _grid_exact(self, U: np.ndarray) -> np.ndarray:
+        """Per row: no actionable float feature can move, so the candidate grid is A(x)."""
+        out = np.ones(len(U), dtype=bool)
+        for part in self.cas.parts:
+            for li, j in enumerate(part.idx):
+                el = self.cas.elements[int(j)]
+                if part.actionable[li] and not el.discrete:
+                    lo, hi = el.action_bounds(U[:, int(j)])
+                    out &= (np.asarray(lo) == 0) & (np.asarray(hi) == 0)
+        return out
+
+    def _pack(self, status, complete, n_points, score, action, cost, score_after, x_after,
+              grid_exact=None):
         return RecourseResult(
             feature_names=self.cas.names,
             status=np.asarray(status, dtype=str),
@@ -752,6 +856,8 @@ class _Search:
             cost=cost,
             score_after=score_after,
             x_after=x_after,
+            grid_exact=(np.zeros(len(status), dtype=bool) if grid_exact is None
+                        else np.asarray(grid_exact, dtype=bool)),
             model_version=self.model.version,
             action_set_version=self.cas.version,
             action_set_sha256=self.cas.sha256,

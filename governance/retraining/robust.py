@@ -23,7 +23,8 @@ free. The search runs in passes:
 Passes share a cache of model scores and one of stability results, both by point, so a pass
 pays only for candidates it meets for the first time. Each pass is exact, so the issued action
 is the cheapest accepted candidate of the search, as for minimal-cost recourse (``complete``
-says whether it is proven cheapest). Statuses follow :class:`~governance.recourse.
+says whether it is proven minimal on the candidate grid, ``minimal_over`` whether that holds
+over the whole action set). Statuses follow :class:`~governance.recourse.
 RecourseResult`; ``"unaccepted"`` means flips exist but none was found with ``R >= tau``.
 
 Cost. Robust points lie deeper in the cost order than minimal ones, and every cheaper

@@ -260,6 +260,9 @@ class Reason(Base):
     feature: Mapped[str] = mapped_column(String(NAME_LEN))
     attribution: Mapped[float] = mapped_column(Float)
     mu: Mapped[float | None] = mapped_column(Float)  # responsiveness of this reason
+    # "scored", or "no_action" (no feasible change of the feature: mu is NULL, not 0);
+    # NULL when no responsiveness was computed (no action set)
+    mu_state: Mapped[str | None] = mapped_column(String(16))
 
 
 class Quarantine(Base):
@@ -321,7 +324,10 @@ class Responsiveness(Base):
     feature: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
     action_set_id: Mapped[int] = mapped_column(ForeignKey("action_sets.id"))
     attribution: Mapped[float | None] = mapped_column(Float)
-    mu: Mapped[float] = mapped_column(Float)
+    # the score; NULL where the feature has no feasible change at all (mu_state "no_action").
+    # 0 means that changing this feature alone cannot lead to approval.
+    mu: Mapped[float | None] = mapped_column(Float)
+    mu_state: Mapped[str] = mapped_column(String(16), default="scored", server_default="scored")
     n_points: Mapped[int]
     method: Mapped[str] = mapped_column(String(16))
 
@@ -387,7 +393,11 @@ class IssuedRecourse(Base):
     cost: Mapped[float] = mapped_column(Float)
     score_before: Mapped[float] = mapped_column(Float)
     score_after: Mapped[float] = mapped_column(Float)
-    complete: Mapped[bool] = mapped_column(Boolean)  # proven cheapest over the candidate space
+    complete: Mapped[bool] = mapped_column(Boolean)  # cost proven minimal on the candidate grid
+    # what the cost is proven minimal over: "action_set" (every point of A(x)), "candidate_grid"
+    # (float features searched on a grid: a cheaper point between grid values may exist), or
+    # NULL (a valid recourse whose cost is not proven minimal)
+    minimal_over: Mapped[str | None] = mapped_column(String(16))
     changes: Mapped[list[Any]]  # [{"feature", "from", "to"}] for each feature the action changes
     x_after: Mapped[dict[str, Any]]  # the full point the applicant would reach
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)

@@ -144,6 +144,7 @@ def subject_history(session: Session, subject_id: str) -> list[dict[str, Any]]:
                         "value": decision.features.get(r.feature),
                         "attribution": r.attribution,
                         "mu": r.mu,
+                        "mu_state": r.mu_state,
                     }
                     for r in reasons
                 ],
@@ -218,7 +219,8 @@ def subject_recourse(session: Session, subject_id: str) -> list[dict[str, Any]]:
                     else None,
                     "score_before": issued.score_before,
                     "score_after": issued.score_after,
-                    "proven_cheapest": issued.complete,
+                    "complete": issued.complete,
+                    "minimal_over": issued.minimal_over,
                 },
             }
         )

@@ -80,7 +80,10 @@ def test_decisions_the_model_does_not_reproduce_are_kept_apart(lender):
     assert ids <= set(checks["decision_id"])
     assert not ids & set(got.frames["issued_recourse"]["decision_id"])
     assert len(checks) == len(denied)
-    assert got.frames["reasons"]["mu"].notna().all()
+    reasons = got.frames["reasons"]
+    # every reason scored: a score, or no feasible change at all (its own state, no score)
+    assert (reasons["mu"].notna() | (reasons["mu_state"] == "no_action")).all()
+    assert reasons["mu_state"].notna().all()
     pd.testing.assert_frame_equal(
         got.frames["recourse_checks"].sort_values("decision_id").reset_index(drop=True),
         sound.frames["recourse_checks"].sort_values("decision_id").reset_index(drop=True),

@@ -164,15 +164,14 @@ def test_tampered_artifact_fails_the_run_and_is_recorded(run_nightly, demo_home,
 
 
 def test_german_credit_attributions_equal_shap_and_are_additive(run_nightly, tmp_path):
-    from governance.data.real import load_german
-    from governance.exceptions import DatasetUnavailable
+    from governance.data.real import ENV_VAR, load_german, shared_data_dir
     from governance.registry.model_registry import ModelRegistry
     from governance.registry.training import TrainingRecipe
 
-    try:
-        data = load_german("decoded")
-    except DatasetUnavailable as exc:
-        pytest.skip(f"German credit data not available: {exc}")
+    folder = shared_data_dir() / "german_credit"
+    if not folder.is_dir():
+        pytest.skip(f"shared data folder {folder} is absent; set {ENV_VAR} to run real-data tests")
+    data = load_german("decoded")
     home = tmp_path / "home"
     reg = ModelRegistry(home / "registry")
     recipe = TrainingRecipe("gradient_boosting", {"n_estimators": 60, "max_depth": 3}, seed=1)

@@ -88,8 +88,21 @@ def test_nightly_run_stores_every_decision_and_reasons(run_nightly, demo_home, d
         checks = pd.read_sql(sa.text("SELECT status FROM recourse_checks"), conn)
         n_resp = conn.execute(sa.text("SELECT COUNT(*) FROM responsiveness")).scalar()
         n_issued = conn.execute(sa.text("SELECT COUNT(*) FROM issued_recourse")).scalar()
-        unscored = conn.execute(sa.text("SELECT COUNT(*) FROM reasons WHERE mu IS NULL")).scalar()
+        unscored = conn.execute(
+            sa.text("SELECT COUNT(*) FROM reasons WHERE mu_state IS NULL")
+        ).scalar()
+        states = pd.read_sql(sa.text("SELECT mu, mu_state FROM responsiveness"), conn)
+        issued = pd.read_sql(sa.text("SELECT complete, minimal_over FROM issued_recourse"), conn)
     engine.dispose()
+    # no feasible change is its own state (mu NULL), never a score of 0
+    assert set(states["mu_state"]) == {"scored", "no_action"}
+    assert (states["mu"].isna() == (states["mu_state"] == "no_action")).all()
+    # float features are searched on a grid: a proven minimum is a minimum on that grid only
+    proven = issued["complete"].astype(bool)
+    assert set(issued.loc[proven, "minimal_over"]) == {"candidate_grid"}
+    assert issued.loc[~proven, "minimal_over"].isna().all()
+    assert counts["recourse_minimal_on_grid"] == proven.sum() > 0
+    assert counts["recourse_minimal_in_action_set"] == 0
     assert len(checks) == denied == counts["responsiveness_scored"]
     assert n_resp == denied * 20
     assert n_issued == (checks["status"] == "recourse").sum() == counts["recourse"]

@@ -28,8 +28,8 @@ NIGHT = date(2026, 10, 5)
 def german_home(tmp_path_factory):
     """The golden German credit model registered with its action set, and a night of its
     denied applicants (every row reachml was run on)."""
-    if not (GOLDEN / "model.skops").exists():
-        pytest.skip(f"golden German credit files absent from {GOLDEN}")
+    # the golden files are committed: a missing one is a failure, never a skip
+    assert (GOLDEN / "model.skops").exists(), f"golden German credit files absent from {GOLDEN}"
     meta = json.loads((GOLDEN / "model.json").read_text())
     home = tmp_path_factory.mktemp("german")
     reg = ModelRegistry(home / "registry")
@@ -86,12 +86,16 @@ def test_german_credit_fixed_flags_and_scores_match_reachml(run_nightly, german_
     assert (merged["status"] == "fixed").sum() == (golden["status"] == "fixed").sum() > 0
     assert counts["fixed"] == (golden["status"] == "fixed").sum()
 
-    mu = read_sql(url, "SELECT decision_id, feature, mu FROM responsiveness")
+    mu = read_sql(url, "SELECT decision_id, feature, mu, mu_state FROM responsiveness")
     mu["row"] = mu["decision_id"].map(by_id)
     ref = pd.read_csv(GOLDEN / "reachml_scores.csv")
     both = mu.merge(ref, on=["row", "feature"], suffixes=("", "_reachml"))
     assert len(both) == len(ref)
-    np.testing.assert_allclose(both["mu"], both["mu_reachml"], atol=1e-9)
+    # the ledger keeps "no feasible change" apart; the paper (and reachml) score it 0
+    empty = both["mu_state"] == "no_action"
+    assert empty.any() and both.loc[empty, "mu"].isna().all()
+    np.testing.assert_allclose(both.loc[empty, "mu_reachml"], 0.0)
+    np.testing.assert_allclose(both.loc[~empty, "mu"], both.loc[~empty, "mu_reachml"], atol=1e-9)
 
 
 def test_issued_recourse_flips_the_model_and_respects_the_action_set(
@@ -112,5 +116,11 @@ def test_issued_recourse_flips_the_model_and_respects_the_action_set(
     assert action_set.validate(after[model.schema.names]).empty
     assert all(json.loads(c) for c in issued["changes"])  # every action changes something
 
-    reasons = read_sql(url, "SELECT mu FROM reasons")
-    assert reasons["mu"].notna().all()
+    reasons = read_sql(url, "SELECT mu, mu_state FROM reasons")
+    assert reasons["mu_state"].notna().all()
+    assert (reasons["mu"].isna() == (reasons["mu_state"] == "no_action")).all()
+    # every actionable German feature is discrete: a proven minimum holds over the action set
+    claims = read_sql(url, "SELECT complete, minimal_over FROM issued_recourse")
+    proven = claims["complete"].astype(bool)
+    assert proven.any()
+    assert set(claims.loc[proven, "minimal_over"]) == {"action_set"}

@@ -130,6 +130,53 @@ def test_linkage_target_counts_cheaper_joint_actions_as_reachml_does():
     np.testing.assert_allclose(r.mu[0], [1.0, 3 / 7])
 
 
+
+def test_linkage_source_keeps_the_joint_actions_met_before_its_single_feature_action():
+    # s -> t (scale 1), t movable: s alone needs a_t = -a_s (L1 = 2|a_s|); the joint action
+    # with a_t = 0 (L1 = |a_s|) comes first in reachml's L1 order, a_t = +a_s ties and is out
+    specs = [FeatureSpec("s", "int", 0, 2), FeatureSpec("t", "int", 0, 6)]
+    A = ActionSet(
+        [ActionElement("s", "int", lb=0, ub=2), ActionElement("t", "int", lb=0, ub=6)],
+        [DirectionalLinkage(["s", "t"], scales=[1.0, 1.0])],
+    )
+    model = _model(specs, lambda X: X[:, 1] >= 4)
+    x = np.array([[0.0, 3.0]])
+    paper = responsiveness(model, A, x)
+    # total changes (c_s, c_t): a_s = 1: (1, 1) before (1, 0) alone; a_s = 2: (2, 1), (2, 2),
+    # (2, 3) before (2, 0) alone; t >= 4 approves 4 of the 6
+    assert paper.n_points[0, 0] == 6
+    np.testing.assert_allclose(paper.mu[0, 0], 4 / 6)
+    # as released, every joint action: c_t in -2..4 with a_s = 1, -1..5 with a_s = 2 (the
+    # target's bounds widen by the induced change, keep_bounds=False); 9 of 14 approve
+    release = responsiveness(model, A, x, semantics="release")
+    assert release.n_points[0, 0] == 14
+    np.testing.assert_allclose(release.mu[0, 0], 9 / 14)
+
+
+def test_release_semantics_keeps_every_joint_action_as_reachml_0_2_0a1():
+    # reachml 0.2.0a1 as released (no early stop): mu_1(0) = 0.5 on the authors' thermometer
+    model, A, X = _thermometer(0)
+    r = responsiveness(model, A, X, semantics="release")
+    assert r.semantics == "release"
+    np.testing.assert_allclose(r.mu[0], [0.5, 1 / 3, 0.0, 0.0])
+    assert r.n_points[0].tolist() == [4, 3, 2, 1]
+    paper = responsiveness(model, A, X)
+    assert paper.semantics == "paper" and paper.n_points[0].tolist() == [1, 3, 2, 1]
+    with pytest.raises(ValueError, match="semantics"):
+        responsiveness(model, A, X, semantics="draft")
+
+
+def test_an_empty_intervention_set_is_its_own_state_not_a_score():
+    model, A, X = _two_features()
+    A[["x1", "x2"]].step_direction = 1
+    r = responsiveness(model, A, X)
+    # x2 = 1 cannot increase: no feasible change (mu 0 by the paper's convention only)
+    assert r.no_action.tolist() == [[False, False], [False, True]]
+    assert r.state.tolist() == [["scored", "scored"], ["scored", "no_action"]]
+    df = r.to_frame()
+    assert df["state"].tolist() == ["scored", "scored", "scored", "no_action"]
+    assert np.isnan(df["mu"].iloc[3]) and df["mu"].iloc[1] == 0.0  # a score of 0 stays 0
+
 # -- sampling ------------------------------------------------------------------------------
 def _float_model():
     specs = [FeatureSpec("f", "float", 0, 10), FeatureSpec("g", "float", 0, 10)]
@@ -199,7 +246,7 @@ def test_frame_input_empty_input_and_long_frame():
     r = responsiveness(model, A, frame)
     np.testing.assert_allclose(r.mu, [[0.6, 0.0], [0.6, 0.0]])
     df = r.to_frame()
-    assert df.columns.tolist() == ["row", "feature", "mu", "n_points", "method"]
+    assert df.columns.tolist() == ["row", "feature", "mu", "state", "n_points", "method"]
     assert df["feature"].tolist() == ["x1", "x2", "x1", "x2"]
     assert r.action_set_sha256 == A.sha256
     empty = responsiveness(model, A, np.zeros((0, 2)))

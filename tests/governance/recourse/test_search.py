@@ -16,7 +16,7 @@ from governance.recourse.search import find_recourse
 from governance.registry.model import DecisionModel
 from governance.registry.schema import FeatureSchema, FeatureSpec
 from governance.registry.training import TrainingRecipe
-from tests.helpers import LogisticStub
+from tests.helpers import LogisticStub, RuleStub
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -61,9 +61,13 @@ def test_all_immutable_denied_rows_are_fixed():
 
 def test_greedy_fallback_issues_a_valid_recourse_when_the_budget_ends():
     model, A, X, cost = _toy()
-    r = find_recourse(model, A, X[:1], cost, max_points=3)
+    r = find_recourse(model, A, X[:1], cost, max_points=3, prove_points=0)
     assert r.status.tolist() == ["recourse"] and not r.complete[0]
     np.testing.assert_allclose(r.action[0], [4.0, 0.0])  # made cheaper after the flip
+    # with the proof stage on, the small exact space is searched to the end instead
+    r = find_recourse(model, A, X[:1], cost, max_points=3)
+    assert r.status.tolist() == ["recourse"] and r.complete[0]
+    np.testing.assert_allclose(r.action[0], [4.0, 0.0])
     assert model.approve(r.x_after)[0] and is_reachable(A, X[0], r.x_after[0])
 
 
@@ -102,6 +106,37 @@ def test_float_features_are_never_fixed_by_a_grid_search_on_an_opaque_model():
     assert r.status.tolist() == ["undetermined"] and not r.complete[0]
     assert r.n_points[0] == 5  # grid 0, .25, .5, .75, 1 besides .3 itself
 
+
+
+def test_a_minimum_on_a_float_grid_is_claimed_for_the_grid_only():
+    # approve iff f >= 2.5; f moves in steps of 1 on its grid, so the cheapest grid point is
+    # f = 3 while f = 2.5 would do: the claim is "minimal on the candidate grid"
+    schema = FeatureSchema((FeatureSpec("f", "float", 0, 10), FeatureSpec("k", "int", 0, 5)))
+    model = DecisionModel(RuleStub(lambda X: X[:, 0] >= 2.5), schema)
+    A = ActionSet([
+        ActionElement("f", "float", lb=0, ub=10, step_size=1.0),
+        ActionElement("k", "int", lb=0, ub=5),
+    ])
+    cost = MADL1Cost(["f", "k"], {"f": 1.0, "k": 1.0})
+    X = np.array([[0.0, 0.0], [0.0, 5.0]])
+    r = find_recourse(model, A, X, cost)
+    assert r.status.tolist() == ["recourse", "recourse"] and r.complete.all()
+    np.testing.assert_allclose(r.cost, [3.0, 3.0])  # above the continuous minimum 2.5
+    assert r.minimal_over.tolist() == ["candidate_grid", "candidate_grid"]
+    assert r.to_frame()["minimal_over"].tolist() == ["candidate_grid", "candidate_grid"]
+    # the float cannot move for this person: the grid is the action set
+    A["f"].actionable = False
+    model = DecisionModel(RuleStub(lambda X: X[:, 1] >= 3), schema)
+    r = find_recourse(model, A, X[:1], cost)
+    assert r.minimal_over.tolist() == ["action_set"]
+
+
+def test_only_proven_recourse_claims_minimality():
+    model, A, X, cost = _toy()
+    r = find_recourse(model, A, X, cost)
+    assert r.minimal_over.tolist() == ["action_set", "action_set", None, "action_set"]
+    r = find_recourse(model, A, X[:1], cost, max_points=3, prove_points=0)  # greedy fallback
+    assert r.status.tolist() == ["recourse"] and r.minimal_over.tolist() == [None]
 
 def test_frames_report_the_issued_recourse():
     model, A, X, cost = _toy()
@@ -299,10 +334,12 @@ def test_flips_without_an_accepted_one_are_unaccepted_not_fixed():
 
 def test_greedy_fallback_respects_accept_when_the_budget_ends():
     model, A, X, cost = _toy()
-    r = find_recourse(model, A, X[:1], cost, max_points=3, accept=lambda P, s: s >= 0.9)
+    r = find_recourse(model, A, X[:1], cost, max_points=3, prove_points=0,
+                      accept=lambda P, s: s >= 0.9)
     assert r.status.tolist() == ["recourse"] and not r.complete[0]
     np.testing.assert_allclose(r.action[0], [5.0, 1.0])
-    r = find_recourse(model, A, X[:1], cost, max_points=3, accept=lambda P, s: s >= 0.99)
+    r = find_recourse(model, A, X[:1], cost, max_points=3, prove_points=0,
+                      accept=lambda P, s: s >= 0.99)
     assert r.status.tolist() == ["unaccepted"] and not r.complete[0]
 
 
@@ -585,3 +622,73 @@ def test_parsed_structures_do_not_outlive_their_estimator():
     del pipe
     gc.collect()
     assert len(_STRUCTURES) == before - 1
+
+
+# -- a larger budget never does worse ------------------------------------------------------
+class _BumpyStub:
+    """Opaque, non-monotone score: P(class 1) = sigmoid(X @ w + b + sum_k c_k sin(X @ u_k))."""
+
+    classes_ = np.array([0, 1])
+
+    def __init__(self, w, b, U, c):
+        self.w, self.b, self.U, self.c = (np.asarray(w, float), float(b), np.asarray(U, float),
+                                          np.asarray(c, float))
+
+    def predict_proba(self, frame):
+        X = frame.to_numpy(dtype=float)
+        z = X @ self.w + self.b + np.sin(X @ self.U.T) @ self.c
+        p = 1.0 / (1.0 + np.exp(-z))
+        return np.column_stack([1 - p, p])
+
+
+@st.composite
+def _wide_cases(draw):
+    """Four to six int features with wide grids, an opaque bumpy model, a few rows."""
+    d = draw(st.integers(4, 6))
+    elements, specs = [], []
+    for k in range(d):
+        ub = draw(st.integers(4, 12))
+        elements.append(ActionElement(
+            f"i{k}", "int", lb=0, ub=ub, actionable=draw(st.booleans()) or k == 0,
+            step_direction=draw(st.sampled_from([-1, 0, 1])),
+        ))
+        specs.append(FeatureSpec(f"i{k}", "int", 0, ub))
+    constraints = []
+    if draw(st.booleans()):
+        constraints.append(DirectionalLinkage(["i0", "i1"], scales=[1.0, 1.0]))
+    A = ActionSet(elements, constraints)
+    rows = [[draw(st.integers(0, int(e.ub))) for e in elements]
+            for _ in range(draw(st.integers(1, 4)))]
+    floats = st.floats(-1.5, 1.5, allow_nan=False)
+    w = draw(st.lists(floats, min_size=d, max_size=d))
+    U = draw(st.lists(st.lists(floats, min_size=d, max_size=d), min_size=2, max_size=2))
+    c = draw(st.lists(st.floats(0, 2, allow_nan=False), min_size=2, max_size=2))
+    b = draw(st.floats(-8, 0, allow_nan=False))
+    model = DecisionModel(_BumpyStub(w, b, U, c), FeatureSchema(tuple(specs)))
+    return model, A, np.array(rows, float)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    _wide_cases(),
+    st.lists(st.sampled_from([1, 2, 5, 8, 20, 32, 100, 128, 512]), min_size=2, max_size=2,
+             unique=True),
+    st.sampled_from([0, 20_000]),
+)
+def test_a_larger_budget_never_does_worse(case, budgets, prove_points):
+    model, A, X = case
+    small, large = sorted(budgets)
+    cost = MADL1Cost.fit(pd.DataFrame(X, columns=model.schema.names), model.schema)
+    a = find_recourse(model, A, X, cost, max_points=small, prove_points=prove_points)
+    b = find_recourse(model, A, X, cost, max_points=large, prove_points=prove_points)
+    for i in range(len(X)):
+        if a.status[i] == "recourse":
+            assert b.status[i] == "recourse", (small, large, i)
+            assert b.cost[i] <= a.cost[i] + 1e-9, (small, large, i, a.cost[i], b.cost[i])
+        if a.complete[i]:
+            assert b.complete[i] and b.status[i] == a.status[i], (small, large, i)
+            if a.status[i] == "recourse":
+                np.testing.assert_allclose(b.cost[i], a.cost[i], atol=1e-9)
+        if b.status[i] == "recourse":  # every issued action flips and is feasible
+            assert model.approve(b.x_after[i][None, :])[0]
+            assert is_reachable(A, X[i], b.x_after[i], model.schema)
