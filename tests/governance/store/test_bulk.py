@@ -35,8 +35,6 @@ def engine(request, tmp_path):
 
 def _parents(session) -> tuple[int, int, int, int]:
     """A run, a model version, an action set and a cost model to hang rows on."""
-    from governance.registry.model_registry import Manifest  # noqa: F401 - type only
-
     run = writes.start_run(session, "bench:bulk", "bench").id
     mv = session.execute(
         sa.insert(T["model_versions"]).returning(T["model_versions"].c.id),
@@ -217,7 +215,8 @@ def test_delete_keys_removes_exactly_the_given_composite_keys(engine):
     with sessions.begin() as s:
         assert bulk.delete_keys(s, T["attributions"], gone) == 2
     with sessions() as s:
-        left = set(s.execute(sa.select(T["attributions"].c.decision_id, T["attributions"].c.feature)))
+        a = T["attributions"]
+        left = set(s.execute(sa.select(a.c.decision_id, a.c.feature)))
     assert ("D001", "home") not in left and ("x' OR '1'='1", "x") not in left
     assert ("D001", "x") in left and len(left) == len(frames["attributions"]) - 2
 
