@@ -19,11 +19,14 @@ from governance.registry.model_registry import ModelRegistry
 from governance.store import deletions, init_store, writes
 from governance.store.engine import safe_url
 from governance.store.purge import compact_sqlite, purge_subjects
-from governance.store.queries import open_recourse, recent_denied
+from governance.store.queries import open_recourse_keys, recent_denied_keys, slice_bounds
 from tasks import worker
 from tasks.deletion import erasure_notices, purge_files, retrain_candidate
 from tasks.ledger import close_run, error_line, open_run
 from tasks.worker import ModelRef
+
+CHECK_SLICE_ROWS = 100_000  # open recourse per re-validation task
+COMPARE_ROWS = 2_000  # recent denials per comparison task
 
 
 def _current_version(registry: ModelRegistry, name: str) -> str | None:
@@ -215,28 +218,39 @@ def _check_candidate(
     ref = ModelRef(str(registry.root), name, cand["version"], manifest.artifact_sha256)
     with worker.sessions(db_url).begin() as session:
         cand_id = writes.ensure_model_version(session, manifest)
-        issued = open_recourse(session, name, cand_id, months_ago(window_months))
-        denied = recent_denied(
-            session, name, cand_id, datetime.now(UTC) - timedelta(days=recent_days)
+    with worker.sessions(db_url)() as session:
+        theirs = sorted(deletions.decision_ids_of_subjects(session, subjects))
+    issued_window = {"model": name, "since": months_ago(window_months), "exclude_decisions": theirs}
+    denied_window = {
+        "model": name,
+        "since": datetime.now(UTC) - timedelta(days=recent_days),
+        "exclude_decisions": theirs,
+    }
+    with worker.sessions(db_url)() as session:
+        issued_slices = slice_bounds(
+            session,
+            open_recourse_keys(name, cand_id, issued_window["since"], theirs),
+            CHECK_SLICE_ROWS,
         )
-        theirs = deletions.decision_ids_of_subjects(session, subjects)
-    issued = issued[~issued["subject_id"].isin(subjects)]
-    denied = denied[~denied["decision_id"].isin(theirs)]
-    names = manifest.schema.names
-    checked = revalidate_issued(issued, ref, cand_id, run_id, db_url)
+        denied_slices = slice_bounds(
+            session,
+            recent_denied_keys(name, cand_id, denied_window["since"], theirs),
+            COMPARE_ROWS,
+        )
+    tally, _ = revalidate_issued(issued_slices, issued_window, ref, cand_id, run_id, db_url)
     compared = compare_denied(
-        denied,
+        denied_slices,
+        denied_window,
         ref,
         cand_id,
         run_id,
         db_url,
-        names,
         options={"recourse": True, "seed": 0, "stability": False},
     )
     timings[f"check:{name}"] = time.perf_counter() - t
     return {
-        "recourses_checked": len(checked),
-        "invalidated": int((~checked["valid"].astype(bool)).sum()) if len(checked) else 0,
+        "recourses_checked": tally.n,
+        "invalidated": tally.invalid,
         "reasons_changed": compared.get("reasons_changed", 0),
         "became_fixed": compared.get("became_fixed", 0),
         "gained_recourse": compared.get("gained_recourse", 0),

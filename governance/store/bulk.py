@@ -423,12 +423,13 @@ def _compiled(stmt: sa.Select, dialect: sa.Dialect) -> tuple[str, list[Any]]:
         from sqlalchemy.dialects import postgresql
 
         dialect = postgresql.psycopg.dialect(paramstyle="numeric_dollar")
-    compiled = stmt.compile(dialect=dialect)
+    compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     params = compiled.construct_params()
     out = []
     for name in compiled.positiontup or []:
         value = params[name]
-        bind = compiled.binds[name]
+        # an IN list expanded into one parameter per value is named <key>_<n>
+        bind = compiled.binds[name if name in compiled.binds else name.rsplit("_", 1)[0]]
         proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
         out.append(value if proc is None or value is None else proc(value))
     return compiled.string, out

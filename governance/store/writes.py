@@ -319,22 +319,24 @@ def replace_keyed(
     key: str,
     values: Sequence[Any],
     model_version_id: int,
+    within: tuple[Any, Any] | None = None,
 ) -> None:
     """Replace one model version's rows of ``table`` for the given ``key`` values.
 
-    When no row of that version lies between the smallest and largest of ``values`` (the
-    first check under a version, or a slice no earlier run wrote), there is nothing to delete
-    and the deletes are skipped.
+    ``within`` is a key range, ``(lo, hi)`` with ``hi`` exclusive and None for an open end,
+    that the database itself found ``values`` in (a slice read by range): when no row of the
+    version lies in it (or in the whole table, without ``within``), there is nothing to delete
+    and the deletes are skipped. Concurrent writers of other ranges do not make each other
+    delete.
     """
     values = list(values)
-    if not values:
-        return
-    probe = sa.select(sa.literal(1)).where(
-        table.c.model_version_id == model_version_id,
-        table.c[key] >= min(values),
-        table.c[key] <= max(values),
-    )
-    if session.execute(probe.limit(1)).first():
+    probe = sa.select(sa.literal(1)).where(table.c.model_version_id == model_version_id)
+    lo, hi = within or (None, None)
+    if lo is not None:
+        probe = probe.where(table.c[key] >= lo)
+    if hi is not None:
+        probe = probe.where(table.c[key] < hi)
+    if values and session.execute(probe.limit(1)).first():
         keys = pd.DataFrame({key: pd.Series(values, dtype=object)})
         bulk.delete_keys(session, table, keys.assign(model_version_id=model_version_id))
     bulk_insert(session, table, frame)
@@ -343,10 +345,11 @@ def replace_keyed(
 def replace_recourse_rows(
     session: Session,
     table: sa.Table,
-    frame: pd.DataFrame,
+    frame: Frame,
     *,
     model_version_id: int,
     read_mark: tuple[Any, ...] | None = None,
+    within: tuple[Any, Any] | None = None,
 ) -> pd.DataFrame:
     """Replace one model version's rows of ``table`` (keyed by recourse_id) with ``frame``,
     keeping only rows whose issued recourse is still in the ledger.
@@ -354,19 +357,24 @@ def replace_recourse_rows(
     Takes the erasure guard first: recourse purged since ``frame`` was computed is not written
     back. ``read_mark`` is :func:`erasure_mark` taken before the recourse was read: when no
     purge has committed since, every recourse read is still there and the per-row check is
-    skipped. Returns the rows written.
+    skipped. ``frame`` may be rows bound ahead (:func:`bulk.prepare`); ``within`` is the key
+    range they were read from (see :func:`replace_keyed`). Returns the rows written.
     """
     erasure_guard(session)
+    rows = frame
+    frame = frame.frame if isinstance(frame, bulk.Rows) else frame
     if read_mark is None or erasure_mark(session) != read_mark:
         kept = existing(session, IssuedRecourse.recourse_id, frame["recourse_id"].tolist())
-        frame = frame.loc[frame["recourse_id"].isin(kept)]
+        if len(kept) < len(frame):
+            frame = rows = frame.loc[frame["recourse_id"].isin(kept)]
     replace_keyed(
         session,
         table,
-        frame,
+        rows,
         key="recourse_id",
         values=frame["recourse_id"].tolist(),
         model_version_id=model_version_id,
+        within=within,
     )
     return frame
 
