@@ -6,60 +6,19 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import pandas as pd
 from prefect import flow, get_run_logger
 
 from flows.runtime import task_runner
 from governance import config
-from governance.chunk import chunk_sha256
 from governance.explain.metrics import recourse_metrics
-from governance.intake.decision_log import ID, MODEL_NAME, MODEL_VERSION
 from governance.store import init_store
 from governance.store.engine import safe_url
 from tasks.explain import explain_chunk
 from tasks.ledger import close_run, error_line, open_run
-from tasks.pull import pull, source_for
-from tasks.validate import validate
-from tasks.worker import ModelRef
+from tasks.pull import source_for
+from tasks.staging import stage_night, staged_file
 
 DEFAULT_CHUNK_ROWS = 5_000
-
-
-def plan_chunks(
-    valid: pd.DataFrame,
-    refs: dict[tuple[str, str], tuple[ModelRef, int]],
-    chunk_rows: int,
-    done: dict[int, str],
-) -> tuple[list[dict[str, Any]], int]:
-    """Split valid rows into fixed chunks per model version, in decision-id order.
-
-    The split depends only on the rows, so a rerun produces the same chunks and skips those
-    whose results are already committed (same number and same content hash).
-    Returns the chunks still to do and the number skipped.
-    """
-    todo, skipped, chunk_no = [], 0, 0
-    if valid.empty:
-        return todo, skipped
-    ordered = valid.sort_values([MODEL_NAME, MODEL_VERSION, ID], kind="stable")
-    for (name, version), rows in ordered.groupby([MODEL_NAME, MODEL_VERSION], sort=True):
-        ref, model_version_id = refs[(str(name), str(version))]
-        for start in range(0, len(rows), chunk_rows):
-            chunk = rows.iloc[start : start + chunk_rows].reset_index(drop=True)
-            sha = chunk_sha256(chunk)
-            if done.get(chunk_no) == sha:
-                skipped += 1
-            else:
-                todo.append(
-                    {
-                        "chunk": chunk,
-                        "chunk_no": chunk_no,
-                        "sha": sha,
-                        "ref": ref,
-                        "model_version_id": model_version_id,
-                    }
-                )
-            chunk_no += 1
-    return todo, skipped
 
 
 def _sum(dicts: list[dict[str, float]]) -> dict[str, float]:
@@ -155,22 +114,27 @@ def nightly_governance(
     opened = open_run(db_url, "nightly", night, model, parameters, force=force)
     run_id = opened["run_id"]
     timings: dict[str, float] = {}
+    staged = staged_file(config.staging_dir(home), night, run_id)
     try:
-        frame, timings["pull"] = pull(log, db_url, night, model)
-        checked = validate(frame, night, registry, db_url, run_id)
-        timings["validate"] = checked["seconds"]
-        todo, skipped = plan_chunks(checked["valid"], checked["refs"], chunk_rows, opened["done"])
+        # One task pulls, validates and stages the night on a worker; the chunk tasks read
+        # their own rows from the staged file. Only counts and key ranges pass through here.
+        intake = stage_night(
+            log, db_url, night, model, registry, run_id, chunk_rows, opened["done"],
+            str(config.staging_dir(home)),
+        )
+        timings["pull"], timings["validate"] = intake["pull_seconds"], intake["validate_seconds"]
+        todo, skipped = intake["todo"], intake["skipped"]
         logger.info(
             "%s: %d rows, %d quarantined, %d chunks to explain (%d already done)",
             night,
-            len(frame),
-            checked["quarantined_rows"],
+            intake["pulled"],
+            intake["quarantined_rows"],
             len(todo),
             skipped,
         )
         t_fan = time.perf_counter()
         futures = explain_chunk.map(
-            [c["chunk"] for c in todo],
+            [c["staged"] for c in todo],
             [c["chunk_no"] for c in todo],
             [c["sha"] for c in todo],
             [c["ref"] for c in todo],
@@ -186,15 +150,15 @@ def nightly_governance(
         this_attempt = _sum([r["counts"] for r in results])
         totals = close_totals(db_url, run_id)
         counts = {
-            "pulled": len(frame),
-            "quarantined": checked["quarantined_rows"],
-            "erased_rows_skipped": checked.get("erased_rows_skipped", 0),
-            "valid": len(checked["valid"]),
+            "pulled": intake["pulled"],
+            "quarantined": intake["quarantined_rows"],
+            "erased_rows_skipped": intake["erased_rows_skipped"],
+            "valid": intake["valid"],
             "chunks": len(todo) + skipped,
             "chunks_skipped": skipped,
             **totals,
             "metrics": recourse_metrics(totals),
-            "checks": checked["checks"],
+            "checks": intake["checks"],
         }
         close_run(db_url, run_id, "succeeded", counts, timings)
         if deletions:
@@ -212,6 +176,8 @@ def nightly_governance(
         message = error_line(exc)
         close_run(db_url, run_id, "failed", {}, timings, error=message)
         raise
+    finally:
+        staged.unlink(missing_ok=True)  # the staged rows hold personal data: never keep them
 
 
 def close_totals(db_url: str, run_id: int) -> dict[str, int]:

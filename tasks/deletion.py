@@ -11,6 +11,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from governance import config
 from governance.deletion.fragility_search import fragility
 from governance.deletion.purge import (
     ErasureRecord,
@@ -19,6 +20,7 @@ from governance.deletion.purge import (
     purge_training_files,
 )
 from governance.deletion.retrain import next_candidate_version, retrain_without
+from governance.exceptions import DecisionLogError
 from governance.intake.decision_log import ParquetDecisionLog
 from governance.registry.model_registry import ModelRegistry
 from governance.store import deletions, writes
@@ -55,6 +57,19 @@ def retrain_candidate(
     }
 
 
+def _purge_staged(staging: Path, subject_ids: list[str]) -> None:
+    """Erase the subjects from nights staged by running (or killed) nightly flows."""
+    for attempt in range(3):
+        if not staging.is_dir():
+            return
+        try:
+            purge_decision_logs(ParquetDecisionLog(staging), subject_ids)
+            return
+        except DecisionLogError:
+            if attempt == 2:  # a staged file vanishes when its flow ends: look again
+                raise
+
+
 @task(name="purge-files", cache_policy=NO_CACHE, retries=1)
 def purge_files(
     registry: str,
@@ -75,6 +90,7 @@ def purge_files(
     removed_logs = (
         purge_decision_logs(ParquetDecisionLog(log_root), subject_ids) if log_root else {}
     )
+    _purge_staged(config.staging_dir(Path(registry).parent), subject_ids)
     return {
         "training_files": len(records),
         "training_rows": sum(r.rows_removed for r in records),

@@ -14,6 +14,7 @@ from governance.chunk import RecourseSetup, drop_decisions
 from governance.chunk import explain_chunk as explain_rows
 from governance.store import writes
 from tasks import worker
+from tasks.staging import StagedChunk, read_chunk
 from tasks.worker import ModelRef
 
 RECOURSE_OPTIONS = (
@@ -49,7 +50,7 @@ def recourse_setup(
 
 @task(name="explain-chunk", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def explain_chunk(
-    chunk: pd.DataFrame,
+    chunk: pd.DataFrame | StagedChunk,
     chunk_no: int,
     chunk_sha256: str,
     ref: ModelRef,
@@ -63,10 +64,13 @@ def explain_chunk(
     ``options``: ``recourse`` and ``stability`` (bools, default True) and the settings
     ``n_samples``, ``seed``, ``max_points``, ``stability_k``, ``stability_sigma`` and
     ``robust_tau``. Safe to retry and to rerun: the chunk's rows are replaced as a
-    whole, and the chunk is recorded as done in the same transaction.
+    whole, and the chunk is recorded as done in the same transaction. ``chunk`` is the rows,
+    or where they are staged (the task then reads them itself).
     """
     options = options or {}
     t0 = time.perf_counter()
+    if isinstance(chunk, StagedChunk):
+        chunk = read_chunk(chunk)
     model = worker.model(ref)
     explainer = worker.explainer(ref)
     sessions = worker.sessions(db_url)
@@ -86,6 +90,8 @@ def explain_chunk(
         recourse=setup,
     )
     t1 = time.perf_counter()
+    # Bound before the transaction: SQLite's single writer lock is held only for the writes.
+    prepared = writes.prepare_frames(result.frames, worker.engine(db_url).dialect)
     with sessions.begin() as session:
         # Subjects erased since this chunk was pulled must not come back with it.
         writes.erasure_guard(session)
@@ -93,14 +99,12 @@ def explain_chunk(
         erased = writes.erased_subjects(
             session, decisions["subject_id"].unique().tolist(), worker.salt_for(ref.registry)
         )
-        frames = drop_decisions(
-            result.frames,
-            set(decisions.loc[decisions["subject_id"].isin(erased), "decision_id"]),
-        )
+        gone = set(decisions.loc[decisions["subject_id"].isin(erased), "decision_id"])
+        frames = drop_decisions(result.frames, gone) if gone else prepared
         writes.replace_rows(
             session,
             frames,
-            decision_ids=frames["decisions"]["decision_id"].tolist(),
+            decision_ids=[d for d in decisions["decision_id"].tolist() if d not in gone],
             model_version_id=model_version_id,
         )
         writes.record_chunk(

@@ -20,6 +20,7 @@ statement is compiled by SQLAlchemy and its parameters are passed to the driver.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import math
@@ -414,6 +415,9 @@ def forget_connections() -> None:
             with contextlib.suppress(Exception):  # a dead connection is what is forgotten
                 conn.close()
         _adbc.clear()
+
+
+atexit.register(forget_connections)  # closed before the interpreter tears the driver down
 
 
 def _compiled(stmt: sa.Select, dialect: sa.Dialect) -> tuple[str, list[Any]]:

@@ -196,9 +196,9 @@ def test_nightly_redeploy_and_purge_together(
 def _night2_chunk_of(url: str, home, subject: str) -> dict:
     """What the nightly run of NIGHT2 holds in memory once it has pulled and validated: the
     chunk with ``subject``'s decision, and the run it belongs to."""
-    from flows.nightly import plan_chunks
     from tasks.ledger import open_run
     from tasks.pull import pull
+    from tasks.staging import plan_chunks
     from tasks.validate import validate
 
     frame, _ = pull.fn(str(home / "decision-logs"), url, NIGHT2, None)
