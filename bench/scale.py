@@ -127,6 +127,20 @@ def run_night(address: str, home: Path, url: str, night: date, chunk_rows: int) 
     return summary
 
 
+def _max_rss_kib() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def peak_rss_mib(address: str) -> float:
+    """The largest peak resident memory among the cluster's worker processes, MiB."""
+    from distributed import Client
+
+    with Client(address, timeout=60) as client:
+        return max(client.run(_max_rss_kib).values()) / 1024
+
+
 def rows_written(url: str) -> int:
     """Rows the ledger holds in its result tables (what the night wrote)."""
     import sqlalchemy as sa
@@ -181,8 +195,10 @@ def main() -> None:
                     url = create_db(made)
                     load = os.getloadavg()[0]
                     s = run_night(address, home, url, NIGHT, args.chunk_rows)
+                    peak = peak_rss_mib(address)
                 results.append(
                     {"workers": n, "load_average": load, "timings": s["timings"],
+                     "peak_rss_mib": peak,
                      "counts": {k: v for k, v in s["counts"].items()
                                 if isinstance(v, int | float)},
                      "outer": s["outer"], "rows_written": rows_written(url)}
@@ -219,6 +235,8 @@ def main() -> None:
     print(f"  rows written {base['rows_written']:,} in {s['store']:.1f} worker-s of store: "
           f"{base['rows_written'] / s['store']:,.0f} rows/s per writer")
     print(f"  Prefect tasks: {c['chunks'] + 3} (open, stage, close + one per chunk)")
+    print(f"  peak worker memory {base['peak_rss_mib']:,.0f} MiB at chunks of "
+          f"{args.chunk_rows:,} decisions")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "scale.json").write_text(json.dumps(results, indent=1, default=str))
     last = results[-1]

@@ -85,6 +85,18 @@ def _numbers(series: pd.Series, kind: str) -> list[Any]:
     return [_plain(v) for v in arr.tolist()]
 
 
+def _texts(series: pd.Series) -> list[str | None] | None:
+    """The column as Python strings (missing ones None) when it holds only strings, else
+    None; checked in one pass in C, not per value in Python."""
+    if pd.api.types.infer_dtype(series, skipna=True) not in ("string", "empty"):
+        return None
+    values = series.tolist()
+    missing = series.isna().to_numpy()
+    if missing.any():
+        values = [None if m else v for v, m in zip(values, missing.tolist(), strict=True)]
+    return values
+
+
 def _utc_stamps(series: pd.Series) -> pd.Series | None:
     """The column as datetime64 in UTC (naive values are read as UTC), or None if it holds
     something else."""
@@ -128,10 +140,8 @@ def _pg_binary_column(column: sa.Column, series: pd.Series) -> tuple[str, list[A
             return None  # real: left to text COPY
         return "float8", _numbers(series, "f")
     if isinstance(t, sa.String):  # String, Text, Unicode (JSON is not a String)
-        values = [_plain(v) for v in series.tolist()]
-        if any(v is not None and not isinstance(v, str) for v in values):
-            return None
-        return "text", values
+        values = _texts(series)
+        return None if values is None else ("text", values)
     if isinstance(t, sa.LargeBinary):
         values = [_plain(v) for v in series.tolist()]
         return "bytea", [None if v is None else bytes(v) for v in values]
@@ -212,6 +222,10 @@ def _bound_column(column: sa.Column, series: pd.Series, dialect: sa.Dialect) -> 
     ):
         # SQLAlchemy's SQLite storage format, vectorised: 'YYYY-MM-DD HH:MM:SS.ffffff'.
         arr = series.to_numpy(dtype="datetime64[us]")
+        if len(arr) > 1 and not np.isnat(arr).any() and (arr == arr[0]).all():
+            arr = arr[:1]  # one time for every row (checked_at, say): format it once
+            one = _bound_column(column, pd.Series(arr), dialect)
+            return one * len(series)
         unit = "us" if isinstance(column.type, sa.DateTime) else "D"
         text = np.datetime_as_string(arr, unit=unit).astype(object)
         text[np.isnat(arr)] = None
@@ -225,6 +239,9 @@ def _bound_column(column: sa.Column, series: pd.Series, dialect: sa.Dialect) -> 
         first = _plain(series.iloc[0])
         value = first if proc is None or first is None else proc(first)
         return [value] * len(series)
+    texts = _texts(series) if proc is None else None
+    if texts is not None:
+        return texts
     values = [_plain(v) for v in series.tolist()]
     if proc is None:
         return values

@@ -12,11 +12,13 @@ from tests.conftest import DEMO_NIGHT
 
 
 def _plan(home, url, chunk_rows=100):
+    from governance.store import init_store
     from tasks.ledger import open_run
     from tasks.pull import pull
     from tasks.staging import plan_chunks
     from tasks.validate import validate
 
+    init_store(url)
     frame, _ = pull.fn(str(home / "decision-logs"), url, DEMO_NIGHT, None)
     run = open_run.fn(url, "nightly", DEMO_NIGHT, None, {})
     checked = validate.fn(frame, DEMO_NIGHT, str(home / "registry"), url, run["run_id"])
