@@ -488,7 +488,7 @@ def issued_under(session: Session, model_version_id: int, limit: int | None = No
     )
     if limit:
         stmt = stmt.limit(limit)
-    return pd.DataFrame(session.execute(stmt).all(), columns=["recourse_id", "x_after"])
+    return bulk.read_frame(session.get_bind(), stmt).reindex(columns=["recourse_id", "x_after"])
 
 
 def example_denied_subject(session: Session) -> str | None:
