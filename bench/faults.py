@@ -24,6 +24,8 @@ injected fault per night in rotation:
   are committed (its nanny restarts it);
 - ``pg-connections-cut``: PostgreSQL backends of the ledger caught mid-write are terminated
   after the first chunk (PostgreSQL only);
+- ``pg-copy-cut``: inside a worker, the first bulk COPY to have sent 50 rows has its server
+  backend terminated mid-stream (PostgreSQL only);
 - ``flow-killed+rerun``: the flow runs in a process group of its own, which is SIGKILLed after
   three chunks; the night is then rerun and must complete only the missing chunks;
 - ``none``: a clean run, then a rerun of the succeeded night, which must change nothing.
@@ -47,7 +49,7 @@ an earlier one is caught):
   (``tests.reliability.ledger``: run ids, timestamps and attempt counters aside) must match.
 
 Usage:
-    .venv/bin/python bench/faults.py [--nights 4] [--rows 400] [--chunk-rows 20]
+    .venv/bin/python bench/faults.py [--nights 5] [--rows 400] [--chunk-rows 20]
         [--backend sqlite|postgresql|both] [--no-reference] [--skip-fuzz KIND ...]
         [--out bench/out]
 
@@ -82,7 +84,8 @@ FIRST_NIGHT = date(2026, 11, 2)
 PG_ADMIN_URL = os.environ.get(
     "GOVERNANCE_TEST_PG_URL", "postgresql+psycopg://governance:governance@127.0.0.1:5432/postgres"
 )
-FAULTS = ("dask-worker-killed", "pg-connections-cut", "flow-killed+rerun", "none")
+FAULTS = ("dask-worker-killed", "pg-connections-cut", "pg-copy-cut", "flow-killed+rerun", "none")
+PG_ONLY = ("pg-connections-cut", "pg-copy-cut")
 HOSTILE = (
     "x' OR '1'='1",
     "'; DROP TABLE decisions; --",
@@ -333,6 +336,7 @@ def night_figures(url: str, night: date, made: dict[str, Any]) -> dict[str, Any]
 def run_night(fault: str, night: date, ctx: dict[str, Any], url: str) -> dict[str, Any]:
     """Run ``night`` into ``url`` with ``fault`` injected; rerun it if the fault made it fail."""
     from tests.reliability.faults import (
+        CopyCut,
         Striker,
         chunks_done,
         cut_writers,
@@ -374,6 +378,13 @@ def run_night(fault: str, night: date, ctx: dict[str, Any], url: str) -> dict[st
             attempt()
         out["struck"] = strike.struck and bool(strike.result)
         out["detail"] = f"{len(strike.result or [])} writes cut" if strike.struck else strike.error
+    elif fault == "pg-copy-cut":
+        marker = Path(tempfile.mkdtemp(prefix="bench-faults-cut-")) / "struck"
+        with CopyCut(address, url, marker) as cut:
+            attempt()
+        out["struck"] = cut.struck
+        out["detail"] = f"backend {cut.detail.split()[0]} cut mid-COPY" if cut.struck else None
+        shutil.rmtree(marker.parent, ignore_errors=True)
     elif fault == "flow-killed+rerun":
         proc = start_flow_process(night, home, url, ctx["chunk_rows"], ctx["api"])
         with Striker(url, base + 3, lambda: kill_group(proc), poll=0.02) as strike:
@@ -423,7 +434,7 @@ def run_backend(backend: str, nights: list[date], made: dict[date, Any], ctx: di
 
     url = make_db(backend, work, f"{backend[:2]}_faults", pg_dbs)
     ref_url = make_db(backend, work, f"{backend[:2]}_clean", pg_dbs) if reference else None
-    plan = [f for f in FAULTS if backend == "postgresql" or f != "pg-connections-cut"]
+    plan = [f for f in FAULTS if backend == "postgresql" or f not in PG_ONLY]
     records = []
     for i, night in enumerate(nights):
         wait_for_workers(ctx["address"], ctx["workers"])
@@ -514,7 +525,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nights", type=int, default=4)
+    ap.add_argument("--nights", type=int, default=5)
     ap.add_argument("--rows", type=int, default=400, help="decisions per night")
     ap.add_argument("--chunk-rows", type=int, default=20)
     ap.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")

@@ -1,6 +1,7 @@
 """Steps shared by the redeploy and deletion checks: re-validate issued recourse under a new
 version, and re-examine recent denials under it. Plain functions called inside a flow; the
-work itself runs as tasks on the flow's Dask cluster."""
+work itself runs as tasks on the flow's Dask cluster, each task reading its own key range of
+the ledger (only the ranges travel through the scheduler, never rows)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,16 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.redeploy import compare_chunk, revalidate_chunk, score_points_chunk
+from governance.retraining.revalidation import ValidityTally
+from tasks.redeploy import compare_slice, revalidate_slice, score_points_chunk
 from tasks.worker import ModelRef
 
-CHECKED_COLUMNS = ["recourse_id", "valid", "score", "forward_validity", "alternative_valid"]
-
-
-def expand_json(frame: pd.DataFrame, column: str, names: list[str]) -> pd.DataFrame:
-    """Feature columns from a JSON column of dicts, keyed by recourse_id."""
-    values = pd.DataFrame(list(frame[column]), index=frame.index)
-    return pd.concat([frame[["recourse_id"]], values.reindex(columns=names)], axis=1)
+Slices = list[tuple[Any, Any]]
 
 
 def revalidate_issued(
-    issued: pd.DataFrame,
+    slices: Slices,
+    window: dict[str, Any],
     ref: ModelRef,
     model_version_id: int,
     run_id: int,
@@ -29,17 +26,17 @@ def revalidate_issued(
     *,
     variants: list[Any] | None = None,
     segment: str | None = None,
-    chunk_rows: int = 100_000,
-) -> pd.DataFrame:
-    """One validity event per issued recourse under ``ref``; returns the checked rows."""
-    cols = ["recourse_id", "x_codes", "layout_sha256", "has_alternative"]
-    parts = [
-        issued.iloc[i : i + chunk_rows][cols].reset_index(drop=True)
-        for i in range(0, len(issued), chunk_rows)
-    ]
-    n = len(parts)
-    futures = revalidate_chunk.map(
-        parts,
+) -> tuple[ValidityTally, dict[str, float]]:
+    """One validity event per open recourse in ``slices`` (recourse_id ranges of the recourse
+    ``window`` selects: ``model``, ``since``, optionally ``exclude_decisions``) under ``ref``.
+
+    Returns the tally over every slice, in recourse_id order, and the worker-seconds of each
+    step summed over the slices.
+    """
+    n = len(slices)
+    futures = revalidate_slice.map(
+        slices,
+        [window] * n,
         [ref] * n,
         [model_version_id] * n,
         [run_id] * n,
@@ -47,10 +44,13 @@ def revalidate_issued(
         [variants] * n,
         [segment] * n,
     )
-    results = [f.result() for f in futures]
-    if not results:
-        return pd.DataFrame(columns=CHECKED_COLUMNS)
-    return pd.concat(results, ignore_index=True)
+    tally, seconds = ValidityTally(), {}
+    for f in futures:  # slices come back in key order
+        part = f.result()
+        tally = tally + part["tally"]
+        for k, v in part["seconds"].items():
+            seconds[k] = seconds.get(k, 0.0) + v
+    return tally, seconds
 
 
 def score_issued(
@@ -77,31 +77,21 @@ def score_issued(
 
 
 def compare_denied(
-    denied: pd.DataFrame,
+    slices: Slices,
+    window: dict[str, Any],
     ref: ModelRef,
     model_version_id: int,
     run_id: int,
     db_url: str,
-    names: list[str],
     *,
     options: dict[str, Any],
-    chunk_rows: int = 2_000,
 ) -> dict[str, int]:
-    """What ``ref`` would tell recently denied applicants; returns summed change counts."""
-    chunks = []
-    if len(denied):
-        feats = pd.DataFrame(list(denied["features"]))
-        frame = pd.concat(
-            [denied.drop(columns="features").reset_index(drop=True), feats.reindex(columns=names)],
-            axis=1,
-        )
-        chunks = [
-            frame.iloc[i : i + chunk_rows].reset_index(drop=True)
-            for i in range(0, len(frame), chunk_rows)
-        ]
-    n = len(chunks)
-    futures = compare_chunk.map(
-        chunks, [ref] * n, [model_version_id] * n, [run_id] * n, [db_url] * n, [options] * n
+    """What ``ref`` would tell the recently denied applicants in ``slices`` (decision-id ranges
+    of the denials ``window`` selects); returns summed change counts."""
+    n = len(slices)
+    futures = compare_slice.map(
+        slices, [window] * n, [ref] * n, [model_version_id] * n, [run_id] * n, [db_url] * n,
+        [options] * n,
     )
     totals: dict[str, int] = {}
     for f in futures:

@@ -19,7 +19,12 @@ from governance.registry.model_registry import ModelRegistry
 from governance.store import deletions, deployments, init_store, notices, writes
 from governance.store.engine import safe_url
 from governance.store.purge import compact_sqlite, purge_subjects
-from governance.store.queries import open_recourse, recent_denied
+from governance.store.queries import (
+    open_recourse,
+    open_recourse_keys,
+    recent_denied_keys,
+    slice_bounds,
+)
 from tasks import worker
 from tasks.deletion import (
     erasure_notices,
@@ -30,6 +35,9 @@ from tasks.deletion import (
 )
 from tasks.ledger import close_run, error_line, open_run
 from tasks.worker import ModelRef
+
+CHECK_SLICE_ROWS = 100_000  # open recourse per re-validation task
+COMPARE_ROWS = 2_000  # recent denials per comparison task
 
 
 def current_version(registry: ModelRegistry, name: str, deployed: dict[str, str]) -> str | None:
@@ -291,22 +299,33 @@ def _check_candidate(
     cur_ref = ModelRef(str(registry.root), name, current, cur.artifact_sha256)
     with worker.sessions(db_url).begin() as session:
         cand_id = writes.ensure_model_version(session, manifest)
-        issued = open_recourse(session, name, cand_id, months_ago(window_months))
-        denied = recent_denied(
-            session, name, cand_id, datetime.now(UTC) - timedelta(days=recent_days)
+    with worker.sessions(db_url)() as session:
+        theirs = sorted(deletions.decision_ids_of_subjects(session, subjects))
+    issued_window = {"model": name, "since": months_ago(window_months), "exclude_decisions": theirs}
+    denied_window = {
+        "model": name,
+        "since": datetime.now(UTC) - timedelta(days=recent_days),
+        "exclude_decisions": theirs,
+    }
+    with worker.sessions(db_url)() as session:
+        issued_slices = slice_bounds(
+            session,
+            open_recourse_keys(name, cand_id, issued_window["since"], theirs),
+            CHECK_SLICE_ROWS,
         )
-        theirs = deletions.decision_ids_of_subjects(session, subjects)
-    issued = issued[~issued["subject_id"].isin(subjects)]
-    denied = denied[~denied["decision_id"].isin(theirs)]
-    names = manifest.schema.names
-    checked = revalidate_issued(issued, ref, cand_id, run_id, db_url)
+        denied_slices = slice_bounds(
+            session,
+            recent_denied_keys(name, cand_id, denied_window["since"], theirs),
+            COMPARE_ROWS,
+        )
+    tally, _ = revalidate_issued(issued_slices, issued_window, ref, cand_id, run_id, db_url)
     compared = compare_denied(
-        denied,
+        denied_slices,
+        denied_window,
         ref,
         cand_id,
         run_id,
         db_url,
-        names,
         # Explanation quality is measured for deployed versions (nightly, redeploy check), not
         # for a candidate that only answers what a deletion would change.
         options={"recourse": True, "seed": 0, "stability": False, "quality": False},
@@ -316,7 +335,13 @@ def _check_candidate(
         "invalidated_by_retraining": None,
     }
     if control is not None:
-        valid = checked.set_index("recourse_id")["valid"].astype(bool)
+        # Per recourse, under the candidate, the control and the current version: scored
+        # again here (the tally above keeps counts only), recording nothing.
+        with worker.sessions(db_url)() as session:
+            issued = open_recourse(session, name, cand_id, issued_window["since"])
+        issued = issued[~issued["decision_id"].isin(set(theirs))]
+        under_candidate = score_issued(issued, ref, db_url)
+        valid = under_candidate.set_index("recourse_id")["valid"].astype(bool)
         under_control = score_issued(issued, cur_ref, db_url, estimator=control)
         under_current = score_issued(issued, cur_ref, db_url)
         by_control = under_control.set_index("recourse_id")["valid"].astype(bool)
@@ -329,8 +354,8 @@ def _check_candidate(
         }
     timings[f"check:{name}"] = time.perf_counter() - t
     return {
-        "recourses_checked": len(checked),
-        "invalidated": int((~checked["valid"].astype(bool)).sum()) if len(checked) else 0,
+        "recourses_checked": tally.n,
+        "invalidated": tally.invalid,
         "reasons_changed": compared.get("reasons_changed", 0),
         "became_fixed": compared.get("became_fixed", 0),
         "gained_recourse": compared.get("gained_recourse", 0),

@@ -6,82 +6,21 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import pandas as pd
 from prefect import flow, get_run_logger
 
 from flows.runtime import task_runner
 from governance import config
-from governance.chunk import chunk_sha256
 from governance.explain.metrics import recourse_metrics
-from governance.explain.quality import (
-    PERMUTATION_STABILITY_SAMPLE,
-    quality_metrics,
-    sample_cutoff,
-)
-from governance.intake.decision_log import DECISION, DENIED, ID, MODEL_NAME, MODEL_VERSION
-from governance.provenance import code_identity, provenance_sha256, result_settings
+from governance.explain.quality import quality_metrics
+from governance.provenance import result_settings
 from governance.store import init_store
 from governance.store.engine import safe_url
 from tasks.explain import explain_chunk
 from tasks.ledger import close_run, error_line, open_run
-from tasks.pull import pull, source_for
-from tasks.validate import validate
-from tasks.worker import ModelRef
+from tasks.pull import source_for
+from tasks.staging import stage_night, staged_file
 
 DEFAULT_CHUNK_ROWS = 5_000
-
-
-def plan_chunks(
-    valid: pd.DataFrame,
-    refs: dict[tuple[str, str], tuple[ModelRef, int]],
-    chunk_rows: int,
-    done: dict[int, tuple[str, str | None]],
-    settings: dict[tuple[str, str], dict[str, Any]] | None = None,
-    model: str | None = None,
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Split valid rows into fixed chunks per model version, in decision-id order.
-
-    The split depends only on the night's valid rows, whichever model the run is limited to,
-    so chunk numbers mean the same in every attempt. A chunk is skipped when the ledger holds
-    its results for the same rows (content hash) under the same provenance (its version's
-    settings, from ``settings``, and this code: see governance.provenance); otherwise it is
-    to do, unless ``model`` names another model.
-
-    Returns the chunks to do and the tallies ``chunks`` (all of the night), ``skipped`` and
-    ``not_selected``.
-    """
-    code = code_identity()
-    todo: list[dict[str, Any]] = []
-    tallies = {"chunks": 0, "skipped": 0, "not_selected": 0}
-    if valid.empty:
-        return todo, tallies
-    ordered = valid.sort_values([MODEL_NAME, MODEL_VERSION, ID], kind="stable")
-    for (name, version), rows in ordered.groupby([MODEL_NAME, MODEL_VERSION], sort=True):
-        key = (str(name), str(version))
-        ref, model_version_id = refs[key]
-        options = (settings or {}).get(key) or result_settings()
-        provenance = provenance_sha256(options, code)
-        for start in range(0, len(rows), chunk_rows):
-            chunk = rows.iloc[start : start + chunk_rows].reset_index(drop=True)
-            chunk_no = tallies["chunks"]
-            tallies["chunks"] += 1
-            sha = chunk_sha256(chunk)
-            if model is not None and key[0] != model:
-                tallies["not_selected"] += 1
-            elif done.get(chunk_no) == (sha, provenance):
-                tallies["skipped"] += 1
-            else:
-                todo.append(
-                    {
-                        "chunk": chunk,
-                        "chunk_no": chunk_no,
-                        "sha": sha,
-                        "ref": ref,
-                        "model_version_id": model_version_id,
-                        "options": options,
-                    }
-                )
-    return todo, tallies
 
 
 def _sum(dicts: list[dict[str, float]]) -> dict[str, float]:
@@ -234,37 +173,30 @@ def nightly_governance(
     )
     run_id = opened["run_id"]
     timings: dict[str, float] = {}
+    staged = staged_file(config.staging_dir(home), night, run_id)
     try:
-        frame, timings["pull"] = pull(log, db_url, night, None, columns)
-        checked = validate(frame, night, registry, db_url, run_id, score_mismatch)
-        timings["validate"] = checked["seconds"]
-        # The quality samples are drawn from the whole night, so they do not depend on how
-        # the command was spelled; they join each version's settings (a different sample is
-        # a different result).
-        samples = quality_samples(checked["valid"], stability_sample, agreement_sample)
-        kinds = chosen_explainers(db_url, [mv for _, mv in checked["refs"].values()])
-        settings = {
-            key: result_settings(
-                {**options, **samples, "explainer_kind": kinds.get(mv)}, checked["inputs"][key]
-            )
-            for key, (_, mv) in checked["refs"].items()
-        }
-        todo, tally = plan_chunks(
-            checked["valid"], checked["refs"], chunk_rows, opened["done"], settings, model
-        )
+        # One task pulls, validates and stages the night on a worker; the chunk tasks read
+        # their own rows from the staged file. Only counts, settings and key ranges pass
+        # through here.
+        intake = stage_night(
+            log, db_url, night, model, registry, run_id, chunk_rows, opened["done"],
+            str(config.staging_dir(home)), options, columns, stability_sample, agreement_sample,
+        )  # fmt: skip
+        timings["pull"], timings["validate"] = intake["pull_seconds"], intake["validate_seconds"]
+        todo, tally = intake["todo"], intake["tally"]
         logger.info(
             "%s: %d rows, %d quarantined, %d chunks to explain (%d already done, %d of other "
             "models)",
             night,
-            len(frame),
-            checked["quarantined_rows"],
+            intake["pulled"],
+            intake["quarantined_rows"],
             len(todo),
             tally["skipped"],
             tally["not_selected"],
         )
         t_fan = time.perf_counter()
         futures = explain_chunk.map(
-            [c["chunk"] for c in todo],
+            [c["staged"] for c in todo],
             [c["chunk_no"] for c in todo],
             [c["sha"] for c in todo],
             [c["ref"] for c in todo],
@@ -280,22 +212,22 @@ def nightly_governance(
         this_attempt = _sum([r["counts"] for r in results])
         totals = close_totals(db_url, run_id, tally["chunks"])
         counts = {
-            "pulled": len(frame),
-            "quarantined": checked["quarantined_rows"],
-            "score_mismatch_quarantined": checked["score_mismatch_quarantined"],
-            "erased_rows_skipped": checked.get("erased_rows_skipped", 0),
-            "valid": len(checked["valid"]),
+            "pulled": intake["pulled"],
+            "quarantined": intake["quarantined_rows"],
+            "score_mismatch_quarantined": intake["score_mismatch_quarantined"],
+            "erased_rows_skipped": intake["erased_rows_skipped"],
+            "valid": intake["valid"],
             "chunks": tally["chunks"],
             "chunks_skipped": tally["skipped"],
             "chunks_not_selected": tally["not_selected"],
             "score_mismatch": 0,
             **totals,
             "metrics": {**recourse_metrics(totals), **quality_metrics(totals)},
-            "checks": checked["checks"],
-            "out_of_range_rows": checked.get("out_of_range_rows", 0),
-            "out_of_range": checked.get("flags", []),
+            "checks": intake["checks"],
+            "out_of_range_rows": intake["out_of_range_rows"],
+            "out_of_range": intake["flags"],
         }
-        status = "succeeded" if len(frame) else "empty"
+        status = "succeeded" if intake["pulled"] else "empty"
         if status == "empty":
             logger.warning("%s: the decision log holds no rows for this night", night)
         close_run(db_url, run_id, status, counts, timings)
@@ -315,37 +247,8 @@ def nightly_governance(
         message = error_line(exc)
         close_run(db_url, run_id, "failed", {}, timings, error=message)
         raise
-
-
-def quality_samples(
-    valid: pd.DataFrame, stability_sample: int | None, agreement_sample: int, seed: int = 0
-) -> dict[str, Any]:
-    """The night's seeded samples of denied decisions, as key cutoffs each chunk applies.
-
-    The explainer-agreement sample is the head of the same order as the stability sample, so
-    the decisions explained twice are also those whose stability is measured.
-    """
-    denied = valid.loc[valid[DECISION] == DENIED, ID].astype(str).tolist() if len(valid) else []
-    perm = (
-        None
-        if stability_sample is None
-        else min(stability_sample, PERMUTATION_STABILITY_SAMPLE)
-    )
-    return {
-        "stability_cutoff": sample_cutoff(denied, stability_sample, seed),
-        "stability_cutoff_permutation": sample_cutoff(denied, perm, seed),
-        "stability_sample_permutation": perm,
-        "agreement_cutoff": sample_cutoff(denied, agreement_sample, seed),
-    }
-
-
-def chosen_explainers(db_url: str, model_version_ids: list[int]) -> dict[int, str]:
-    """The explainer chosen per model version with ``govern explainers compare``, if any."""
-    from governance.store.quality import explainer_choices
-    from tasks import worker
-
-    with worker.sessions(db_url)() as session:
-        return explainer_choices(session, sorted(set(model_version_ids)))
+    finally:
+        staged.unlink(missing_ok=True)  # the staged rows hold personal data: never keep them
 
 
 def close_totals(db_url: str, run_id: int, n_chunks: int) -> dict[str, int]:

@@ -20,7 +20,12 @@ from governance.store import deployments, init_store, writes
 from governance.store.checks import record_deployment_check
 from governance.store.engine import safe_url
 from governance.store.quality import explainer_choices, explanation_drift
-from governance.store.queries import open_recourse, recent_denied
+from governance.store.queries import (
+    open_recourse_keys,
+    recent_denied_keys,
+    recontact_count,
+    slice_bounds,
+)
 from tasks import worker
 from tasks.ledger import close_run, error_line, open_run
 from tasks.redeploy import fit_variant_task
@@ -32,51 +37,6 @@ DEFAULT_GATE = 0.10
 
 def months_ago(months: int) -> datetime:
     return datetime.now(UTC) - timedelta(days=round(months * 30.4375))
-
-
-def summarise(recourse: pd.DataFrame, checked: pd.DataFrame, segment: str | None) -> dict[str, Any]:
-    """Invalidation overall, by feature the recourse changes, by segment and by kind; how many
-    to re-contact (their ids stay in the ledger's tables, never in run summaries, which a
-    deletion does not purge); and, where an alternative was kept, validity of both."""
-    df = recourse[["recourse_id", "subject_id", "kind", "changed"]].merge(checked, on="recourse_id")
-    n = len(df)
-    valid = df["valid"].astype(bool)
-    out: dict[str, Any] = {
-        "recourses_checked": n,
-        "invalidated": int((~valid).sum()),
-        "invalidation_rate": round(float((~valid).mean()), 6) if n else None,
-    }
-    if not n:
-        return out
-    pairs = pd.DataFrame(
-        {"feature": df["changed"].fillna("").str.split(","), "invalid": ~valid}
-    ).explode("feature")
-    pairs = pairs[pairs["feature"] != ""]
-    by_feature = pairs.groupby("feature")["invalid"].agg(["size", "sum"])
-    out["invalidation_by_feature"] = {
-        f: {"recourses": int(a), "invalidated": int(b), "rate": round(b / a, 6)}
-        for f, (a, b) in by_feature.sort_values("sum", ascending=False).iterrows()
-    }
-    if segment and "segment" in df:
-        out["segment"] = segment
-        out["invalidation_by_segment"] = {
-            str(k): {"recourses": int(len(g)), "rate": round(float((~g).mean()), 6)}
-            for k, g in valid.groupby(df["segment"].astype(str))
-        }
-    out["invalidation_by_kind"] = {
-        k: round(float((~g).mean()), 6) for k, g in valid.groupby(df["kind"])
-    }
-    if df["forward_validity"].notna().any():
-        out["mean_forward_validity"] = round(float(df["forward_validity"].mean()), 6)
-    alt = df["alternative_valid"].dropna()
-    if len(alt):
-        out["alternative_validity"] = {
-            "issued": round(float(valid.loc[alt.index].mean()), 6),
-            "alternative": round(float(alt.astype(bool).mean()), 6),
-            "alternative_kind": "minimal",
-        }
-    out["recontact_subjects"] = int(df.loc[~valid, "subject_id"].nunique())
-    return out
 
 
 @flow(name="redeploy-check", task_runner=task_runner(), log_prints=True)
@@ -172,40 +132,48 @@ def redeploy_check(
     try:
         with worker.sessions(db_url).begin() as session:
             new_id = writes.ensure_model_version(session, manifest)
-            issued = open_recourse(session, model, new_id, months_ago(window_months))
-            denied = recent_denied(
-                session, model, new_id, datetime.now(UTC) - timedelta(days=recent_days)
+        issued_window = {"model": model, "since": months_ago(window_months)}
+        denied_window = {
+            "model": model,
+            "since": datetime.now(UTC) - timedelta(days=recent_days),
+        }
+        with worker.sessions(db_url)() as session:
+            # Key ranges only: each task reads its own range of the ledger.
+            issued_slices = slice_bounds(
+                session, open_recourse_keys(model, new_id, issued_window["since"]), chunk_rows
+            )
+            denied_slices = slice_bounds(
+                session, recent_denied_keys(model, new_id, denied_window["since"]), compare_rows
             )
             kind = explainer_choices(session, [new_id]).get(new_id)
         timings["load"] = time.perf_counter() - t0
-        names = manifest.schema.names
 
         t = time.perf_counter()
         fitted = [f.result() for f in fit_variant_task.map([ref] * variants, range(variants))]
         timings["variants"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        checked = revalidate_issued(
-            issued,
+        tally, seconds = revalidate_issued(
+            issued_slices,
+            issued_window,
             ref,
             new_id,
             run_id,
             db_url,
             variants=fitted,
             segment=segment,
-            chunk_rows=chunk_rows,
         )
         timings["revalidate"] = time.perf_counter() - t
+        timings.update({f"revalidate_{k}": v for k, v in seconds.items()})
 
         t = time.perf_counter()
         comparison = compare_denied(
-            denied,
+            denied_slices,
+            denied_window,
             ref,
             new_id,
             run_id,
             db_url,
-            names,
-            chunk_rows=compare_rows,
             options={
                 "recourse": recourse,
                 "seed": 0,
@@ -216,18 +184,18 @@ def redeploy_check(
         )
         timings["compare"] = time.perf_counter() - t
 
-        summary = summarise(issued, checked, segment)
+        summary = tally.summary(segment)
+        if tally.n:
+            with worker.sessions(db_url)() as session:
+                summary["recontact_subjects"] = recontact_count(session, run_id)
         summary["recent_denials"] = comparison
         if quality:
             with worker.sessions(db_url)() as session:
                 summary["explanation_drift"] = explanation_drift(session, run_id)
 
-        stab = issued.set_index("recourse_id")["stability"]
-        valid = checked.set_index("recourse_id")["valid"].astype(float)
-        known = stab.dropna().index.intersection(valid.index)
         table = (
-            calibration_table(stab.loc[known].to_numpy(dtype=float), valid.loc[known].to_numpy())
-            if len(known)
+            calibration_table(tally.stability, tally.stability_valid)
+            if len(tally.stability)
             else pd.DataFrame()
         )
         rate = summary["invalidation_rate"]

@@ -29,6 +29,11 @@ def decision_log_dir(base: str | Path | None = None) -> Path:
     return home(base) / "decision-logs"
 
 
+def staging_dir(base: str | Path | None = None) -> Path:
+    """Where a running nightly flow stages the night's validated rows for its chunk tasks."""
+    return home(base) / "staging"
+
+
 def db_url(url: str | None = None, base: str | Path | None = None) -> str:
     """The store URL: ``url``, else $GOVERNANCE_DB_URL, else SQLite in the data folder.
 

@@ -11,6 +11,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from governance import config
 from governance.deletion.fragility_search import fragility
 from governance.deletion.purge import (
     ErasurePlan,
@@ -19,8 +20,10 @@ from governance.deletion.purge import (
     external_log_notice,
     external_training_notice,
     plan_erasure,
+    purge_decision_logs,
 )
 from governance.deletion.retrain import next_candidate_version, refit_control, retrain_without
+from governance.exceptions import DecisionLogError
 from governance.intake.decision_log import ParquetDecisionLog
 from governance.registry.model_registry import ModelRegistry, missing_training_data
 from governance.store import deletions, writes
@@ -56,6 +59,19 @@ def retrain_candidate(
         "sha256_after": candidate.sha256_after,
         "artifact_sha256": candidate.manifest.artifact_sha256,
     }
+
+
+def _purge_staged(staging: Path, subject_ids: list[str]) -> None:
+    """Erase the subjects from nights staged by running (or killed) nightly flows."""
+    for attempt in range(3):
+        if not staging.is_dir():
+            return
+        try:
+            purge_decision_logs(ParquetDecisionLog(staging), subject_ids)
+            return
+        except DecisionLogError:
+            if attempt == 2:  # a staged file vanishes when its flow ends: look again
+                raise
 
 
 @task(name="fit-control", cache_policy=NO_CACHE, retries=1)
@@ -97,8 +113,9 @@ def purge_files(
     data_root: str,
 ) -> list[dict[str, Any]]:
     """Rewrite the planned files without the subjects (all checked unchanged first); returns
-    one entry per file rewritten."""
-    return execute_erasure(
+    one entry per file rewritten; nights staged by running nightly flows lose the subjects
+    too."""
+    rewritten = execute_erasure(
         plan,
         ModelRegistry(registry),
         subject_ids,
@@ -106,6 +123,8 @@ def purge_files(
         erased_at=erased_at,
         root=Path(data_root),
     )
+    _purge_staged(config.staging_dir(Path(registry).parent), subject_ids)
+    return rewritten
 
 
 @task(name="erasure-notices", cache_policy=NO_CACHE, retries=1)

@@ -19,6 +19,7 @@ from governance.explain.quality import QualitySetup
 from governance.provenance import code_identity, result_settings
 from governance.store import writes
 from tasks import worker
+from tasks.staging import StagedChunk, read_chunk
 from tasks.worker import ModelRef
 
 # Tables a nightly chunk writes for its decisions under their own version; a recomputed chunk
@@ -147,7 +148,7 @@ def quality_setup(
 
 @task(name="explain-chunk", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def explain_chunk(
-    chunk: pd.DataFrame,
+    chunk: pd.DataFrame | StagedChunk,
     chunk_no: int,
     chunk_sha256: str,
     ref: ModelRef,
@@ -166,10 +167,13 @@ def explain_chunk(
     version's registered inputs). The chunk is configured from the normalised settings, which
     are recorded with the code version as the provenance of its rows. Safe to retry and to
     rerun: the chunk's rows are replaced as a whole, and the chunk is recorded as done in the
-    same transaction.
+    same transaction. ``chunk`` is the rows, or where they are staged (the task then reads
+    them itself).
     """
     settings = result_settings(options)
     t0 = time.perf_counter()
+    if isinstance(chunk, StagedChunk):
+        chunk = read_chunk(chunk)
     model = worker.model(ref)
     explainer = worker.explainer(
         ref,
@@ -201,6 +205,8 @@ def explain_chunk(
         if name in result.frames:
             result.frames[name] = result.frames[name].assign(provenance_id=provenance_id)
     t1 = time.perf_counter()
+    # Bound before the transaction: SQLite's single writer lock is held only for the writes.
+    prepared = writes.prepare_frames(result.frames, worker.engine(db_url).dialect)
     with sessions.begin() as session:
         # Subjects erased since this chunk was pulled must not come back with it.
         writes.erasure_guard(session)
@@ -208,14 +214,12 @@ def explain_chunk(
         erased = writes.erased_subjects(
             session, decisions["subject_id"].unique().tolist(), worker.salt_for(ref.registry)
         )
-        frames = drop_decisions(
-            result.frames,
-            set(decisions.loc[decisions["subject_id"].isin(erased), "decision_id"]),
-        )
+        gone = set(decisions.loc[decisions["subject_id"].isin(erased), "decision_id"])
+        frames = drop_decisions(result.frames, gone) if gone else prepared
         writes.replace_rows(
             session,
             frames,
-            decision_ids=frames["decisions"]["decision_id"].tolist(),
+            decision_ids=[d for d in decisions["decision_id"].tolist() if d not in gone],
             model_version_id=model_version_id,
             clear=CHUNK_TABLES,
         )

@@ -19,7 +19,7 @@ from governance.explain.explanation_stability import (
 from governance.explain.faithfulness import Faithfulness, FaithfulnessSettings, faithfulness
 from governance.explain.metrics import recourse_metrics
 from governance.explain.perturbation import FeatureSpace
-from governance.explain.quality import QualitySetup, quality_metrics, quality_rows
+from governance.explain.quality import QualitySetup, night_samples, quality_metrics, quality_rows
 from governance.explain.selection import ExplainerComparison, compare_explainers
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "faithfulness",
     "ndcg_drift",
     "positions",
+    "night_samples",
     "quality_metrics",
     "quality_rows",
     "reason_agreement",

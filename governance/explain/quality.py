@@ -32,6 +32,7 @@ from governance.explain.explanation_stability import (
 )
 from governance.explain.faithfulness import BACKGROUND, NORMAL, FaithfulnessSettings, faithfulness
 from governance.explain.perturbation import FeatureSpace
+from governance.intake.decision_log import DECISION, DENIED, ID
 from governance.registry.model import DecisionModel
 
 SHAP_VS_RESPONSIVENESS = "shap_vs_responsiveness"
@@ -448,3 +449,25 @@ def attribution_matrix(rows: pd.DataFrame | None, ids: np.ndarray, names: list[s
         return np.full((len(ids), len(names)), np.nan)
     wide = rows.pivot_table(index="decision_id", columns="feature", values="attribution")
     return wide.reindex(index=ids, columns=names).to_numpy(dtype=float)
+
+
+def night_samples(
+    valid: pd.DataFrame, stability_sample: int | None, agreement_sample: int, seed: int = 0
+) -> dict[str, Any]:
+    """The night's seeded samples of denied decisions, as key cutoffs each chunk applies.
+
+    The explainer-agreement sample is the head of the same order as the stability sample, so
+    the decisions explained twice are also those whose stability is measured.
+    """
+    denied = valid.loc[valid[DECISION] == DENIED, ID].astype(str).tolist() if len(valid) else []
+    perm = (
+        None
+        if stability_sample is None
+        else min(stability_sample, PERMUTATION_STABILITY_SAMPLE)
+    )
+    return {
+        "stability_cutoff": sample_cutoff(denied, stability_sample, seed),
+        "stability_cutoff_permutation": sample_cutoff(denied, perm, seed),
+        "stability_sample_permutation": perm,
+        "agreement_cutoff": sample_cutoff(denied, agreement_sample, seed),
+    }

@@ -2,7 +2,7 @@
 variants, re-validation under a new version, and the calibration of stability against it."""
 
 from governance.retraining.calibration import calibration_table, wilson_interval
-from governance.retraining.revalidation import Revalidation, revalidate
+from governance.retraining.revalidation import Revalidation, ValidityTally, revalidate
 from governance.retraining.robust import (
     DEFAULT_TAU,
     RobustRecourseResult,
@@ -35,4 +35,5 @@ __all__ = [
     "wilson_interval",
     "Revalidation",
     "RobustRecourseResult",
+    "ValidityTally",
 ]

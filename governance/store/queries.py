@@ -8,10 +8,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from governance.intake.decision_log import score_reproduced
+from governance.store import bulk
 from governance.store.models import (
     ActionSetRecord,
     CostModel,
@@ -239,6 +241,86 @@ def chunk_totals(session: Session, run_id: int) -> dict[str, int]:
     return totals
 
 
+def slice_bounds(session: Session, stmt: sa.Select, rows: int) -> list[tuple[Any, Any]]:
+    """Split the rows of ``stmt`` (a select of one key column, with its joins and filters)
+    into consecutive key ranges of ``rows`` rows each, in key order.
+
+    Returns ``[(lo, hi), ...]``: ``lo`` inclusive, ``hi`` exclusive, ``None`` for an open
+    end. Only the boundary keys leave the database (a window function numbers the rows), so
+    a flow can hand each worker a range to read for itself.
+    """
+    key = stmt.selected_columns[0]
+    numbered = stmt.add_columns(sa.func.row_number().over(order_by=key).label("rn")).subquery()
+    first = numbered.c[key.key]
+    starts = session.scalars(
+        sa.select(first).where((numbered.c.rn - 1) % max(1, rows) == 0).order_by(first)
+    ).all()
+    return [(lo, starts[i + 1] if i + 1 < len(starts) else None) for i, lo in enumerate(starts)]
+
+
+def _in_range(stmt: sa.Select, key: sa.ColumnElement, bounds: tuple[Any, Any] | None) -> sa.Select:
+    lo, hi = bounds or (None, None)
+    if lo is not None:
+        stmt = stmt.where(key >= lo)
+    if hi is not None:
+        stmt = stmt.where(key < hi)
+    return stmt
+
+
+def open_recourse_keys(
+    model_name: str,
+    exclude_version_id: int,
+    since: datetime,
+    exclude_decisions: Sequence[str] = (),
+) -> sa.Select:
+    """Recourse issued under other versions of ``model_name`` since ``since``, except that of
+    ``exclude_decisions``: its ids."""
+    stmt = (
+        sa.select(IssuedRecourse.recourse_id)
+        .join(ModelVersion, ModelVersion.id == IssuedRecourse.model_version_id)
+        .where(
+            ModelVersion.name == model_name,
+            IssuedRecourse.model_version_id != exclude_version_id,
+            IssuedRecourse.issued_at >= since,
+        )
+    )
+    for batch in batches(list(exclude_decisions)):
+        stmt = stmt.where(IssuedRecourse.decision_id.not_in(batch))
+    return stmt
+
+
+def open_recourse_slice(
+    bind: sa.Engine | str,
+    model_name: str,
+    exclude_version_id: int,
+    since: datetime,
+    bounds: tuple[Any, Any] | None,
+    *,
+    layout: str,
+    exclude_decisions: Sequence[str] = (),
+) -> pa.Table:
+    """One key range of the open recourse, in recourse_id order, as Arrow, with what
+    re-validation reads and nothing else (no JSON is parsed, no id leaves that is not needed).
+
+    Columns: recourse_id, kind, stability, changed, x_codes, same_layout (the binary point
+    is in ``layout``), has_alternative.
+    """
+    ir = IssuedRecourse
+    stmt = (
+        open_recourse_keys(model_name, exclude_version_id, since, exclude_decisions)
+        .add_columns(
+            ir.kind,
+            ir.stability,
+            ir.changed,
+            ir.x_codes,
+            sa.and_(ir.layout_sha256 == layout, ir.x_codes.is_not(None)).label("same_layout"),
+            ir.alternative.is_not(None).label("has_alternative"),
+        )
+        .order_by(ir.recourse_id)
+    )
+    return bulk.read_arrow(bind, _in_range(stmt, ir.recourse_id, bounds))
+
+
 def open_recourse(
     session: Session, model_name: str, exclude_version_id: int, since: datetime
 ) -> pd.DataFrame:
@@ -259,7 +341,7 @@ def open_recourse(
             IssuedRecourse.changed,
             IssuedRecourse.x_codes,
             IssuedRecourse.layout_sha256,
-            IssuedRecourse.alternative.is_not(None),
+            IssuedRecourse.alternative.is_not(None).label("has_alternative"),
         )
         .join(Decision, Decision.decision_id == IssuedRecourse.decision_id)
         .join(ModelVersion, ModelVersion.id == IssuedRecourse.model_version_id)
@@ -270,20 +352,21 @@ def open_recourse(
         )
         .order_by(IssuedRecourse.recourse_id)
     )
-    return pd.DataFrame(
-        session.execute(stmt).all(),
-        columns=[
-            "recourse_id",
-            "decision_id",
-            "subject_id",
-            "model_version_id",
-            "kind",
-            "stability",
-            "changed",
-            "x_codes",
-            "layout_sha256",
-            "has_alternative",
-        ],
+    return bulk.read_frame(session.get_bind(), stmt)
+
+
+def recontact_count(session: Session, run_id: int) -> int:
+    """Distinct subjects whose recourse the check in ``run_id`` found no longer valid."""
+    from governance.store.models import RecourseValidity
+
+    return int(
+        session.scalar(
+            sa.select(sa.func.count(sa.distinct(Decision.subject_id)))
+            .join(IssuedRecourse, IssuedRecourse.decision_id == Decision.decision_id)
+            .join(RecourseValidity, RecourseValidity.recourse_id == IssuedRecourse.recourse_id)
+            .where(RecourseValidity.run_id == run_id, sa.not_(RecourseValidity.valid))
+        )
+        or 0
     )
 
 
@@ -299,14 +382,16 @@ def recourse_points(session: Session, recourse_ids: Sequence[str]) -> pd.DataFra
     return pd.DataFrame(rows, columns=["recourse_id", "x_after", "alternative"])
 
 
-def recent_denied(
-    session: Session, model_name: str, exclude_version_id: int, since: datetime
-) -> pd.DataFrame:
-    """Denials by other versions of ``model_name`` since ``since``: id, version, time, features."""
+def recent_denied_keys(
+    model_name: str,
+    exclude_version_id: int,
+    since: datetime,
+    exclude_decisions: Sequence[str] = (),
+) -> sa.Select:
+    """Denials by other versions of ``model_name`` since ``since``, except
+    ``exclude_decisions``: their decision ids."""
     stmt = (
-        sa.select(
-            Decision.decision_id, Decision.model_version_id, Decision.decided_at, Decision.features
-        )
+        sa.select(Decision.decision_id)
         .join(ModelVersion, ModelVersion.id == Decision.model_version_id)
         .where(
             ModelVersion.name == model_name,
@@ -314,12 +399,31 @@ def recent_denied(
             Decision.decision == "denied",
             Decision.decided_at >= since,
         )
+    )
+    for batch in batches(list(exclude_decisions)):
+        stmt = stmt.where(Decision.decision_id.not_in(batch))
+    return stmt
+
+
+def recent_denied(
+    session: Session,
+    model_name: str,
+    exclude_version_id: int,
+    since: datetime,
+    bounds: tuple[Any, Any] | None = None,
+    exclude_decisions: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Denials by other versions of ``model_name`` since ``since``, except
+    ``exclude_decisions`` (within a decision-id range if ``bounds`` is given), in id order:
+    id, version, time, features."""
+    stmt = (
+        recent_denied_keys(model_name, exclude_version_id, since, exclude_decisions)
+        .add_columns(Decision.model_version_id, Decision.decided_at, Decision.features)
         .order_by(Decision.decision_id)
     )
-    return pd.DataFrame(
-        session.execute(stmt).all(),
-        columns=["decision_id", "model_version_id", "decided_at", "features"],
-    )
+    stmt = _in_range(stmt, Decision.decision_id, bounds)
+    frame = bulk.read_frame(session.get_bind(), stmt)
+    return frame.reindex(columns=["decision_id", "model_version_id", "decided_at", "features"])
 
 
 def old_results(session: Session, decision_ids: Sequence[str]) -> dict[str, pd.DataFrame]:
@@ -490,7 +594,7 @@ def issued_under(session: Session, model_version_id: int, limit: int | None = No
     )
     if limit:
         stmt = stmt.limit(limit)
-    return pd.DataFrame(session.execute(stmt).all(), columns=["recourse_id", "x_after"])
+    return bulk.read_frame(session.get_bind(), stmt).reindex(columns=["recourse_id", "x_after"])
 
 
 def example_denied_subject(session: Session) -> str | None:

@@ -1,8 +1,8 @@
 """Writes to the ledger: runs, model versions, quarantine and per-chunk results, in bulk.
 
 Functions take a Session and never commit; the caller owns the transaction, so a chunk's rows
-land together or not at all. Bulk loads use COPY on PostgreSQL and executemany elsewhere, never
-one ORM object per row.
+land together or not at all. Bulk loads go through governance.store.bulk (binary COPY on
+PostgreSQL, one prepared executemany on SQLite), never one ORM object per row.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from governance.config import code_version
 from governance.exceptions import ArtifactHashMismatch
 from governance.registry.model_registry import Manifest
+from governance.store import bulk
 from governance.store.models import (
     ActionSetRecord,
     Base,
@@ -361,9 +362,21 @@ def replace_quarantine(session: Session, run_id: int, frame: pd.DataFrame) -> in
 
 
 # -- results -----------------------------------------------------------------------------------
+Frame = pd.DataFrame | bulk.Rows
+
+
+def prepare_frames(
+    frames: Mapping[str, pd.DataFrame], dialect: sa.Dialect
+) -> dict[str, bulk.Rows]:
+    """Bind each table's rows ahead of the write transaction (see :func:`bulk.prepare`): on
+    SQLite the single writer lock is then held only for the inserts."""
+    tables = Base.metadata.tables
+    return {name: bulk.prepare(tables[name], frame, dialect) for name, frame in frames.items()}
+
+
 def replace_rows(
     session: Session,
-    frames: Mapping[str, pd.DataFrame],
+    frames: Mapping[str, Frame],
     *,
     decision_ids: Sequence[str],
     model_version_id: int | None = None,
@@ -377,156 +390,112 @@ def replace_rows(
     version's rows are replaced, other versions' results for the same decisions stay. Tables
     named in ``clear`` but absent from ``frames`` lose the decisions' rows too (a rerun that no
     longer produces them must not leave rows of other settings behind).
+    ``frames`` holds DataFrames or rows bound ahead by :func:`prepare_frames`.
     """
-    tables = Base.metadata.tables
     order = [t for t in Base.metadata.sorted_tables if t.name in frames]
     wiped = [t for t in Base.metadata.sorted_tables if t.name in set(clear) - set(frames)]
+    ids = pd.DataFrame({"decision_id": pd.Series(list(decision_ids), dtype=object)})
     for table in reversed(sorted({*order, *wiped}, key=Base.metadata.sorted_tables.index)):
-        if table.info.get("upsert"):
+        if table.info.get("upsert") or ids.empty:
             continue
-        for batch in batches(decision_ids):
-            stmt = sa.delete(table).where(table.c.decision_id.in_(batch))
-            if model_version_id is not None and "model_version_id" in table.c:
-                stmt = stmt.where(table.c.model_version_id == model_version_id)
-            session.execute(stmt)
+        if model_version_id is not None and "model_version_id" in table.c:
+            bulk.delete_keys(session, table, ids.assign(model_version_id=model_version_id))
+        else:
+            bulk.delete_keys(session, table, ids)
     for table in order:
         if table.info.get("upsert"):
-            upsert(session, tables[table.name], frames[table.name])
+            upsert(session, table, frames[table.name])
         else:
-            bulk_insert(session, tables[table.name], frames[table.name])
+            bulk_insert(session, table, frames[table.name])
 
 
 def replace_keyed(
     session: Session,
     table: sa.Table,
-    frame: pd.DataFrame,
+    frame: Frame,
     *,
     key: str,
     values: Sequence[Any],
     model_version_id: int,
+    within: tuple[Any, Any] | None = None,
 ) -> None:
     """Replace one model version's rows of ``table`` for the given ``key`` values.
 
-    The first check under a version finds nothing to delete and skips the deletes.
+    ``within`` is a key range, ``(lo, hi)`` with ``hi`` exclusive and None for an open end,
+    that the database itself found ``values`` in (a slice read by range): when no row of the
+    version lies in it (or in the whole table, without ``within``), there is nothing to delete
+    and the deletes are skipped. Concurrent writers of other ranges do not make each other
+    delete.
     """
-    exists = session.execute(
-        sa.select(sa.literal(1)).where(table.c.model_version_id == model_version_id).limit(1)
-    ).first()
-    if exists:
-        for batch in batches(values, 5_000):
-            session.execute(
-                sa.delete(table).where(
-                    table.c[key].in_(batch), table.c.model_version_id == model_version_id
-                )
-            )
+    values = list(values)
+    probe = sa.select(sa.literal(1)).where(table.c.model_version_id == model_version_id)
+    lo, hi = within or (None, None)
+    if lo is not None:
+        probe = probe.where(table.c[key] >= lo)
+    if hi is not None:
+        probe = probe.where(table.c[key] < hi)
+    if values and session.execute(probe.limit(1)).first():
+        keys = pd.DataFrame({key: pd.Series(values, dtype=object)})
+        bulk.delete_keys(session, table, keys.assign(model_version_id=model_version_id))
     bulk_insert(session, table, frame)
 
 
 def replace_recourse_rows(
-    session: Session, table: sa.Table, frame: pd.DataFrame, *, model_version_id: int
+    session: Session,
+    table: sa.Table,
+    frame: Frame,
+    *,
+    model_version_id: int,
+    read_mark: tuple[Any, ...] | None = None,
+    within: tuple[Any, Any] | None = None,
 ) -> pd.DataFrame:
     """Replace one model version's rows of ``table`` (keyed by recourse_id) with ``frame``,
     keeping only rows whose issued recourse is still in the ledger.
 
     Takes the erasure guard first: recourse purged since ``frame`` was computed is not written
-    back. Returns the rows written.
+    back. ``read_mark`` is :func:`erasure_mark` taken before the recourse was read: when no
+    purge has committed since, every recourse read is still there and the per-row check is
+    skipped. ``frame`` may be rows bound ahead (:func:`bulk.prepare`); ``within`` is the key
+    range they were read from (see :func:`replace_keyed`). Returns the rows written.
     """
     erasure_guard(session)
-    kept = existing(session, IssuedRecourse.recourse_id, frame["recourse_id"].tolist())
-    frame = frame.loc[frame["recourse_id"].isin(kept)]
+    rows = frame
+    frame = frame.frame if isinstance(frame, bulk.Rows) else frame
+    if read_mark is None or erasure_mark(session) != read_mark:
+        kept = existing(session, IssuedRecourse.recourse_id, frame["recourse_id"].tolist())
+        if len(kept) < len(frame):
+            frame = rows = frame.loc[frame["recourse_id"].isin(kept)]
     replace_keyed(
         session,
         table,
-        frame,
+        rows,
         key="recourse_id",
         values=frame["recourse_id"].tolist(),
         model_version_id=model_version_id,
+        within=within,
     )
     return frame
 
 
-def upsert(session: Session, table: sa.Table, frame: pd.DataFrame) -> None:
+def upsert(session: Session, table: sa.Table, frame: Frame) -> None:
     """Insert rows, updating every non-key column of rows whose primary key exists."""
-    if frame.empty:
+    if not isinstance(frame, bulk.Rows):
+        if frame.empty:
+            return
+        frame = bulk.prepare(table, frame, session.connection().dialect)
+    bulk.upsert(session, frame)
+
+
+def bulk_insert(session: Session, table: sa.Table, frame: Frame | Iterable[dict]) -> None:
+    """Insert many rows into ``table`` in the session's transaction: binary COPY on
+    PostgreSQL, one prepared executemany elsewhere (:mod:`governance.store.bulk`)."""
+    if isinstance(frame, bulk.Rows):
+        bulk.insert(session, frame)
         return
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    cols = [c.name for c in table.columns if c.name in frame.columns]
-    keys = [c.name for c in table.primary_key.columns]
-    stmt = insert(table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys, set_={c: stmt.excluded[c] for c in cols if c not in keys}
-    )
-    rows = [
-        {c: _sql_value(v) for c, v in zip(cols, values, strict=True)}
-        for values in frame[cols].itertuples(index=False, name=None)
-    ]
-    conn.execute(stmt, rows)
-
-
-def bulk_insert(session: Session, table: sa.Table, frame: pd.DataFrame | Iterable[dict]) -> None:
-    """Insert many rows into ``table``: COPY on PostgreSQL, executemany elsewhere."""
     records = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(list(frame))
     if records.empty:
         return
-    cols = [c.name for c in table.columns if c.name in records.columns]
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        _copy(conn, table, cols, records)
-        return
-    if conn.dialect.name != "sqlite":
-        conn.execute(
-            sa.insert(table),
-            [
-                {c: _sql_value(v) for c, v in zip(cols, values, strict=True)}
-                for values in records[cols].itertuples(index=False, name=None)
-            ],
-        )
-        return
-    # Bind column by column through each type's own processor, then executemany on the DBAPI
-    # cursor: the same stored representation as the ORM, at a fraction of the per-row cost.
-    columns = [
-        _bound_column(records[c], table.c[c].type._cached_bind_processor(conn.dialect))
-        for c in cols
-    ]
-    quoted = ", ".join(f'"{c}"' for c in cols)
-    marks = ", ".join("?" for _ in cols)
-    conn.exec_driver_sql(
-        f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})', list(zip(*columns, strict=True))
-    )
-
-
-def _bound_column(series: pd.Series, proc: Any) -> list[Any]:
-    """A column's values as the driver takes them; NaN and NaT become NULL."""
-    kind = series.dtype.kind
-    if proc is None and kind in "iub":
-        return series.to_numpy().tolist()
-    if proc is None and kind == "f":
-        arr = series.to_numpy()
-        out = arr.astype(object)
-        out[np.isnan(arr)] = None
-        return out.tolist()
-    values = [_sql_value(v) for v in series]  # Timestamps stay Timestamps, not epoch integers
-    if proc is None:
-        return values
-    return [None if v is None else proc(v) for v in values]
-
-
-def _copy(conn: sa.Connection, table: sa.Table, cols: list[str], records: pd.DataFrame) -> None:
-    json_cols = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
-    raw = conn.connection.driver_connection
-    quoted = ", ".join(f'"{c}"' for c in cols)
-    with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
-        for values in records[cols].itertuples(index=False, name=None):
-            copy.write_row(
-                tuple(
-                    json.dumps(json_safe(v)) if c in json_cols else _sql_value(v)
-                    for c, v in zip(cols, values, strict=True)
-                )
-            )
+    bulk.insert(session, bulk.prepare(table, records, session.connection().dialect))
 
 
 def delete_where_in(session: Session, table: sa.Table, column: str, values: Sequence[Any]) -> int:
@@ -541,18 +510,6 @@ def batches(values: Sequence[Any], size: int = _IN_BATCH) -> Iterable[list[Any]]
     values = list(values)
     for i in range(0, len(values), size):
         yield values[i : i + size]
-
-
-def _sql_value(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if isinstance(v, pd.Timestamp):
-        return v.to_pydatetime()
-    if v is pd.NaT:
-        return None
-    return v
 
 
 def json_safe(obj: Any) -> Any:
@@ -588,6 +545,21 @@ def erasure_guard(session: Session, *, exclusive: bool = False) -> None:
         session.execute(sa.text(f"SELECT {fn}(:k)"), {"k": _ERASURE_LOCK})
     else:
         session.execute(sa.text("DELETE FROM run_chunks WHERE 0 = 1"))
+
+
+def erasure_mark(session: Session) -> tuple[Any, ...]:
+    """A mark that changes whenever a purge commits: the tombstones' count and latest purge
+    time (a purge leaves or renews a tombstone per request in its own transaction).
+
+    Take it before reading rows that a later write must not bring back; if it is unchanged
+    under :func:`erasure_guard`, nothing read since has been purged.
+    """
+    from governance.store.models import Tombstone
+
+    count, latest = session.execute(
+        sa.select(sa.func.count(), sa.func.max(Tombstone.purged_at))
+    ).one()
+    return int(count), None if latest is None else str(latest)
 
 
 def erased_subjects(session: Session, subject_ids: Sequence[str], salt: bytes | None) -> set[str]:

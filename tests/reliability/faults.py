@@ -1,6 +1,7 @@
 """Fault injection for the reliability tests and bench/faults.py: strike once some chunks of a
 run are committed, by killing a Dask worker, cutting PostgreSQL connections mid-write,
-restarting PostgreSQL, or killing the flow's whole process group."""
+restarting PostgreSQL, or killing the flow's whole process group; or cut a connection in the
+middle of a bulk COPY, from inside the worker that is sending it."""
 
 from __future__ import annotations
 
@@ -113,6 +114,79 @@ def cut_writers(url: str, cuts: int = 2, within: float = 30.0) -> list[str]:
     finally:
         engine.dispose()
     return cut
+
+
+def _cut_copy_patch(url: str, after_rows: int, marker: str) -> bool:
+    """In this (worker) process: the first COPY FROM STDIN to send ``after_rows`` rows has its
+    server backend terminated from a second connection, once across all processes that share
+    ``marker``; the COPY then fails as a dropped connection does. Returns True when installed."""
+    import psycopg
+
+    if getattr(psycopg.Copy, "_fault_original", None) is not None:
+        return True
+    original = psycopg.Copy.write_row
+    conninfo = sa.make_url(url).set(drivername="postgresql").render_as_string(False)
+
+    def write_row(self, row):  # noqa: ANN001, ANN202 - psycopg's own signature
+        n = getattr(self, "_fault_rows", 0) + 1
+        self._fault_rows = n
+        if n == after_rows:
+            try:
+                fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                fd = None
+            if fd is not None:
+                pid = self.connection.info.backend_pid
+                os.write(fd, f"{pid} {os.getpid()}".encode())
+                os.close(fd)
+                with psycopg.connect(conninfo, autocommit=True) as killer:
+                    killer.execute("SELECT pg_terminate_backend(%s)", [pid])
+        return original(self, row)
+
+    psycopg.Copy._fault_original = original
+    psycopg.Copy.write_row = write_row
+    return True
+
+
+def _uncut_copy_patch() -> bool:
+    import psycopg
+
+    original = getattr(psycopg.Copy, "_fault_original", None)
+    if original is not None:
+        psycopg.Copy.write_row = original
+        psycopg.Copy._fault_original = None
+    return True
+
+
+class CopyCut:
+    """Cut the PostgreSQL connection of the first bulk COPY (in any worker of the cluster at
+    ``scheduler_address``) that has sent ``after_rows`` rows. ``struck`` says whether it did;
+    ``detail`` holds the killed backend's pid and the worker's."""
+
+    def __init__(self, scheduler_address: str, url: str, marker: Path, after_rows: int = 50):
+        self.address, self.url, self.marker, self.after = scheduler_address, url, marker, after_rows
+
+    def __enter__(self) -> CopyCut:
+        from distributed import Client
+
+        self.marker.unlink(missing_ok=True)
+        with Client(self.address, timeout=30) as client:
+            client.run(_cut_copy_patch, self.url, self.after, str(self.marker))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from distributed import Client
+
+        with Client(self.address, timeout=30) as client:
+            client.run(_uncut_copy_patch)
+
+    @property
+    def struck(self) -> bool:
+        return self.marker.exists()
+
+    @property
+    def detail(self) -> str | None:
+        return self.marker.read_text() if self.marker.exists() else None
 
 
 def restart_postgres(command: str) -> str:

@@ -9,7 +9,6 @@ import threading
 import time
 from datetime import UTC, datetime
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
@@ -197,9 +196,9 @@ def test_nightly_redeploy_and_purge_together(
 def _night2_chunk_of(url: str, home, subject: str) -> dict:
     """What the nightly run of NIGHT2 holds in memory once it has pulled and validated: the
     chunk with ``subject``'s decision, and the run it belongs to."""
-    from flows.nightly import plan_chunks
     from tasks.ledger import open_run
     from tasks.pull import pull
+    from tasks.staging import plan_chunks
     from tasks.validate import validate
 
     frame, _ = pull.fn(str(home / "decision-logs"), url, NIGHT2, None)
@@ -247,7 +246,7 @@ def test_a_denial_purged_during_the_redeploy_check_is_skipped(
     from governance.store.engine import make_engine
     from governance.store.queries import recent_denied
     from tasks.ledger import open_run
-    from tasks.redeploy import compare_chunk
+    from tasks.redeploy import compare_rows, denied_frame
     from tasks.worker import ModelRef
 
     home = copy_home(small_home, tmp_path / "home")
@@ -259,16 +258,13 @@ def test_a_denial_purged_during_the_redeploy_check_is_skipped(
         v2 = writes.ensure_model_version(session, manifest)
         denied = recent_denied(session, MODEL, v2, datetime(2000, 1, 1, tzinfo=UTC))
     engine.dispose()
-    feats = pd.DataFrame(list(denied["features"]))
-    frame = pd.concat(
-        [denied.drop(columns="features"), feats.reindex(columns=manifest.schema.names)], axis=1
-    )
+    frame = denied_frame(denied, manifest.schema.names)
     x = scalar(url, "SELECT subject_id FROM decisions WHERE decision_id = :d", d=frame.iloc[0, 0])
     run = open_run.fn(url, "redeploy", None, MODEL, {}, extra_key="v2", force=True)
     runner = DaskTaskRunner(address=rel_cluster.scheduler_address)
     _deletion(runner, url, home, [_request(url, home, x)])  # 2. X is erased
     ref = ModelRef(str(home / "registry"), MODEL, "v2", manifest.artifact_sha256)
-    compare_chunk.fn(  # 3. the check writes what v2 would tell the denied applicants
+    compare_rows(  # 3. the check writes what v2 would tell the denied applicants
         frame, ref, v2, run["run_id"], url, {"recourse": False, "seed": 0, "stability": False}
     )
     stored = column(url, "SELECT decision_id FROM version_comparisons")
@@ -319,3 +315,56 @@ def test_a_second_nightly_for_the_same_night_is_refused_naming_the_first(
     assert scalar(url, "SELECT COUNT(*) FROM runs") == 1
     assert scalar(url, "SELECT attempts FROM runs") == 1
     assert scalar(url, "SELECT COUNT(*) FROM run_locks") == 0  # given back
+
+
+def test_recourse_purged_during_revalidation_is_not_written_back(
+    nightly, small_home, backend, make_db, rel_cluster, tmp_path
+):
+    from prefect_dask import DaskTaskRunner
+
+    from governance.registry.model_registry import ModelRegistry
+    from governance.store import session_factory, writes
+    from governance.store.engine import make_engine
+    from governance.store.queries import open_recourse_slice
+    from tasks.ledger import open_run
+    from tasks.redeploy import revalidate_rows
+    from tasks.worker import ModelRef
+
+    home = copy_home(small_home, tmp_path / "home")
+    url = make_db(backend)
+    nightly(NIGHT, home, url, deletions=False, recourse=True, stability=False)
+    reg = ModelRegistry(home / "registry")
+    manifest = reg.manifest(MODEL, "v2")
+    engine = make_engine(url)
+    with session_factory(engine).begin() as session:  # 1. the check reads the open recourse
+        v2 = writes.ensure_model_version(session, manifest)
+        mark = writes.erasure_mark(session)
+    rows = open_recourse_slice(
+        engine, MODEL, v2, datetime(2000, 1, 1, tzinfo=UTC), None,
+        layout=reg.load(MODEL, "v2").schema.layout_sha256,
+    )
+    engine.dispose()
+    ids = rows["recourse_id"].to_pylist()
+    assert len(ids) > 5, "the night issued too little recourse to test with"
+    x = scalar(
+        url,
+        "SELECT d.subject_id FROM decisions d JOIN issued_recourse i "
+        "ON i.decision_id = d.decision_id WHERE i.recourse_id = :r",
+        r=ids[0],
+    )
+    theirs = set(
+        column(
+            url,
+            "SELECT i.recourse_id FROM issued_recourse i JOIN decisions d "
+            "ON i.decision_id = d.decision_id WHERE d.subject_id = :s",
+            s=x,
+        )
+    )
+    run = open_run.fn(url, "redeploy", None, MODEL, {}, extra_key="v2", force=True)
+    runner = DaskTaskRunner(address=rel_cluster.scheduler_address)
+    _deletion(runner, url, home, [_request(url, home, x)])  # 2. X is erased
+    ref = ModelRef(str(home / "registry"), MODEL, "v2", manifest.artifact_sha256)
+    out = revalidate_rows(rows, ref, v2, run["run_id"], url, read_mark=mark)  # 3. the write
+    stored = column(url, "SELECT recourse_id FROM recourse_validity")
+    assert sorted(stored) == sorted(set(ids) - theirs)
+    assert out["tally"].n == len(stored)

@@ -9,6 +9,7 @@ import pytest
 
 from tests.reliability.conftest import CHUNK_ROWS, NIGHT, NIGHT_ROWS
 from tests.reliability.faults import (
+    CopyCut,
     Striker,
     chunks_done,
     cut_writers,
@@ -51,6 +52,19 @@ def test_postgres_connections_cut_while_chunks_are_written(
     assert strike.struck, strike.error
     if not PG_RESTART:
         assert strike.result, "no write was caught in flight"
+    assert summary["counts"]["chunks"] == CHUNKS
+    assert_same_ledger(ledger_rows(url), expected)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_connection_cut_in_the_middle_of_a_copy_loses_and_duplicates_nothing(
+    nightly, small_home, backend, make_db, clean_ledger, rel_cluster, tmp_path
+):
+    expected = clean_ledger(backend)
+    url = make_db(backend)
+    with CopyCut(rel_cluster.scheduler_address, url, tmp_path / "copy-cut") as cut:
+        summary = nightly(NIGHT, small_home, url)
+    assert cut.struck, "no COPY reached the row at which to cut its connection"
     assert summary["counts"]["chunks"] == CHUNKS
     assert_same_ledger(ledger_rows(url), expected)
 
