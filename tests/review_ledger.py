@@ -16,6 +16,7 @@ from governance.store.models import (
     DeletionCheck,
     DeletionRequest,
     DeploymentCheck,
+    DeploymentEvent,
     IssuedRecourse,
     ModelVersion,
     Notice,
@@ -247,6 +248,22 @@ def build(url: str, n: int = 12) -> dict:
                 checked_at=T0 + timedelta(days=2),
             )
         )
+        # v2 deployed over its failed check: only a deployed version fills v_recontact
+        common = {"model_name": "credit", "actor": "reviewer", "via": "govern deploy"}
+        s.add_all(
+            [
+                DeploymentEvent(version="v1", state="deployed", at=T0, **common),
+                DeploymentEvent(
+                    version="v2", state="checked", at=T0 + timedelta(days=2), passed=False,
+                    check_run_id=redeploy.id, gate=0.1, **common,
+                ),
+                DeploymentEvent(
+                    version="v2", state="deployed", at=T0 + timedelta(days=2), forced=True,
+                    reason="accepted by the model-risk committee", check_run_id=redeploy.id,
+                    previous_version="v1", **common,
+                ),
+            ]
+        )  # fmt: skip
         for b in range(3):
             s.add(
                 CalibrationBin(
