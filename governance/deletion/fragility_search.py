@@ -286,8 +286,7 @@ def fragility(
     if len(X_train) < 2:
         raise FragilityError(f"X_train has {len(X_train)} rows; expected at least 2")
 
-    if method == "auto":
-        method = "approximate" if supports_influence(pipe) else "screen"
+    method = resolve_method(pipe, method)
     if method == "screen":
         from governance.deletion.shared_screen import screen  # it builds on this module
 
@@ -305,6 +304,19 @@ def fragility(
         return run(K, int(candidates))
     generic = _ProxySearch(model, recipe, frame_train, y, frame_q, base, int(candidates), seed)
     return generic.exact(K) if method == "exact" else generic.approximate(K)
+
+
+def resolve_method(estimator: object, method: str) -> str:
+    """The method ``"auto"`` stands for with this estimator; other methods unchanged.
+
+    ``"approximate"`` where influence estimates apply (recipe-built L2 logistic regression),
+    ``"screen"`` for every other family.
+    """
+    if method not in METHODS:
+        raise FragilityError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    if method != "auto":
+        return method
+    return "approximate" if supports_influence(estimator) else "screen"
 
 
 # -- helpers -----------------------------------------------------------------------------------
