@@ -18,7 +18,10 @@ agreement with the exact greedy on a small sample, in one run.
 Usage:
     .venv/bin/python bench/fragility_screen.py [--n-train 30000] [--n-recourse 10556]
         [--K 5] [--jobs 2] [--n-per-recourse 3] [--small-train 200] [--small-recourse 100]
-        [--small-K 1] [--width 0.05] [--seed 0] [--out bench/out/fragility_screen.json]
+        [--small-K 1] [--small-width 0.05] [--width 0.05] [--seed 0]
+        [--out bench/out/fragility_screen.json]
+
+``--n-recourse 0`` runs the small sample only.
 """
 
 from __future__ import annotations
@@ -88,23 +91,8 @@ def shares(k: np.ndarray, K: int) -> dict[str, int]:
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--n-train", type=int, default=30_000)
-    ap.add_argument("--n-recourse", type=int, default=10_556)
-    ap.add_argument("--K", type=int, default=5)
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--n-per-recourse", type=int, default=3)
-    ap.add_argument("--small-train", type=int, default=200)
-    ap.add_argument("--small-recourse", type=int, default=100)
-    ap.add_argument("--small-K", type=int, default=1)
-    ap.add_argument("--width", type=float, default=0.05)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "fragility_screen.json")
-    a = ap.parse_args(argv)
-    out: dict = {"args": {k: str(v) for k, v in vars(a).items()},
-                 "load_average_at_start": os.getloadavg()}
-
+def demo_scale(a: argparse.Namespace, out: dict) -> None:
+    """Every open recourse at demo scale, and the per-recourse search beside it."""
     model, X, y, fit_s = trained(a.n_train, a.seed)
     Xr = boundary_points(model, a.n_recourse, a.width, a.seed)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -122,8 +110,31 @@ def main(argv: list[str] | None = None) -> dict:
                            "retrains": per.refits,
                            "extrapolated_seconds_all": round(per_s * len(Xr))}
 
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--n-train", type=int, default=30_000)
+    ap.add_argument("--n-recourse", type=int, default=10_556)
+    ap.add_argument("--K", type=int, default=5)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--n-per-recourse", type=int, default=3)
+    ap.add_argument("--small-train", type=int, default=200)
+    ap.add_argument("--small-recourse", type=int, default=100)
+    ap.add_argument("--small-K", type=int, default=1)
+    ap.add_argument("--small-width", type=float, default=0.05,
+                    help="score band of the small sample (wider: more recourses hold)")
+    ap.add_argument("--width", type=float, default=0.05)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "fragility_screen.json")
+    a = ap.parse_args(argv)
+    out: dict = {"args": {k: str(v) for k, v in vars(a).items()},
+                 "load_average_at_start": os.getloadavg()}
+
+    if a.n_recourse > 0:
+        demo_scale(a, out)
+
     small, Xs, ys, _ = trained(a.small_train, a.seed + 7)
-    Xsr = boundary_points(small, a.small_recourse, a.width, a.seed + 7)
+    Xsr = boundary_points(small, a.small_recourse, a.small_width, a.seed + 7)
     t0 = time.perf_counter()
     with threadpool_limits(1):
         scr = fragility(small, DEMO_RECIPE, Xs, ys, Xsr, K=a.small_K, method="screen")
@@ -131,23 +142,28 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     greedy = exhaustive_greedy(small, DEMO_RECIPE, Xs, ys, Xsr, K=a.small_K, n_jobs=a.jobs)
     greedy_s = time.perf_counter() - t0
-    out["small_sample"] = {"n_train": a.small_train, "K": a.small_K,
+    out["small_sample"] = {"n_train": a.small_train, "K": a.small_K, "width": a.small_width,
                            "screen_seconds": round(scr_s, 1), "screen_sets": scr.refits,
                            "greedy_seconds": round(greedy_s, 1), "greedy_retrains": greedy.refits,
                            **agreement(scr, greedy)}
     out["load_average_at_end"] = os.getloadavg()
 
-    s, p, m = out["screen"], out["per_recourse"], out["small_sample"]
-    print(f"deletion fragility screen, demo recipe, {a.n_train:,} training rows, K={a.K}, "
-          f"{a.jobs} retrains at once")
-    print(f"  screen: {s['recourses']:,} open recourses in {s['seconds']:.0f} s "
-          f"({s['cpu_seconds']:.0f} CPU s), {s['sets_retrained']} deletion sets retrained")
-    print(f"    broken by a tried set of 1-2 rows: {s['broken_by_1_or_2']:,}; of <= {a.K} rows: "
-          f"{s['broken_within_K']:,}; no tried set breaks: {s['not_broken_by_any_tried_set']:,}")
-    print(f"  per-recourse search (approximate): {p['seconds_per_recourse']:.2f} s per recourse "
-          f"on {p['recourses']}, about {p['extrapolated_seconds_all'] / 3600:.1f} h for all "
-          f"({p['extrapolated_seconds_all'] / max(s['seconds'], 1e-9):.0f}x the screen)")
-    print(f"  small sample ({m['n_train']} training rows, {m['n']} recourses, K={m['K']}): "
+    m = out["small_sample"]
+    print(f"deletion fragility screen, demo recipe, K={a.K}, {a.jobs} retrains at once")
+    if "screen" in out:
+        s, p = out["screen"], out["per_recourse"]
+        print(f"  screen: {s['recourses']:,} open recourses ({a.n_train:,} training rows) in "
+              f"{s['seconds']:.0f} s ({s['cpu_seconds']:.0f} CPU s), {s['sets_retrained']} "
+              "deletion sets retrained")
+        print(f"    broken by a tried set of 1-2 rows: {s['broken_by_1_or_2']:,}; of <= {a.K} "
+              f"rows: {s['broken_within_K']:,}; no tried set breaks: "
+              f"{s['not_broken_by_any_tried_set']:,}")
+        print(f"  per-recourse search (approximate): {p['seconds_per_recourse']:.2f} s per "
+              f"recourse on {p['recourses']}, about {p['extrapolated_seconds_all'] / 3600:.1f} h "
+              f"for all ({p['extrapolated_seconds_all'] / max(s['seconds'], 1e-9):.0f}x the "
+              "screen)")
+    print(f"  small sample ({m['n_train']} training rows, {m['n']} recourses in "
+          f"[0.5, {0.5 + m['width']:.2f}], K={m['K']}): "
           f"screen {m['screen_sets']} sets in {m['screen_seconds']} s, exact greedy "
           f"{m['greedy_retrains']} retrains in {m['greedy_seconds']} s")
     print(f"    same verdict {m['verdicts']:.1%}, same k {m['same_k']:.1%}; greedy breaks "
