@@ -25,9 +25,10 @@ How the sets are built (a heuristic; only the retrained scores are trusted)
 1. Every open recourse point gets its candidate rows from the same proxy ranking as the
    per-recourse search (:func:`governance.deletion.fragility_search.proxy_order`: for forests
    the leaf-removal effect, for other families the nearest favourable-labelled rows).
-2. The open points are grouped by k-means (``groups`` groups, in the model's transformed space
-   with each column standardised); each group ranks candidate rows by the votes of its members
-   (a member's row at rank ``r`` votes ``1 / (1 + r)``).
+2. The open points are grouped by k-means (``groups`` groups, but at most one per 4 points,
+   in the model's transformed space with each column standardised); each group ranks
+   candidate rows by the votes of its members (a member's row at rank ``r`` votes
+   ``1 / (1 + r)``).
 3. Greedy growth per group, in rounds ``t = 1 .. K``: each group with members still unbroken
    tries its current set plus each of the ``width`` best-voted rows not in it; every distinct set
    is retrained once and every open point scored under it (any point broken by any set is
@@ -65,6 +66,8 @@ GROUPS = 16
 WIDTH = 4
 # Candidate rows per recourse that vote for its group's ranking.
 VOTERS = 50
+# Open recourses per group at least: a handful of recourses need no more sets than that.
+MIN_GROUP = 4
 
 
 def _check(value: object, name: str) -> int:
@@ -159,7 +162,8 @@ def screen(
     K : int, default=5
         Largest deletion set tried.
     groups : int, default=16
-        Groups of recourse points that grow a deletion set together.
+        Groups of recourse points that grow a deletion set together (at most one per 4 open
+        points).
     width : int, default=4
         Candidate rows tried per group and round.
     candidates : int, default=200
@@ -244,7 +248,7 @@ def _group(
     sd = Zt.std(axis=0)
     sd[sd == 0] = 1.0
     Zq = np.nan_to_num((Zq - Zt.mean(axis=0)) / sd)
-    n = min(groups, len(np.unique(Zq, axis=0)))
+    n = min(groups, len(q) // MIN_GROUP, len(np.unique(Zq, axis=0)))
     if n <= 1:
         return np.zeros(len(q), dtype=np.int64)
     km = KMeans(n_clusters=n, n_init=1, random_state=seed).fit(Zq)

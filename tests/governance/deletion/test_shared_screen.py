@@ -66,6 +66,8 @@ def test_cost_grows_with_the_sets_tried_not_with_the_recourses():
     few = screen(model, BOOST, X, y, Xr.iloc[:10], K=2, groups=3, width=2)
     many = screen(model, BOOST, X, y, Xr, K=2, groups=3, width=2)
     assert few.refits <= 2 * 3 * 2 and many.refits <= 2 * 3 * 2 < len(Xr)
+    tiny = screen(model, BOOST, X, y, Xr.iloc[:7], K=1, groups=16, width=4)
+    assert tiny.refits <= 4  # one group per 4 recourses at most: 7 points make one group
     # the per-recourse search retrains once per recourse and step (shared prefixes aside)
     per = fragility(model, BOOST, X, y, Xr.iloc[:40], K=2, method="approximate")
     assert per.refits > many.refits
