@@ -8,7 +8,6 @@ from typing import Any
 import pandas as pd
 from prefect import flow
 
-from flows.checks import expand_json
 from flows.runtime import task_runner
 from governance import config
 from governance.deletion.fragility_search import resolve_method
@@ -20,6 +19,12 @@ from tasks import worker
 from tasks.deletion import fragility_chunk
 from tasks.ledger import close_run, error_line, open_run
 from tasks.worker import ModelRef
+
+
+def _points(issued: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """recourse_id and the promised point's features, from the stored x_after dicts."""
+    values = pd.DataFrame(list(issued["x_after"]), index=issued.index).reindex(columns=names)
+    return pd.concat([issued[["recourse_id"]], values], axis=1)
 
 
 @flow(name="recourse-fragility", task_runner=task_runner(), log_prints=True)
@@ -70,7 +75,7 @@ def fragility_scan(
         with worker.sessions(db_url).begin() as session:
             mv_id = writes.ensure_model_version(session, manifest)
             issued = issued_under(session, mv_id, limit)
-        points = expand_json(issued, "x_after", manifest.schema.names) if len(issued) else issued
+        points = _points(issued, manifest.schema.names) if len(issued) else issued
         step = max(len(points), 1) if shared else chunk_rows
         chunks = [
             points.iloc[i : i + step].reset_index(drop=True) for i in range(0, len(points), step)
