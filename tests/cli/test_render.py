@@ -87,3 +87,17 @@ def test_fragility_line_claims_only_what_each_method_proves():
     greedy = render.fragility_line("m", "v1", 5, {"method": "exact", "counts": counts})
     assert "7 can be invalidated by at most 5 deletions" in greedy
     assert "exact greedy: an upper bound on the fewest deletions" in greedy
+
+
+def test_subject_page_fragility_sentence_claims_no_more_than_the_row():
+    from govern_cli.web.documents import environment
+
+    page = environment().from_string('{% from "_macros.html" import fragility %}{{ fragility(f) }}')
+    row = {"model_version": "credit-default v1", "budget": 5}
+    screened = page.render(f={**row, "k": None, "method": "screen"})
+    assert "no deletion set of at most 5 rows among those tried breaks it" in screened
+    assert "not a proof that none does" in screened and "more than" not in screened
+    greedy = page.render(f={**row, "k": None, "method": "exact"})
+    assert "the greedy search found no 5 or fewer deletions" in greedy
+    broken = page.render(f={**row, "k": 2, "method": "screen"})
+    assert "deleting 2 training row(s) found by the search would break it" in broken
