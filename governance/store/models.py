@@ -591,7 +591,14 @@ class Tombstone(Base):
 
 
 class RecourseFragility(Base):
-    """Worst-case fragility of an issued recourse: the fewest training deletions that flip it."""
+    """Deletion fragility of an issued recourse: how few training deletions flip it.
+
+    ``k`` is always the size of a deletion set whose retrained (or, for the approximate
+    logistic-regression greedy outside its band, estimated) score breaks the recourse, an upper
+    bound on the fewest. ``k`` None means, for ``method`` "approximate" or "exact", that the
+    greedy path did not break it within ``budget`` deletions, and for "screen" only that no
+    deletion set among those tried broke it; neither proves it survives ``budget`` deletions.
+    """
 
     __tablename__ = "recourse_fragility"
 
@@ -601,9 +608,9 @@ class RecourseFragility(Base):
     model_version_id: Mapped[int] = mapped_column(
         ForeignKey("model_versions.id"), primary_key=True
     )
-    k: Mapped[int | None]  # None: more than K deletions needed
+    k: Mapped[int | None]  # None: not broken within K by the sets tried (see the docstring)
     budget: Mapped[int]  # K
-    method: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(16))  # approximate, exact or screen
     final_score: Mapped[float | None] = mapped_column(Float)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
     computed_at: Mapped[datetime] = mapped_column(Stamp)

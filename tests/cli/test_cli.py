@@ -582,7 +582,13 @@ def test_json_of_the_flow_commands(ledger_home, prefect_server):
                      "--k", "1", "--workers", "1", "--json", home=ledger_home,
                      server=prefect_server)
     assert fragile.returncode == 0, fragile.stderr
-    assert check_json(fragile.stdout)["counts"]["recourses"] == 3
+    screened = check_json(fragile.stdout)
+    assert screened["counts"]["recourses"] == 3
+    # the demo's boosting model is screened with shared deletion sets, and says what that proves
+    assert screened["method"] == "screen"
+    assert 1 <= screened["counts"]["deletion_sets_retrained"] <= 3 * 4
+    assert "no tried set breaks the other" in screened["claim"]
+    assert "does not prove they survive 1 deletions" in screened["claim"]
     deployed = govern("deploy", "credit-default", "v2", "--check", "--gate", "1", "--workers",
                       "1", "--json", home=ledger_home, server=prefect_server)
     assert deployed.returncode == 0, deployed.stderr
