@@ -24,6 +24,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows.redeploy import DEFAULT_GATE, RETENTION_MONTHS, redeploy_check
+from flows.runtime import task_runner
 from governance import config
 from governance.exceptions import GateFailed, GovernanceError
 from governance.registry import mlflow_source
@@ -190,9 +191,11 @@ class _Sync:
                     session, self.name, version, actor=self.actor, via=via,
                     reason=f"MLflow alias moved to version {version}",
                 )
+        # the task runner read now, not at import: the Dask address may be set since
+        check_flow = redeploy_check.with_options(task_runner=task_runner())
         try:
-            summary = redeploy_check(model=self.name, version=version, deploy=deploy,
-                                     **self.check_options)
+            summary = check_flow(model=self.name, version=version, deploy=deploy,
+                                 **self.check_options)
             passed = True
         except GateFailed as exc:
             summary, passed = exc.summary, False
@@ -209,8 +212,8 @@ class _Sync:
         return check
 
     def _champion(self, alias: str, now: str | None) -> None:
-        known, before = self._state(alias)
-        if known and now == before:
+        _, before = self._state(alias)
+        if now == before:
             return
         if now is None:
             self._record(alias, None, before, self.via, "removed")
@@ -254,7 +257,7 @@ class _Sync:
     def _challenger(self, alias: str, champion: str, now: str | None,
                     champion_now: str | None) -> str | None:
         known, before = self._state(alias)
-        if not known or now != before:
+        if (known or now is not None) and now != before:
             self._record(alias, now, before, self.via, "proposed" if now else "removed")
         if now is None or now == champion_now:
             return champion_now
@@ -272,12 +275,24 @@ class _Sync:
         else:
             passed = bool(check.passed)
         if passed and self._deployed() == now:
-            mlflow_source.move_alias(self.client, self.name, champion, now)
-            self._record(champion, now, champion_now, aliases.GOVERNANCE, "promoted",
-                         note=f"{alias} version {now} passed the redeploy check")
-            self.result["promoted"] = now
+            self._promote(champion, now, champion_now, f"{alias} version {now} passed the "
+                          "redeploy check")
             return now
         return champion_now
+
+    def _promote(self, alias: str, version: str, before: str | None, note: str) -> None:
+        """Move ``alias`` in MLflow and record it in one step: the row commits only after the
+        move succeeded, and (a webhook answering our own move starts another sync) at once."""
+        with worker.sessions(self.db_url).begin() as session:
+            aliases.record_alias_move(
+                session, tracking_uri=self.masked, registered_model=self.name, alias=alias,
+                version=version, previous_version=before, via=aliases.GOVERNANCE,
+                actor=self.actor, model_name=self.name, action="promoted", note=note,
+            )
+            mlflow_source.move_alias(self.client, self.name, alias, version)
+        self.result["moves"].append({"alias": alias, "from": before, "to": version,
+                                     "via": aliases.GOVERNANCE, "action": "promoted"})
+        self.result["promoted"] = version
 
     def run(self, champion: str, challenger: str) -> dict[str, Any]:
         current = mlflow_source.aliases(self.client, self.name)

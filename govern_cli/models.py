@@ -314,6 +314,7 @@ def models_import(
 
     if (artifact is None) == (from_uri is None):
         fail("give exactly one of --artifact FILE or --from models:/NAME@ALIAS")
+    reg = registry(home, must_exist=False)  # an import may start the registry
     options = {
         "reference": reference_data,
         "schema": schema,
@@ -331,9 +332,9 @@ def models_import(
     if from_uri is not None:
         from governance.registry.mlflow_source import import_from_mlflow
 
-        report = import_from_mlflow(registry(home), name, version, from_uri, **options)
+        report = import_from_mlflow(reg, name, version, from_uri, **options)
     else:
-        report = import_fitted(registry(home), name, version, artifact, **options)
+        report = import_fitted(reg, name, version, artifact, **options)
     if as_json:
         console.print_json(json.dumps(report.to_dict(), default=str))
         return
@@ -433,6 +434,7 @@ def models_aliases(
 def models_webhook(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    as_json: AsJson = False,
 ) -> None:
     """Receive MLflow registry webhooks at /mlflow (secret: $GOVERNANCE_MLFLOW_WEBHOOK_SECRET):
     a signed alias move becomes a Prefect event that starts the mlflow-sync deployment; a bad
@@ -447,7 +449,11 @@ def models_webhook(
     if not secret:
         fail(f"set ${ENV_SECRET} to the secret the MLflow webhook was created with")
     server = make_server(host, port, secret)
-    err.print(f"listening on http://{host}:{server.server_address[1]}{PATH}")
+    url = f"http://{host}:{server.server_address[1]}{PATH}"
+    if as_json:
+        emit_json({"listening": url})
+    else:
+        err.print(f"listening on {url}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -389,6 +389,7 @@ def check_json(stdout: str) -> object:
 JSON_COMMANDS = {
     "demo", "nightly", "history", "recourse", "runs", "deploy", "redeploy-check", "forget",
     "deletions", "fragility", "models list", "models show", "models register", "models codebook",
+    "models sync", "models aliases", "models webhook",
 }
 
 
