@@ -144,14 +144,22 @@ def test_import_from_mlflow_records_where_the_model_came_from(world):
 
 
 def test_a_pickled_mlflow_model_needs_trust_pickle(world):
+    from governance.exceptions import ImportRefused
+    from governance.registry.mlflow_source import import_from_mlflow
+    from governance.registry.model_registry import ModelRegistry
+
     v = _log_version(world["client"], 0.5, fmt="pickle")
-    args = ["models", "import", "pickled", "p1", "--from", f"models:/{NAME}/{v}",
-            "--reference-data", str(world["reference"]), "--home", str(world["home"]), "--json"]
-    refused = _govern(*args)
-    assert refused.returncode != 0 and "--trust-pickle" in refused.stderr
-    trusted = _govern(*args, "--trust-pickle")
-    assert trusted.returncode == 0, trusted.stderr
-    assert json.loads(trusted.stdout)["source"]["trust_pickle"] is True
+    reg = ModelRegistry(world["home"] / "registry")
+    uri = f"models:/{NAME}/{v}"
+    with pytest.raises(ImportRefused, match="--trust-pickle"):
+        import_from_mlflow(reg, "pickled", "p1", uri, reference=world["reference"])
+    assert not reg.path("pickled", "p1").exists()
+    report = import_from_mlflow(reg, "pickled", "p1", uri, reference=world["reference"],
+                                trust_pickle=True)
+    source = report.manifest.source
+    assert source["trust_pickle"] is True and source["format"] == "pickle"
+    assert source["serialization_format"] == "pickle" and source["mlflow_version"] == v
+    assert (reg.path("pickled", "p1") / "model.skops").is_file()  # our copy is skops
 
 
 SERVE = """
@@ -295,3 +303,70 @@ def test_challenger_is_checked_before_champion_moves_and_a_hand_move_alarms(
     # a second poll finds nothing new
     again = mlflow_sync(variants=0, recent_days=0)
     assert again["alarms"] == [] and again["models"][NAME]["moves"] == []
+
+
+def test_a_challenger_that_fails_the_check_leaves_champion_where_it_is(
+    world, dask_cluster, run_nightly, monkeypatch, tmp_path
+):
+    """Recourse promised under the champion, then a challenger fitted on flipped outcomes:
+    its check fails, champion stays, the failed verdict and its rate go back as tags."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from flows.mlflow_sync import mlflow_sync
+    from governance.registry.model_registry import ModelRegistry
+    from governance.store import aliases, deployments, init_store, session_factory
+
+    client, db, home = world["client"], world["db"], world["home"]
+    monkeypatch.setenv("GOVERNANCE_HOME", str(home))
+    monkeypatch.setenv("GOVERNANCE_DB_URL", db)
+    monkeypatch.setenv("GOVERNANCE_DASK_ADDRESS", dask_cluster.scheduler_address)
+    sessions = session_factory(init_store(db))
+    with sessions() as s:
+        champion = deployments.deployed_version(s, NAME)
+    assert champion == client.get_registered_model(NAME).aliases["champion"]
+    # an action set for the champion, drafted and attached with the README's commands
+    actions = tmp_path / "actions.json"
+    draft = _govern("action-set", "draft", "--model", NAME, champion, "--data",
+                    str(world["reference"]), "--immutable", "segment", "--out", str(actions),
+                    "--home", str(home))
+    assert draft.returncode == 0, draft.stderr
+    attach = _govern("action-set", "check", str(actions), "--model", NAME, champion, "--data",
+                     str(world["reference"]), "--attach", "--home", str(home))
+    assert attach.returncode == 0, attach.stderr
+    # a night decided by the champion: recourse is promised to the denied
+    night = date(2026, 11, 3)
+    x, _ = _frame(2, 120)
+    scores = ModelRegistry(home / "registry").load(NAME, champion).score(x)
+    start = datetime.combine(night, datetime.min.time(), tzinfo=UTC)
+    log = x.assign(
+        decision_id=[f"D{i:04d}" for i in range(len(x))],
+        subject_id=[f"S{i:04d}" for i in range(len(x))],
+        decided_at=[(start + timedelta(minutes=i)).isoformat() for i in range(len(x))],
+        model_name=NAME, model_version=champion, score=scores,
+        decision=np.where(scores >= 0.5, "approved", "denied"),
+    )
+    log.to_csv(tmp_path / "decisions.csv", index=False)
+    run_nightly(night, home, db, log=f"csv:{tmp_path / 'decisions.csv'}")
+    # the challenger learnt the opposite: what it would tell the denied no longer holds
+    import mlflow
+
+    xs, ys = _frame(0)
+    flipped = _pipeline(1.0).fit(xs, 1 - ys)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(flipped, name="model", registered_model_name=NAME)
+    bad = str(info.registered_model_version)
+    client.set_registered_model_alias(NAME, "challenger", bad)
+    result = mlflow_sync(gate=0.0, variants=0, recent_days=0)["models"][NAME]
+    (check,) = result["checks"]
+    assert check["version"] == bad and not check["passed"]
+    assert check["invalidation_rate"] > 0 and result["promoted"] is None
+    assert client.get_registered_model(NAME).aliases["champion"] == champion
+    tags = client.get_model_version(NAME, bad).tags
+    assert tags["governance.check"] == "failed"
+    assert float(tags["governance.invalidation_rate"]) == pytest.approx(
+        check["invalidation_rate"], rel=1e-5)
+    with sessions() as s:
+        assert deployments.deployed_version(s, NAME) == champion
+        assert deployments.latest_check(s, NAME, bad).passed is False
+        last = aliases.alias_history(s, NAME)[-1]
+    assert (last["alias"], last["version"], last["action"]) == ("challenger", bad, "proposed")
