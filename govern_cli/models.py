@@ -336,10 +336,9 @@ def models_import(
     else:
         report = import_fitted(reg, name, version, artifact, **options)
     if as_json:
-        console.print_json(json.dumps(report.to_dict(), default=str))
+        emit_json(report.to_dict())
         return
     render.import_report(console, report.to_dict())
-
 
 
 @models_app.command("sync")
