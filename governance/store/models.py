@@ -522,6 +522,41 @@ class DeploymentEvent(Base):
         return f"DeploymentEvent({self.model_name!r}, {self.version!r}, {self.state})"
 
 
+class MlflowAliasEvent(Base):
+    """One observed move of an alias in an MLflow model registry, which keeps only each
+    alias's current version (no history): the ledger keeps the history.
+
+    ``via`` says how the move was seen or made: ``poll`` (``govern models sync`` found the
+    alias elsewhere than last recorded), ``webhook`` (a registry webhook reported it) or
+    ``governance`` (we moved it, after a passed check). ``version`` is None when the alias was
+    removed; ``previous_version`` is what the ledger had last recorded. ``action`` says what
+    the move meant for us (e.g. ``proposed``, ``promoted``, ``deployed unchecked``).
+    Rows are appended and never changed.
+    """
+
+    __tablename__ = "mlflow_alias_events"
+    __table_args__ = (Index("ix_mlflow_alias_events_alias", "registered_model", "alias"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tracking_uri: Mapped[str] = mapped_column(String(256))  # password masked
+    registered_model: Mapped[str] = mapped_column(String(NAME_LEN))
+    alias: Mapped[str] = mapped_column(String(NAME_LEN))
+    version: Mapped[str | None] = mapped_column(String(NAME_LEN))  # None: alias removed
+    previous_version: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    observed_at: Mapped[datetime] = mapped_column(Stamp)
+    via: Mapped[str] = mapped_column(String(16))  # poll, webhook, governance
+    actor: Mapped[str] = mapped_column(String(128))
+    model_name: Mapped[str] = mapped_column(String(NAME_LEN))  # the governed model
+    action: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        return (
+            f"MlflowAliasEvent({self.registered_model!r}@{self.alias}: "
+            f"{self.previous_version} -> {self.version})"
+        )
+
+
 class DeletionRequest(Base):
     """A request to erase a subject (GDPR Art. 17), due one month after receipt.
 

@@ -389,6 +389,7 @@ def check_json(stdout: str) -> object:
 JSON_COMMANDS = {
     "demo", "nightly", "history", "recourse", "runs", "deploy", "redeploy-check", "forget",
     "deletions", "fragility", "models list", "models show", "models register", "models codebook",
+    "models sync", "models aliases", "models webhook",
     "models import", "log check", "action-set draft", "action-set check", "explainers compare",
     "explainers show", "explainers quality", "notices", "reasons list",
 }
