@@ -692,3 +692,65 @@ def test_a_larger_budget_never_does_worse(case, budgets, prove_points):
         if b.status[i] == "recourse":  # every issued action flips and is feasible
             assert model.approve(b.x_after[i][None, :])[0]
             assert is_reachable(A, X[i], b.x_after[i], model.schema)
+
+
+def _same_result(a, b):
+    for name in ("status", "complete", "n_points", "score", "action", "cost", "score_after",
+                 "x_after", "grid_exact"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+@pytest.mark.parametrize(
+    "estimator, params, scale",
+    [
+        ("random_forest", {"n_estimators": 10, "max_depth": 5}, False),
+        ("hist_gradient_boosting", {"max_iter": 20}, False),
+        ("gradient_boosting", {"n_estimators": 15, "max_depth": 3}, True),
+    ],
+)
+def test_replayed_one_part_moves_give_the_models_verdicts_with_fewer_model_rows(
+    estimator, params, scale, monkeypatch
+):
+    from governance.recourse import search
+
+    df, y, schema = _float_data(4)
+    with threadpool_limits(1):
+        model = DecisionModel(
+            TrainingRecipe(estimator, params, seed=0, scale_numeric=scale).fit(schema, df, y),
+            schema,
+        )
+    A = _float_set(step_ub=4.0)
+    X = model.matrix(df.iloc[:80])
+    cost = MADL1Cost.fit(df, schema)
+    kw = {"max_points": 4, "prove_points": 0}  # a small budget: the greedy fallback runs
+    model.stats.reset()
+    replayed = find_recourse(model, A, X, cost, **kw)
+    replayed_rows = model.stats.rows
+    monkeypatch.setattr(search, "_REPLAY", False)
+    model.stats.reset()
+    plain = find_recourse(model, A, X, cost, **kw)
+    _same_result(replayed, plain)
+    assert ((plain.status == "recourse") & ~plain.complete).sum() > 5  # greedy issued some
+    assert replayed_rows < model.stats.rows
+
+
+def test_a_replay_that_is_not_the_models_arithmetic_is_dropped(monkeypatch):
+    from governance.recourse import search
+    from governance.registry.tree_replay import TreeReplay
+
+    df, y, schema = _float_data(4)
+    with threadpool_limits(1):
+        model = DecisionModel(
+            TrainingRecipe("hist_gradient_boosting", {"max_iter": 20}, seed=0).fit(schema, df, y),
+            schema,
+        )
+    A = _float_set(step_ub=4.0)
+    X = model.matrix(df.iloc[:80])
+    cost = MADL1Cost.fit(df, schema)
+    kw = {"max_points": 4, "prove_points": 0}
+    with monkeypatch.context() as m:
+        m.setattr(search, "_REPLAY", False)
+        plain = find_recourse(model, A, X, cost, **kw)
+    scores = TreeReplay.scores
+    monkeypatch.setattr(TreeReplay, "scores", lambda self, rows, V: scores(self, rows, V) + 1e-9)
+    _same_result(find_recourse(model, A, X, cost, **kw), plain)
