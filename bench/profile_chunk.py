@@ -30,18 +30,17 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # (label, function names whose cumulative CPU time the stage is); first match per name wins
-STAGES = (
-    ("explain: SHAP and reason rows", ("explain",), "explainer.py"),
-    ("explain: decision and ledger rows", ("decision_rows", "explanation_rows"), "chunk.py"),
-    ("responsiveness", ("responsiveness",), "scoring.py"),
-    ("verification and recourse search", ("find_recourse",), "search.py"),
-    ("stability of issued recourse", ("stability",), "stability_score.py"),
-    ("explanation quality", ("add_quality",), "quality.py"),
+STAGES = (  # (label, functions, the files defining them: today's, then the flat layout's)
+    ("explain: SHAP and reason rows", ("explain",), ("explainer.py", "governance/explain.py")),
+    ("explain: decision and ledger rows", ("decision_rows", "explanation_rows"), ("chunk.py",)),
+    ("responsiveness", ("responsiveness",), ("scoring.py", "governance/responsiveness.py")),
+    ("verification and recourse search", ("find_recourse",), ("search.py", "recourse.py")),
+    ("stability of issued recourse", ("stability",), ("stability_score.py", "stability.py")),
+    ("explanation quality", ("add_quality",), ("quality.py",)),
 )
 MODEL = (
-    ("scikit-learn tree predictor", "predict", "predictor.py"),
-    ("tree replay (bit-exact)", "_scores", "tree_replay.py"),
-    ("other predict_proba", "predict_proba", "_forest.py"),
+    ("scikit-learn tree predictor", "predict", ("predictor.py",)),
+    ("tree replay (bit-exact)", "_scores", ("tree_replay.py",)),
 )
 
 
@@ -51,17 +50,24 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=25, help="functions listed by own time")
     ap.add_argument("--no-quality", action="store_true", help="explanation quality off")
     ap.add_argument("--home", type=Path, default=None, help="demo data (made when absent)")
+    ap.add_argument("--save", type=Path, default=None,
+                    help="pickle the chunk's frames here (to compare two checkouts' rows)")
     args = ap.parse_args()
 
     import pandas as pd
 
     from governance.chunk import RecourseSetup, explain_chunk
     from governance.demo import prepare_demo
-    from governance.explain.explainer import Explainer
-    from governance.recourse.action_set import ActionSet
-    from governance.recourse.costs import PercentileShiftCost
-    from governance.registry.model_registry import ModelRegistry
-    from governance.retraining.stability_score import feature_scale
+
+    # today's package layout, else the flat one of older checkouts
+    Explainer = _first(("governance.explain.explainer", "governance.explain"), "Explainer")
+    ActionSet = _first(("governance.recourse.action_set", "governance.action_set"), "ActionSet")
+    PercentileShiftCost = _first(("governance.recourse.costs", "governance.costs"),
+                                 "PercentileShiftCost")
+    ModelRegistry = _first(("governance.registry.model_registry", "governance.registry"),
+                           "ModelRegistry")
+    feature_scale = _first(("governance.retraining.stability_score", "governance.stability"),
+                           "feature_scale")
 
     home = args.home or Path(tempfile.mkdtemp(prefix="bench-profile-"))
     if not (home / "registry").exists():
@@ -94,18 +100,22 @@ def main() -> None:
     )  # fmt: skip
     prof.disable()
     wall, cpu = time.perf_counter() - t, time.process_time() - c
+    if args.save:
+        import pickle
+
+        args.save.write_bytes(pickle.dumps(result.frames))
     n, denied = len(chunk), result.counts["denied"]
     stats = pstats.Stats(prof)
     print(f"\none chunk: {n:,} decisions, {denied:,} denied, one process, one thread")
     print(f"{'stage':<40}{'CPU s':>8}{'share':>8}")
-    for label, names, file in STAGES:
-        sec = _cumulative(stats, names, file)
+    for label, names, files in STAGES:
+        sec = _cumulative(stats, names, files)
         if sec:
             print(f"{label:<40}{sec:>8.2f}{sec / cpu:>8.0%}")
     print(f"{'chunk (CPU)':<40}{cpu:>8.2f}   wall {wall:.1f} s (shared box)")
     inside = 0.0
-    for label, fn, file in MODEL:
-        sec = _cumulative(stats, (fn,), file)
+    for label, fn, files in MODEL:
+        sec = _cumulative(stats, (fn,), files)
         inside += sec
         if sec:
             print(f"  inside: {label:<30}{sec:>8.2f}{sec / cpu:>8.0%}")
@@ -132,13 +142,25 @@ def _quality(model, scale, chunk):
     )
 
 
-def _cumulative(stats: pstats.Stats, names: tuple[str, ...], file: str) -> float:
-    """Summed cumulative time of the named functions defined in ``file`` (outermost calls)."""
+def _cumulative(stats: pstats.Stats, names: tuple[str, ...], files: tuple[str, ...]) -> float:
+    """Summed cumulative time of the named functions defined in ``files``."""
     total = 0.0
     for (path, _, func), (_, _, _, ct, _) in stats.stats.items():  # type: ignore[attr-defined]
-        if func in names and path.endswith(file):
+        if func in names and path.endswith(files):
             total += ct
     return total
+
+
+def _first(modules: tuple[str, ...], name: str):
+    """``name`` from the first of ``modules`` that defines it."""
+    import importlib
+
+    for module in modules:
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError(f"{name} in none of {modules}")
 
 
 if __name__ == "__main__":

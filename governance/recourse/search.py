@@ -128,7 +128,6 @@ from governance.recourse.reachable import (
     value_box,
 )
 from governance.registry.model import DecisionModel
-from governance.registry.tree_replay import TreeReplay
 from governance.registry.trees import CellKeys, ModelStructure, TreeBound, model_structure
 
 STATUSES = ("approved", "recourse", "fixed", "undetermined", "unaccepted")
@@ -150,12 +149,6 @@ _MERGE_CELLS = 4_000_000  # floats held by one merge step of one group of people
 
 
 _GREEDY_PER_PART = 64  # candidates per part the greedy fallback tries per move
-
-
-_REPLAY = True  # replay one-part moves through parsed trees (tests turn it off to compare)
-
-
-_REPLAY_CHECK = 256  # moves of a search's first replay checked against the model
 
 
 @dataclass(frozen=True)
@@ -364,9 +357,6 @@ class _Search:
         self.max_points, self.batch_rows = max_points, batch_rows
         self.accept = accept
         self.prove_points = prove_points
-        self._tree_bound: TreeBound | None = None  # set once it reproduces the model's scores
-        self._replays: dict[tuple[int, ...], TreeReplay | None] = {}
-        self._replay_checked = self._replay_off = False
 
     # -- scoring ------------------------------------------------------------------------------
     def _score(self, P: np.ndarray) -> np.ndarray:
@@ -374,72 +364,6 @@ class _Search:
             return np.zeros(0)
         step = self.batch_rows
         return np.concatenate([self.model.score(P[i : i + step]) for i in range(0, len(P), step)])
-
-    def _replay(self, cols: np.ndarray) -> TreeReplay | None:
-        """The replay of moves on columns ``cols``, where the trees read every one of them as
-        a number (one-hot categories are scored by the model)."""
-        key = tuple(int(j) for j in cols)
-        if key not in self._replays:
-            bound = self._tree_bound
-            ok = _REPLAY and bound is not None and all(j in bound.numeric for j in key)
-            self._replays[key] = TreeReplay.of(self.model, np.asarray(key)) if ok else None
-        return None if self._replay_off else self._replays[key]
-
-    def _score_moves(self, moves: list[tuple]) -> list[np.ndarray]:
-        """Scores of points that move a few columns away from a base point each.
-
-        ``moves``: ``(cols, base, owner, P)`` per set of moved columns, ``P[i]`` being
-        ``base[owner[i]]`` with only columns ``cols`` changed. Tree ensembles replay them
-        through the parsed trees (:class:`~governance.registry.tree_replay.TreeReplay`: each
-        base point's box over its moves is walked once, and only below the splits the box
-        straddles are the moves routed one by one), which gives the model's scores bit for
-        bit; the first replay of a search is checked against ``model.score`` and, should it
-        differ, the model scores everything from then on. Columns the trees read as one-hot
-        categories, and other models, go to the model in one call.
-        """
-        out: list[np.ndarray | None] = [None] * len(moves)
-        rest = []
-        for m, (cols, base, owner, P) in enumerate(moves):
-            replay = self._replay(cols)
-            got = None if replay is None or len(P) == 0 else self._replayed(replay, cols,
-                                                                          base, owner, P)
-            if got is None:
-                rest.append(m)
-            else:
-                out[m] = got
-        if rest:
-            sc = self._score(np.concatenate([moves[m][3] for m in rest]))
-            cut = np.cumsum([len(moves[m][3]) for m in rest])[:-1]
-            for m, part_sc in zip(rest, np.split(sc, cut), strict=True):
-                out[m] = part_sc
-        return out
-
-    def _replayed(self, replay: TreeReplay, cols: np.ndarray, base: np.ndarray,
-                  owner: np.ndarray, P: np.ndarray) -> np.ndarray | None:
-        """Replayed scores of moves on ``cols`` (None when the replay is not the model's)."""
-        out = np.empty(len(P))
-        finite = np.all(np.isfinite(base), axis=1)[owner]  # a box around NaN bounds nothing
-        if not finite.all():
-            out[~finite] = self._score(P[~finite])
-        idx = np.flatnonzero(finite)
-        if idx.size:
-            idx = idx[np.argsort(owner[idx], kind="stable")]
-            lanes, inv = np.unique(owner[idx], return_inverse=True)
-            counts = np.bincount(inv)
-            pos = np.arange(idx.size) - np.repeat(np.cumsum(counts) - counts, counts)
-            B = base[lanes]
-            # moves per base point, padded with the base point itself
-            V = np.repeat(B[:, cols][:, :, None], int(counts.max()), axis=2)
-            V[inv, :, pos] = P[idx][:, cols]
-            out[idx] = replay.scores(B, V)[inv, pos]
-            if not self._replay_checked:
-                check = idx[np.unique(np.linspace(0, idx.size - 1,
-                                                  min(idx.size, _REPLAY_CHECK)).astype(int))]
-                if not np.array_equal(self.model.score(P[check]), out[check]):
-                    self._replay_off = True  # not the model's arithmetic: score as it is
-                    return None
-                self._replay_checked = True
-        return out
 
     def _success(self, P: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per candidate: does it flip, and does it flip and pass ``accept``."""
@@ -488,9 +412,7 @@ class _Search:
         bound = structure.bound  # trusted only if it reproduces the model's scores
         if bound is not None and not bound.matches(U[denied], self.score[denied]):
             bound = None
-        self._moved = np.unique(np.concatenate([c.part.idx for c in cands]))  # columns moved
         if bound is not None:
-            self._tree_bound = bound
             cands = self._narrow(bound, cands, denied)
         self.best_score = self.score[denied].copy()  # the highest-scoring point met so far
         self.best_pt = U[denied].copy()
@@ -703,7 +625,7 @@ class _Search:
         costs = np.concatenate([p[2] for p in pending])
         pts = np.concatenate([p[3] for p in pending])
         crow = np.concatenate([p[4] for p in pending])
-        scores = self._score_moves([(self._moved, self.U, denied[who], pts)])[0]
+        scores = self._score(pts)
         np.add.at(self.n_points, denied[who], 1)
         self._keep_best(who, scores, pts, crow)
         flipped, ok = self._success(pts, scores)
@@ -796,7 +718,7 @@ class _Search:
             twin = np.setdiff1d(np.arange(idx.size), keep)
             going[idx[twin]] = False
             idx = idx[np.sort(keep)]
-            owners, parts, cand_rows, pts, moves = [], [], [], [], []
+            owners, parts, cand_rows, pts = [], [], [], []
             for k, c in enumerate(cands):
                 o, r = self._deviations(c, lanes[idx], denied, np.full(idx.size, _GREEDY_PER_PART))
                 P = cur[idx[o]].copy()
@@ -805,10 +727,9 @@ class _Search:
                 parts.append(np.full(len(o), k))
                 cand_rows.append(r)
                 pts.append(P)
-                moves.append((c.part.idx, cur, idx[o], P))
             own, part = np.concatenate(owners), np.concatenate(parts)
             cand, P = np.concatenate(cand_rows), np.concatenate(pts)
-            sc = np.concatenate(self._score_moves(moves))
+            sc = self._score(P)
             np.add.at(self.n_points, rows[own], 1)
             order = np.lexsort((-sc, own))  # per lane, best score first
             best = order[np.concatenate([[True], own[order][1:] != own[order][:-1]])]
@@ -867,7 +788,7 @@ class _Search:
                 continue
             P = cur[who].copy()
             P[:, c.part.idx] += c.C[r] - c.C[chosen[who, k]]
-            sc = self._score_moves([(c.part.idx, cur, who, P)])[0]
+            sc = self._score(P)
             np.add.at(self.n_points, rows[who], 1)
             ok = np.flatnonzero(self._success(P, sc)[1])
             if ok.size == 0:
