@@ -302,7 +302,7 @@ def models_import(
     from governance.registry.importing import import_fitted
 
     report = import_fitted(
-        registry(home),
+        registry(home, must_exist=False),
         name,
         version,
         artifact,
@@ -320,6 +320,6 @@ def models_import(
         action_set=action_set,
     )
     if as_json:
-        console.print_json(json.dumps(report.to_dict(), default=str))
+        emit_json(report.to_dict())
         return
     render.import_report(console, report.to_dict())

@@ -389,7 +389,11 @@ def check_json(stdout: str) -> object:
 JSON_COMMANDS = {
     "demo", "nightly", "history", "recourse", "runs", "deploy", "redeploy-check", "forget",
     "deletions", "fragility", "models list", "models show", "models register", "models codebook",
+    "models import", "log check", "action-set draft", "action-set check", "explainers compare",
+    "explainers show", "explainers quality", "notices", "reasons list",
 }
+# Commands that print no data: they write a document (report, notice), record a reviewed
+# statement (reasons set) or serve pages (serve), and say where in one line.
 
 
 def test_every_command_that_prints_data_has_json():
