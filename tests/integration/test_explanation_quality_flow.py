@@ -6,7 +6,6 @@ cross-version agreement, the explainer choice the nightly run uses, and `govern 
 from __future__ import annotations
 
 import json
-import shutil
 
 import pandas as pd
 import pytest
@@ -40,6 +39,20 @@ def ledger(dask_cluster, demo_home, tmp_path_factory):
         dask_cluster, demo_home, url, stability_sample=STABILITY, agreement_sample=AGREEMENT
     )
     return url, summary
+
+
+def copy_ledger(url: str, to) -> None:
+    """A consistent copy of a SQLite ledger: through SQLite's backup API, since in WAL mode the
+    main file alone can miss committed changes still in the write-ahead log."""
+    import sqlite3
+
+    src = sqlite3.connect(url.removeprefix("sqlite:///"))
+    dst = sqlite3.connect(str(to))
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
 
 
 def digest(url: str) -> dict[str, list]:
@@ -140,7 +153,7 @@ def test_views_give_the_distribution_per_version(ledger):
 def test_rerun_replaces_exactly_the_same_quality_rows(dask_cluster, demo_home, ledger, tmp_path):
     url, _ = ledger
     copy = tmp_path / "copy.db"
-    shutil.copy(url.removeprefix("sqlite:///"), copy)
+    copy_ledger(url, copy)
     before = digest(url)
     nightly(
         dask_cluster, demo_home, f"sqlite:///{copy}", stability_sample=STABILITY,
@@ -155,7 +168,7 @@ def test_purging_a_subject_removes_their_quality_rows(ledger, tmp_path):
 
     url, _ = ledger
     copy = tmp_path / "purge.db"
-    shutil.copy(url.removeprefix("sqlite:///"), copy)
+    copy_ledger(url, copy)
     curl = f"sqlite:///{copy}"
     stab = read_sql(curl, "SELECT decision_id FROM explanation_stability")
     subject = read_sql(
@@ -228,7 +241,7 @@ def redeployed(dask_cluster, demo_home, ledger, tmp_path_factory):
 
     url, _ = ledger
     copy = tmp_path_factory.mktemp("redeploy") / "ledger.db"
-    shutil.copy(url.removeprefix("sqlite:///"), copy)
+    copy_ledger(url, copy)
     curl = f"sqlite:///{copy}"
     flow = redeploy_check.with_options(
         task_runner=DaskTaskRunner(address=dask_cluster.scheduler_address)
