@@ -475,7 +475,8 @@ def read_arrow(bind: sa.Engine | str, stmt: sa.Select) -> pa.Table:
     if not rows:
         return pa.table({n: pa.array([], pa.null()) for n in names})
     # column-wise: one Python list per column, not a dict per row
-    return pa.table({n: pa.array(col) for n, col in zip(names, zip(*rows), strict=True)})
+    columns = zip(*rows, strict=True)
+    return pa.table({n: pa.array(col) for n, col in zip(names, columns, strict=True)})
 
 
 def to_frame(table: pa.Table, stmt: sa.Select) -> pd.DataFrame:
