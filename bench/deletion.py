@@ -24,12 +24,20 @@ Built on the pure core (:mod:`governance.deletion`), no store and no Prefect:
 4. The worst-case fragility search per recourse, approximate against exact, through
    ``bench/deletion_fragility.py``'s ``main`` (its own seeded population of the same size;
    ``--frag-*`` flags pass through; ``--frag-recourse 0`` skips it).
+5. The shared deletion screen at demo scale (every open recourse of the demo's v1 under the
+   demo recipe, beside the per-recourse search) and its agreement with the exact greedy on a
+   small sample, through ``bench/fragility_screen.py``'s ``main`` (``--screen-*`` flags pass
+   through; ``--screen-recourse 0`` skips it).
+
+``--parts`` picks the parts: ``requests`` (1-3), ``fragility`` (4), ``screen`` (5).
 
 Usage:
     .venv/bin/python bench/deletion.py [--n-train 100000] [--n-recourse 10000] [--requests 3]
         [--recipes hgb,lr] [--recourse boundary|find] [--width 0.05] [--threads 1]
         [--frag-recourse 10000] [--frag-exact 20] [--frag-exact-flipped 10] [--frag-K 5]
-        [--frag-family lr] [--seed 0] [--out bench/out/deletion.json]
+        [--frag-family lr] [--screen-recourse 10556] [--screen-train 30000] [--screen-jobs 2]
+        [--screen-small-train 200] [--screen-small-recourse 100] [--screen-small-K 1]
+        [--parts requests,fragility,screen] [--seed 0] [--out bench/out/deletion.json]
 
 Prints one table per part and writes every number as JSON to ``--out``.
 """
@@ -53,6 +61,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import deletion_fragility  # noqa: E402
+import fragility_screen  # noqa: E402
 
 from governance.data.synthetic import (  # noqa: E402
     FAVOURABLE,
@@ -202,6 +211,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--frag-exact-flipped", type=int, default=10)
     ap.add_argument("--frag-K", type=int, default=5)
     ap.add_argument("--frag-family", choices=sorted(deletion_fragility.RECIPES), default="lr")
+    ap.add_argument("--screen-recourse", type=int, default=10_556,
+                    help="0 skips the screen part")
+    ap.add_argument("--screen-train", type=int, default=30_000)
+    ap.add_argument("--screen-jobs", type=int, default=2)
+    ap.add_argument("--screen-small-train", type=int, default=200)
+    ap.add_argument("--screen-small-recourse", type=int, default=100)
+    ap.add_argument("--screen-small-K", type=int, default=1)
+    ap.add_argument("--parts", default="requests,fragility,screen")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1,
                     help="BLAS/OpenMP threads (1 avoids oversubscription)")
@@ -211,8 +228,25 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = [k for k in keys if k not in RECIPES]
     if unknown or not keys:
         ap.error(f"--recipes {a.recipes!r}: unknown {unknown}; choose from {', '.join(RECIPES)}")
-    with threadpool_limits(a.threads):
-        return _run(a, keys)
+    parts = {p.strip() for p in a.parts.split(",") if p.strip()}
+    if not parts or parts - {"requests", "fragility", "screen"}:
+        ap.error(f"--parts {a.parts!r}: choose from requests, fragility, screen")
+    out: dict = {}
+    if parts & {"requests", "fragility"}:
+        if "fragility" not in parts:
+            a.frag_recourse = 0
+        with threadpool_limits(a.threads):
+            out = _run(a, keys)
+    if "screen" in parts and a.screen_recourse > 0:
+        print()
+        out["screen"] = fragility_screen.main([
+            "--n-train", str(a.screen_train), "--n-recourse", str(a.screen_recourse),
+            "--jobs", str(a.screen_jobs), "--small-train", str(a.screen_small_train),
+            "--small-recourse", str(a.screen_small_recourse),
+            "--small-K", str(a.screen_small_K), "--width", str(a.width), "--seed", str(a.seed),
+            "--out", str(a.out.with_name(a.out.stem + "_screen.json")),
+        ])
+    return out
 
 
 def _run(a: argparse.Namespace, keys: list[str]) -> dict:

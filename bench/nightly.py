@@ -1,7 +1,11 @@
 """Benchmark the nightly flow: decisions/s per stage, orchestration overhead, and the explain
 stage against a naive loop that calls SHAP once per row, side by side in one run.
 
-    python bench/nightly.py --rows 100000 [--workers 2] [--naive-rows 300]
+    python bench/nightly.py --rows 100000 [--workers 2] [--naive-rows 300] [--baseline DIR]
+
+``--baseline DIR``: a checkout of the code to compare with (e.g. ``git worktree add DIR
+8a8984d`` with its own ``DIR/.venv``), run first in the same invocation on the same night
+size; the last lines give the ratio of denied applicants per second, ours over its.
 
 Figures are ratios and shares measured in the same process on the same machine; absolute
 seconds depend on the box (bench/README.md records the machine).
@@ -11,6 +15,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import date
@@ -26,7 +33,10 @@ def main() -> None:
     ap.add_argument("--chunk-rows", type=int, default=10_000)
     ap.add_argument("--naive-rows", type=int, default=300, help="rows for the naive SHAP loop")
     ap.add_argument("--home", type=Path, default=None, help="keep the data here")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="checkout (with its .venv) whose nightly flow is run first, same rows")
     args = ap.parse_args()
+    base = _baseline(args) if args.baseline else None
 
     from flows.nightly import nightly_governance
     from flows.runtime import prefect_api, task_runner
@@ -104,6 +114,41 @@ def main() -> None:
     ):
         ratio = naive_per_row / per_row
         print(f"  {label:<17} {per_row * 1e3:8.2f} ms/row  ratio {ratio:6.1f}x{note}")
+
+    denied = c.get("denied", 0)
+    quality = sum(s.get(k, 0) for k in ("faithfulness", "stability", "agreement"))
+    if quality:
+        print(
+            f"explanation quality (faithfulness, stability sample, agreement): {quality:.1f} "
+            f"worker-seconds = {quality / args.workers / s['wall']:.0%} of flow wall at "
+            f"{args.workers} workers"
+        )
+    if base is not None:
+        b_denied, b_wall = base
+        ours, theirs = denied / s["wall"], b_denied / b_wall
+        print(
+            f"baseline {args.baseline}: {b_denied:,} denied in {b_wall:.1f} s "
+            f"({theirs:,.1f}/s); ours {ours:,.1f}/s: ratio {ours / theirs:.2f}x"
+        )
+    print(f"nightly flow: {denied} denied in {s['wall']:.1f} s")
+
+
+def _baseline(args: argparse.Namespace) -> tuple[int, float]:
+    """Run the baseline checkout's own bench/nightly.py at the same size; (denied, flow wall)."""
+    root = args.baseline.resolve()
+    cmd = [str(root / ".venv/bin/python"), str(root / "bench/nightly.py"), "--rows",
+           str(args.rows), "--workers", str(args.workers), "--chunk-rows", str(args.chunk_rows),
+           "--naive-rows", "10"]
+    print(f"baseline: {' '.join(cmd)}", flush=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
+    sys.stdout.write(done.stdout)
+    if done.returncode:
+        sys.stderr.write(done.stderr[-4000:])
+        raise SystemExit(f"baseline run failed ({done.returncode})")
+    denied = int(re.search(r"^denied ([\d,]+)", done.stdout, re.M).group(1).replace(",", ""))
+    wall = float(re.search(r"^flow wall\s+([\d.]+)", done.stdout, re.M).group(1))
+    return denied, wall
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ import os
 MODEL_PROPOSED = "governance.model.proposed"
 MODEL_DEPLOYED = "governance.model.deployed"
 DELETION_REQUESTED = "governance.deletion.requested"
+# An MLflow registry alias moved (a webhook said so): a candidate to sync and check, never a
+# deployment. The mlflow-sync deployment runs on it.
+MLFLOW_ALIAS_MOVED = "governance.mlflow.alias-moved"
 
 
 def model_resource(name: str, version: str) -> dict[str, str]:
@@ -86,6 +89,28 @@ def emit_deletion_requested(request_id: str, model: str | None) -> bool:
             "governance.deletion.request": request_id,
         },
         payload={"request_id": request_id, "model": model},
+    )
+    EventsWorker.drain_all()
+    return True
+
+
+def emit_mlflow_alias_moved(name: str, alias: str, version: str | None, delivery_id: str) -> bool:
+    """Tell the Prefect server an MLflow webhook reported an alias move of registered model
+    ``name``; False when no server is configured. It proposes nothing by itself: the
+    mlflow-sync deployment reads the registry and the ledger and decides."""
+    if not os.environ.get("PREFECT_API_URL"):
+        return False
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+
+    emit_event(
+        event=MLFLOW_ALIAS_MOVED,
+        resource={
+            "prefect.resource.id": f"governance.mlflow.{name}",
+            "prefect.resource.name": name,
+            "governance.mlflow.alias": alias,
+        },
+        payload={"name": name, "alias": alias, "version": version, "delivery_id": delivery_id},
     )
     EventsWorker.drain_all()
     return True

@@ -8,9 +8,9 @@ from typing import Any
 import pandas as pd
 from prefect import flow
 
-from flows.checks import expand_json
 from flows.runtime import task_runner
 from governance import config
+from governance.deletion.fragility_search import resolve_method
 from governance.registry.model_registry import ModelRegistry
 from governance.store import init_store, writes
 from governance.store.engine import safe_url
@@ -21,6 +21,12 @@ from tasks.ledger import close_run, error_line, open_run
 from tasks.worker import ModelRef
 
 
+def _points(issued: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """recourse_id and the promised point's features, from the stored x_after dicts."""
+    values = pd.DataFrame(list(issued["x_after"]), index=issued.index).reindex(columns=names)
+    return pd.concat([issued[["recourse_id"]], values], axis=1)
+
+
 @flow(name="recourse-fragility", task_runner=task_runner(), log_prints=True)
 def fragility_scan(
     model: str,
@@ -28,17 +34,23 @@ def fragility_scan(
     home: str | None = None,
     db: str | None = None,
     budget: int = 5,
-    method: str = "approximate",
+    method: str = "auto",
     limit: int | None = None,
     chunk_rows: int = 250,
+    n_jobs: int | None = None,
 ) -> dict[str, Any]:
-    """For each recourse issued under ``model`` ``version``: the fewest training deletions
-    (k <= ``budget``) whose retraining would invalidate it, found greedily
-    (:mod:`governance.fragility`; influence-ranked and refit-confirmed for logistic regression,
-    approximate ranking confirmed by retraining for other families).
+    """For each recourse issued under ``model`` ``version``: how few training deletions
+    (k <= ``budget``) would invalidate it (:mod:`governance.deletion.fragility_search`).
 
-    1. Open the run; 2. load the recourse issued under the version; 3. search each chunk on the
-    Dask cluster and store k (None: more than K) per recourse; 4. summarise the fragile share.
+    ``method="auto"`` is the influence-ranked greedy for logistic regression and the shared
+    screen for other families. The greedy methods search per recourse, chunk by chunk; the
+    screen takes every recourse in one task, retrains each deletion set once (``n_jobs``
+    retrains at once, default the worker's cores) and scores all recourses under it. A
+    screened k is the size of a tried deletion set whose exact retrain breaks the recourse;
+    None there means only that no tried set broke it.
+
+    1. Open the run; 2. load the recourse issued under the version; 3. search on the Dask
+    cluster and store k (None: not broken within K) per recourse; 4. summarise.
     """
     t0 = time.perf_counter()
     db_url = config.db_url(db, home)
@@ -53,17 +65,20 @@ def fragility_scan(
         "method": method,
         "limit": limit,
     }
+    ref = ModelRef(str(registry.root), model, version, manifest.artifact_sha256)
+    method = resolve_method(registry.load(model, version).estimator, method)
+    parameters["method"] = method
+    shared = method == "screen"  # one task sees every recourse, so each retrain serves all
     opened = open_run(db_url, "fragility", None, model, parameters, extra_key=version, force=True)
     run_id = opened["run_id"]
-    ref = ModelRef(str(registry.root), model, version, manifest.artifact_sha256)
     try:
         with worker.sessions(db_url).begin() as session:
             mv_id = writes.ensure_model_version(session, manifest)
             issued = issued_under(session, mv_id, limit)
-        points = expand_json(issued, "x_after", manifest.schema.names) if len(issued) else issued
+        points = _points(issued, manifest.schema.names) if len(issued) else issued
+        step = max(len(points), 1) if shared else chunk_rows
         chunks = [
-            points.iloc[i : i + chunk_rows].reset_index(drop=True)
-            for i in range(0, len(points), chunk_rows)
+            points.iloc[i : i + step].reset_index(drop=True) for i in range(0, len(points), step)
         ]
         n = len(chunks)
         results = [
@@ -76,6 +91,7 @@ def fragility_scan(
                 [db_url] * n,
                 [budget] * n,
                 [method] * n,
+                [n_jobs] * n,
             )
         ]
         counts = pd.DataFrame(results).sum().to_dict() if results else {}
@@ -83,13 +99,14 @@ def fragility_scan(
             "recourses": int(counts.get("recourses", 0)),
             "flippable": int(counts.get("flippable", 0)),
             "fragile": int(counts.get("fragile", 0)),
+            "deletion_sets_retrained": int(counts.get("refits", 0)),
         }
         counts["fragile_share"] = (
             counts["fragile"] / counts["recourses"] if counts["recourses"] else 0.0
         )
         timings = {"wall": time.perf_counter() - t0}
         close_run(db_url, run_id, "succeeded", counts, timings)
-        return {"run_id": run_id, "counts": counts, "timings": timings}
+        return {"run_id": run_id, "method": method, "counts": counts, "timings": timings}
     except BaseException as exc:
         close_run(
             db_url,

@@ -31,10 +31,12 @@ from govern_cli.app import (
 
 
 class Method(StrEnum):
-    """How the fragility search confirms each deletion (logistic regression)."""
+    """How the fragility search looks for deletions that break issued recourse."""
 
+    auto = "auto"
     approximate = "approximate"
     exact = "exact"
+    screen = "screen"
 
 
 @app.command(rich_help_panel="Deletion requests")
@@ -144,8 +146,14 @@ def fragility(
     version: Annotated[str | None, typer.Option(help="Version (default: deployed).")] = None,
     budget: Annotated[int, typer.Option("--k", min=1, help="Deletion budget K.")] = 5,
     method: Annotated[
-        Method, typer.Option(help="approximate (influence-screened) or exact (refit each step).")
-    ] = Method.approximate,
+        Method,
+        typer.Option(
+            help="screen: shared deletion sets, each retrained once for every recourse "
+            "(proves breaks, not survival); approximate / exact: greedy per recourse "
+            "(influence-ranked for logistic regression, about K retrains per recourse "
+            "otherwise); auto: approximate for logistic regression, else screen."
+        ),
+    ] = Method.auto,
     limit: Annotated[
         int | None, typer.Option(min=1, help="At most this many recourses (the first by id).")
     ] = None,
@@ -155,8 +163,10 @@ def fragility(
     workers: Workers = None,
     as_json: AsJson = False,
 ) -> None:
-    """Worst-case fragility of issued recourse: the fewest training deletions that would
-    invalidate each one (k <= K), ahead of any request."""
+    """Worst-case fragility of issued recourse: how few training deletions would invalidate
+    each one (k <= K), ahead of any request. Every k found is an upper bound on the fewest
+    (a deletion set whose retrain breaks the recourse); the screen's "not broken" means only
+    that no deletion set among those tried breaks it."""
     from flows.fragility import fragility_scan
     from flows.runtime import prefect_api, task_runner
 
@@ -171,8 +181,10 @@ def fragility(
         summary = flow(
             model=model, version=version, budget=budget, method=method.value, limit=limit
         )
+    claim = render.fragility_line(model, version, budget, summary)
     if as_json:
-        emit_json({"model": model, "version": version, "budget": budget, **summary})
+        emit_json({"model": model, "version": version, "budget": budget, **summary,
+                   "claim": claim})
         return
     c = summary["counts"]
     if not c["recourses"]:
@@ -181,11 +193,7 @@ def fragility(
             "(--version names another version)."
         )
         return
-    console.print(
-        f"{c['recourses']:,} recourses under {model} {version}: {c['flippable']:,} can be "
-        f"invalidated by at most {budget} deletions, {c['fragile']:,} "
-        f"({c['fragile_share']:.1%}) by 1 or 2 ({method.value})."
-    )
+    console.print(claim)
 
 
 def _run_deletions(

@@ -9,7 +9,17 @@ from typing import Annotated
 import typer
 
 from govern_cli import render
-from govern_cli.app import AsJson, Db, Home, console, explainers_app, registry, sessions
+from govern_cli.app import (
+    AsJson,
+    Db,
+    Home,
+    console,
+    emit_json,
+    explainers_app,
+    registry,
+    sessions,
+    ui,
+)
 
 
 @explainers_app.command("compare")
@@ -52,7 +62,7 @@ def explainers_compare(
     manifest = reg.manifest(name, version)
     if manifest.training_data is None:
         raise typer.BadParameter(f"{name} {version} has no training data to sample from")
-    with console.status(f"Comparing explainers of {name} {version}"):
+    with ui(as_json).status(f"Comparing explainers of {name} {version}"):
         result = compare_explainers(
             loaded,
             reg.training_frame(name, version),
@@ -62,7 +72,7 @@ def explainers_compare(
             permutation_stability_rows=permutation_stability_rows,
         )
     if store:
-        with sessions(db, home).begin() as session:
+        with sessions(db, home, write=True).begin() as session:
             mv_id = writes.ensure_model_version(session, manifest)
             writes.record_explainer_choice(
                 session,
@@ -74,12 +84,7 @@ def explainers_compare(
                 seed=seed,
             )
     if as_json:
-        console.print_json(
-            json.dumps(
-                {"model": name, "version": version, "stored": store, **result.evidence()},
-                default=str,
-            )
-        )
+        emit_json({"model": name, "version": version, "stored": store, **result.evidence()})
         return
     render.explainer_comparison(console, name, version, result, stored=store)
 
@@ -94,7 +99,7 @@ def explainers_show(
     with sessions(db, home)() as session:
         choice = explainer_choice(session, name, version)
     if as_json:
-        console.print_json(json.dumps(choice, default=str))
+        emit_json(choice)
         return
     render.explainer_choice(console, name, version, choice)
 
@@ -128,7 +133,7 @@ def explainers_quality(
             out["reasons_not_above_random"] = json.loads(
                 flags.to_json(orient="records", date_format="iso")
             )
-        console.print_json(json.dumps(out))
+        emit_json(out)
         return
     render.quality_by_version(console, table)
     if flags is not None:

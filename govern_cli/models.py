@@ -10,6 +10,7 @@ import typer
 
 from govern_cli import render
 from govern_cli.app import (
+    EXIT_CHECK_FAILED,
     AsJson,
     Db,
     Home,
@@ -17,6 +18,7 @@ from govern_cli.app import (
     deployed_version_or_exit,
     emit_json,
     env,
+    err,
     fail,
     models_app,
     registry,
@@ -249,10 +251,6 @@ def models_register(
 def models_import(
     name: str,
     version: str,
-    artifact: Annotated[
-        Path,
-        typer.Option(help="Fitted model: a .skops file (or .pkl/.joblib with --trust-pickle)."),
-    ],
     reference_data: Annotated[
         Path,
         typer.Option(
@@ -260,6 +258,18 @@ def models_import(
             help="Rows the model can score (CSV or Parquet): dtypes, ranges and categories.",
         ),
     ],
+    artifact: Annotated[
+        Path | None,
+        typer.Option(help="Fitted model: a .skops file (or .pkl/.joblib with --trust-pickle)."),
+    ] = None,
+    from_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="An MLflow registry version instead of a file: models:/NAME@ALIAS or "
+            "models:/NAME/VERSION, from $MLFLOW_TRACKING_URI (needs the mlflow extra).",
+        ),
+    ] = None,
     schema: Annotated[
         Path | None,
         typer.Option(help="JSON list of schema entries overriding what was inferred."),
@@ -297,29 +307,155 @@ def models_import(
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
-    """Register a model fitted elsewhere (undeployed): its schema from the model and the
-    reference sample, a check that it scores the sample, and its retrain recipe."""
+    """Register a model fitted elsewhere (undeployed), from a file or an MLflow registry: its
+    schema from the model and the reference sample, a check that it scores the sample, and its
+    retrain recipe."""
     from governance.registry.importing import import_fitted
 
-    report = import_fitted(
-        registry(home),
-        name,
-        version,
-        artifact,
-        reference=reference_data,
-        schema=schema,
-        training=training_data,
-        label=label,
-        sample_weight=sample_weight,
-        id_column=id_column,
-        seed=seed,
-        favourable=favourable,
-        threshold=threshold,
-        trust_pickle=trust_pickle,
-        trusted_types=tuple(trust_type or ()),
-        action_set=action_set,
-    )
+    if (artifact is None) == (from_uri is None):
+        fail("give exactly one of --artifact FILE or --from models:/NAME@ALIAS")
+    reg = registry(home, must_exist=False)  # an import may start the registry
+    options = {
+        "reference": reference_data,
+        "schema": schema,
+        "training": training_data,
+        "label": label,
+        "sample_weight": sample_weight,
+        "id_column": id_column,
+        "seed": seed,
+        "favourable": favourable,
+        "threshold": threshold,
+        "trust_pickle": trust_pickle,
+        "trusted_types": tuple(trust_type or ()),
+        "action_set": action_set,
+    }
+    if from_uri is not None:
+        from governance.registry.mlflow_source import import_from_mlflow
+
+        report = import_from_mlflow(reg, name, version, from_uri, **options)
+    else:
+        report = import_fitted(reg, name, version, artifact, **options)
     if as_json:
-        console.print_json(json.dumps(report.to_dict(), default=str))
+        emit_json(report.to_dict())
         return
     render.import_report(console, report.to_dict())
+
+
+@models_app.command("sync")
+def models_sync(
+    models: Annotated[
+        list[str] | None,
+        typer.Argument(help="MLflow registered models (default: $GOVERNANCE_MLFLOW_MODELS)."),
+    ] = None,
+    champion: Annotated[str, typer.Option(help="The alias marking production.")] = "champion",
+    challenger: Annotated[
+        str, typer.Option(help="The alias that proposes a version for the gate.")
+    ] = "challenger",
+    gate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Largest acceptable invalidation rate.")
+    ] = 0.10,
+    variants: Annotated[int, typer.Option(help="Retrained variants for forward validity.")] = 10,
+    reference_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference-data",
+            help="Sample an import scores (default: the deployed version's rows).",
+        ),
+    ] = None,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option("--trust-pickle", help="Import MLflow models saved as pickle (runs code)."),
+    ] = False,
+    home: Home = None,
+    db: Db = None,
+    as_json: AsJson = False,
+) -> None:
+    """Poll MLflow aliases ($MLFLOW_TRACKING_URI) and record every move in the ledger; check a
+    version the challenger alias proposes and move champion to it only if the check passes; a
+    champion moved by hand is recorded as deployed unchecked, raises an alarm and is checked.
+    Exits 3 when there is an alarm."""
+    from flows.mlflow_sync import mlflow_sync
+    from flows.runtime import prefect_api
+
+    env(home, db)
+    with ui(as_json).status("Syncing MLflow aliases"), prefect_api():
+        summary = mlflow_sync(
+            models=list(models or []) or None,
+            champion=champion,
+            challenger=challenger,
+            gate=gate,
+            variants=variants,
+            reference_data=str(reference_data) if reference_data else None,
+            trust_pickle=trust_pickle,
+        )
+    if as_json:
+        emit_json(summary)
+    else:
+        for name, result in summary["models"].items():
+            now = ", ".join(f"{a} -> {v}" for a, v in result["aliases"].items())
+            console.print(f"{name}: {now}")
+            for m in result["moves"]:
+                console.print(f"  {m['alias']}: {m['from']} -> {m['to']} ({m['via']}, "
+                              f"{m['action']})")
+            for c in result["checks"]:
+                console.print(f"  check of {c['version']}: "
+                              f"{'passed' if c['passed'] else 'FAILED'} (run {c['run_id']})")
+    for alarm in summary["alarms"]:
+        err.print(f"[bold red]ALARM:[/] {alarm}")
+    if summary["alarms"]:
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@models_app.command("aliases")
+def models_aliases(
+    name: Annotated[str | None, typer.Argument(help="MLflow registered model.")] = None,
+    home: Home = None,
+    db: Db = None,
+    as_json: AsJson = False,
+) -> None:
+    """The ledger's history of MLflow alias moves (MLflow keeps only the current ones)."""
+    from governance.store import aliases
+
+    env(home, db)
+    with sessions(db, home)() as session:
+        rows = aliases.alias_history(session, name)
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        console.print(
+            f"{r['observed_at']:%Y-%m-%d %H:%M} {r['registered_model']}@{r['alias']}: "
+            f"{r['previous_version']} -> {r['version']} ({r['via']}, {r['action']})"
+        )
+
+
+@models_app.command("webhook")
+def models_webhook(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    as_json: AsJson = False,
+) -> None:
+    """Receive MLflow registry webhooks at /mlflow (secret: $GOVERNANCE_MLFLOW_WEBHOOK_SECRET):
+    a signed alias move becomes a Prefect event that starts the mlflow-sync deployment; a bad
+    signature is refused (401) and logged. Runs until stopped."""
+    import logging
+    import os
+
+    from govern_cli.mlflow_webhook import ENV_SECRET, PATH, make_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    secret = os.environ.get(ENV_SECRET, "")
+    if not secret:
+        fail(f"set ${ENV_SECRET} to the secret the MLflow webhook was created with")
+    server = make_server(host, port, secret)
+    url = f"http://{host}:{server.server_address[1]}{PATH}"
+    if as_json:
+        emit_json({"listening": url})
+    else:
+        err.print(f"listening on {url}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

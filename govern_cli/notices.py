@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Annotated
 import typer
 
 from govern_cli import render
-from govern_cli.app import AsJson, Db, Home, app, console, err, sessions
+from govern_cli.app import AsJson, Db, Home, app, console, emit_json, err, sessions
 
 reasons_app = typer.Typer(
     help="The reviewed reason statements of a model version (the only way to edit them).",
@@ -134,7 +133,7 @@ def reasons_list(
         rows = store.statements(session, mv_id, history=history)
         unmapped = sorted(set(_features(session, mv_id)) - {r["feature"] for r in rows})
     if as_json:
-        console.print_json(json.dumps({"statements": rows, "unmapped": unmapped}, default=str))
+        emit_json({"statements": rows, "unmapped": unmapped})
         return
     frame = pd.DataFrame(rows)
     if len(frame):
@@ -234,7 +233,7 @@ def notices(
         else:
             rows, total = store.issued(session, limit=limit)
     if as_json:
-        console.print_json(json.dumps({"total": total, "rows": rows}, default=str))
+        emit_json({"total": total, "rows": rows})
         return
     if overdue:
         if settings is None:

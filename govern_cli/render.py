@@ -874,3 +874,22 @@ def quality_by_version(console: Console, table: pd.DataFrame) -> None:
         "[dim]All rows: SELECT * FROM v_explanation_quality; per version: "
         "v_explanation_quality_by_version.[/]"
     )
+
+
+def fragility_line(model: str, version: str, budget: int, summary: dict[str, Any]) -> str:
+    """What a fragility run proved, in words that claim no more than that."""
+    c, method = summary["counts"], summary.get("method", "")
+    head = f"{c['recourses']:,} recourses under {model} {version}"
+    fragile = f"{c['fragile']:,} ({c['fragile_share']:.1%}) by 1 or 2 rows"
+    if method == "screen":
+        rest = c["recourses"] - c["flippable"]
+        return (
+            f"{head} (screen, {c.get('deletion_sets_retrained', 0):,} deletion sets of at most "
+            f"{budget} rows, each retrained exactly): {c['flippable']:,} are broken by a tried "
+            f"set, {fragile}; no tried set breaks the other {rest:,}, which does not prove they "
+            f"survive {budget} deletions."
+        )
+    return (
+        f"{head}: {c['flippable']:,} can be invalidated by at most {budget} deletions, "
+        f"{fragile} ({method} greedy: an upper bound on the fewest deletions)."
+    )

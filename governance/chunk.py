@@ -53,8 +53,10 @@ class ChunkResult:
 def chunk_sha256(chunk: pd.DataFrame) -> str:
     """Identity of a chunk's input: every value of its log rows, columns by name (the row's
     position in the log is left out: rows above it may be erased). A corrected row under the
-    same decision id changes it; see :mod:`governance.provenance` for the rest of the key."""
-    rows = chunk.drop(columns=[ROW], errors="ignore")
+    same decision id changes it; see :mod:`governance.provenance` for the rest of the key.
+    Columns validation adds (the row's position, the out-of-range flags derived from the row
+    and the schema) are left out: they are not the log's."""
+    rows = chunk.drop(columns=[ROW, OUT_OF_RANGE], errors="ignore")
     return sha256_frame(rows.reindex(columns=sorted(map(str, rows.columns))))
 
 

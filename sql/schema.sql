@@ -10,6 +10,23 @@ CREATE TABLE cost_models (
 	UNIQUE (sha256)
 );
 
+CREATE TABLE mlflow_alias_events (
+	id SERIAL NOT NULL,
+	tracking_uri VARCHAR(256) NOT NULL,
+	registered_model VARCHAR(64) NOT NULL,
+	alias VARCHAR(64) NOT NULL,
+	version VARCHAR(64),
+	previous_version VARCHAR(64),
+	observed_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	via VARCHAR(16) NOT NULL,
+	actor VARCHAR(128) NOT NULL,
+	model_name VARCHAR(64) NOT NULL,
+	action VARCHAR(32),
+	note TEXT,
+	PRIMARY KEY (id)
+);
+CREATE INDEX ix_mlflow_alias_events_alias ON mlflow_alias_events (registered_model, alias);
+
 CREATE TABLE model_versions (
 	id SERIAL NOT NULL,
 	name VARCHAR(64) NOT NULL,

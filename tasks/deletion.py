@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -185,8 +186,13 @@ def fragility_chunk(
     db_url: str,
     budget: int,
     method: str,
+    n_jobs: int | None = None,
 ) -> dict[str, int]:
-    """Worst-case deletions that flip each issued recourse in ``points``; one row each."""
+    """Worst-case deletions that flip each issued recourse in ``points``; one row each.
+
+    With ``method="screen"`` the chunk should hold every open recourse: each deletion set is
+    retrained once for all of them (``n_jobs`` retrains at once; default this worker's
+    cores)."""
     reg = ModelRegistry(ref.registry)
     manifest = reg.manifest(ref.name, ref.version)
     if manifest.training_data is None:
@@ -202,6 +208,7 @@ def fragility_chunk(
         model.matrix(points),
         K=budget,
         method=method,
+        n_jobs=n_jobs or len(os.sched_getaffinity(0)),
     )
     frame = result.to_frame(points["recourse_id"].tolist())
     rows = pd.DataFrame(
@@ -228,4 +235,5 @@ def fragility_chunk(
         "recourses": len(rows),
         "fragile": int(((ks >= 1) & (ks <= 2)).sum()),
         "flippable": int((ks >= 1).sum()),
+        "refits": int(result.refits),
     }

@@ -36,12 +36,15 @@ from governance.deletion.retrain import (
     retrain_without,
 )
 from governance.deletion.scan import contains_needle, scan_for_subject, subject_needles
+from governance.deletion.shared_screen import agreement, exhaustive_greedy, screen
 
 __all__ = [
     "DUE_DAYS",
+    "agreement",
     "carry_over",
     "contains_needle",
     "due_date",
+    "exhaustive_greedy",
     "execute_erasure",
     "external_log_notice",
     "external_training_notice",
@@ -59,6 +62,7 @@ __all__ = [
     "refit_control",
     "retrain_without",
     "scan_for_subject",
+    "screen",
     "subject_decision_ids",
     "subject_hash",
     "subject_needles",

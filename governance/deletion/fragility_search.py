@@ -70,7 +70,14 @@ chosen sequence in both modes.
 - ``"exact"``: at each step, each of the top ``5`` remaining candidates is removed and the model
   retrained; the one giving the lowest retrained score is kept (exact greedy over a shortlist).
 
-``method="auto"`` means ``"approximate"``.
+Screen (``"screen"``, any family): shared deletion sets, each retrained once, every open
+recourse scored under each retrained model in one call; its cost grows with the number of sets
+tried, not with the number of recourses. A broken recourse comes with a deletion set whose exact
+retrain breaks it; an unbroken one only means that no set among those tried broke it. See
+:mod:`governance.deletion.shared_screen`.
+
+``method="auto"`` means ``"approximate"`` for logistic regression and ``"screen"`` for every
+other family (the per-recourse searches retrain about K times per recourse there).
 """
 
 from __future__ import annotations
@@ -98,7 +105,7 @@ from governance.exceptions import FragilityError
 from governance.registry.model import DecisionModel
 from governance.registry.training import TrainingRecipe
 
-METHODS = ("auto", "exact", "approximate")
+METHODS = ("auto", "exact", "approximate", "screen")
 # Confirmation band of the approximate LR method, in logit units: ABS + REL * |l_t - l_0|.
 MARGIN_ABS = 0.002
 MARGIN_REL = 0.5
@@ -200,6 +207,7 @@ def fragility(
     method: str = "auto",
     candidates: int = 200,
     seed: int = 0,
+    n_jobs: int = 1,
 ) -> FragilityResult:
     """Greedy worst-case number of training deletions that invalidates each recourse point.
 
@@ -220,12 +228,14 @@ def fragility(
         Issued recourse points (frame, or matrix in schema order with category codes).
     K : int, default=5
         Deletion budget.
-    method : {"auto", "exact", "approximate"}, default="auto"
-        ``"auto"`` is ``"approximate"``.
+    method : {"auto", "exact", "approximate", "screen"}, default="auto"
+        ``"auto"`` is ``"approximate"`` for logistic regression, ``"screen"`` otherwise.
     candidates : int, default=200
         Candidate subset size per recourse (proxy families); caps the LR shortlist.
     seed : int, default=0
-        Seeds the tie-breaking permutation of the proxy ranking.
+        Seeds the tie-breaking permutation of the proxy ranking (and the screen's grouping).
+    n_jobs : int, default=1
+        Retrains run at once by the screen (threads); the other methods ignore it.
 
     Returns
     -------
@@ -276,7 +286,14 @@ def fragility(
     if len(X_train) < 2:
         raise FragilityError(f"X_train has {len(X_train)} rows; expected at least 2")
 
-    method = "approximate" if method == "auto" else method
+    method = resolve_method(pipe, method)
+    if method == "screen":
+        from governance.deletion.shared_screen import screen  # it builds on this module
+
+        return screen(
+            model, recipe, X_train, y, X_recourse, K=int(K), candidates=int(candidates),
+            seed=seed, n_jobs=n_jobs,
+        )
     frame_train = model.frame(X_train).reset_index(drop=True)
     frame_q = model.frame(X_recourse).reset_index(drop=True)
     base = model.score(frame_q)
@@ -287,6 +304,19 @@ def fragility(
         return run(K, int(candidates))
     generic = _ProxySearch(model, recipe, frame_train, y, frame_q, base, int(candidates), seed)
     return generic.exact(K) if method == "exact" else generic.approximate(K)
+
+
+def resolve_method(estimator: object, method: str) -> str:
+    """The method ``"auto"`` stands for with this estimator; other methods unchanged.
+
+    ``"approximate"`` where influence estimates apply (recipe-built L2 logistic regression),
+    ``"screen"`` for every other family.
+    """
+    if method not in METHODS:
+        raise FragilityError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    if method != "auto":
+        return method
+    return "approximate" if supports_influence(estimator) else "screen"
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -496,7 +526,7 @@ class _ProxySearch:
         active = self.book.active()
         self.order = np.full((len(base), 0), -1, dtype=np.int64)
         if active.size:
-            ranked = _proxy_order(model, frame_train, y, frame_q.iloc[active], candidates, seed)
+            ranked = proxy_order(model, frame_train, y, frame_q.iloc[active], candidates, seed)
             self.order = np.full((len(base), ranked.shape[1]), -1, dtype=np.int64)
             self.order[active] = ranked
 
@@ -554,7 +584,7 @@ class _ProxySearch:
         return self.book.result("exact", K)
 
 
-def _proxy_order(
+def proxy_order(
     model: DecisionModel,
     frame_train: pd.DataFrame,
     y: np.ndarray,

@@ -432,7 +432,12 @@ def add_quality(
     resp = frames.get("responsiveness")
     mu = None
     if resp is not None and len(resp) == len(denied) * len(model.schema):
-        mu = resp["mu"].to_numpy(dtype=float).reshape(len(denied), len(model.schema))
+        # By decision id, not position: the recourse step may order its rows otherwise.
+        table = resp.pivot(index="decision_id", columns="feature", values="mu")
+        order = denied[ID].astype(str)
+        mu = table.reindex(index=order, columns=model.schema.names).to_numpy(dtype=float)
+        # No feasible change at all (mu stored as NULL, its own state) ranks as no response.
+        mu = np.nan_to_num(mu, nan=0.0)
     q_frames, q_counts, q_seconds = quality_rows(
         denied.reset_index(drop=True), model, explainer, values, reason_index, quality,
         mu=mu, **ids,

@@ -1,6 +1,7 @@
 """The model registry: versioned, hash-pinned model artifacts with their feature schema and recipe.
 
-Registration (from a recipe, or importing a model fitted elsewhere), codebooks (words for
+Registration (from a recipe, or importing a model fitted elsewhere: a file or an MLflow
+registry version), codebooks (words for
 features and category codes), the fitted-model wrapper every check scores through, and the
 structure of fitted tree ensembles and linear models that the exact searches rely on.
 """
@@ -9,6 +10,7 @@ from governance.registry.codebook import Codebook, load_codebook, read_codebook,
 from governance.registry.exact_paths import exact_paths
 from governance.registry.forests import ColumnMaps, parse_forest, why_not_parsed
 from governance.registry.importing import ImportReport, import_fitted, read_artifact
+from governance.registry.mlflow_source import import_from_mlflow
 from governance.registry.model import DecisionModel, PredictStats
 from governance.registry.model_registry import (
     Manifest,
@@ -39,6 +41,7 @@ __all__ = [
     "column_maps",
     "exact_paths",
     "import_fitted",
+    "import_from_mlflow",
     "load_codebook",
     "load_trusted",
     "missing_training_data",

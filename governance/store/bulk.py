@@ -46,6 +46,11 @@ _PG_EPOCH_DAYS = date(2000, 1, 1).toordinal() - date(1970, 1, 1).toordinal()
 
 
 # -- binding columns ---------------------------------------------------------------------------
+
+def _base_type(t: sa.types.TypeEngine) -> sa.types.TypeEngine:
+    """The type a TypeDecorator (the ledger's UTC timestamps, say) stores as; others as is."""
+    return t.impl_instance if isinstance(t, sa.types.TypeDecorator) else t
+
 def _plain(v: Any) -> Any:
     """A value as the driver takes it: numpy scalars to Python, NaN/NaT/NA to None."""
     if v is None or v is pd.NaT or v is pd.NA:
@@ -131,7 +136,7 @@ def _constant(series: pd.Series) -> bool:
 def _pg_binary_column(column: sa.Column, series: pd.Series) -> tuple[str, list[Any]] | None:
     """(wire type, values) of a column for a binary COPY, or None where this module does not
     know the binary form of the column's type (the caller then uses text COPY)."""
-    t = column.type
+    t = _base_type(column.type)
     if isinstance(t, sa.Boolean):
         return "bool", _numbers(series, "b")
     if isinstance(t, sa.SmallInteger):
@@ -221,7 +226,7 @@ def _bound_column(column: sa.Column, series: pd.Series, dialect: sa.Dialect) -> 
         return _numbers(series, kind)
     if (
         dialect.name == "sqlite"
-        and isinstance(column.type, sa.DateTime | sa.Date)
+        and isinstance(_base_type(column.type), sa.DateTime | sa.Date)
         and isinstance(series.dtype, pd.DatetimeTZDtype | np.dtypes.DateTime64DType)
         and (getattr(series.dtype, "tz", None) is None or str(series.dtype.tz) == "UTC")
     ):
@@ -231,13 +236,13 @@ def _bound_column(column: sa.Column, series: pd.Series, dialect: sa.Dialect) -> 
             arr = arr[:1]  # one time for every row (checked_at, say): format it once
             one = _bound_column(column, pd.Series(arr), dialect)
             return one * len(series)
-        unit = "us" if isinstance(column.type, sa.DateTime) else "D"
+        unit = "us" if isinstance(_base_type(column.type), sa.DateTime) else "D"
         text = np.datetime_as_string(arr, unit=unit).astype(object)
         text[np.isnat(arr)] = None
         if unit == "us":
             return [None if v is None else v.replace("T", " ") for v in text.tolist()]
         return text.tolist()
-    if isinstance(column.type, sa.JSON):
+    if isinstance(_base_type(column.type), sa.JSON):
         # NaN and infinities are not JSON: stored as null, as on PostgreSQL.
         return [None if v is None else proc(_json_safe(v)) for v in series.tolist()]
     if _constant(series):
@@ -484,9 +489,7 @@ def to_frame(table: pa.Table, stmt: sa.Select) -> pd.DataFrame:
     bool (SQLite stores 0/1), JSON parsed, timestamps in UTC, dates as ``date``."""
     frame = table.to_pandas()
     for col in stmt.selected_columns:
-        name, t = col.key, col.type
-        if isinstance(t, sa.types.TypeDecorator):  # the ledger's UTC stamps, say
-            t = t.impl_instance
+        name, t = col.key, _base_type(col.type)
         if name not in frame or not len(frame):
             continue
         s = frame[name]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import warnings
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -233,7 +234,14 @@ def init_store(url_or_engine: str | sa.Engine) -> sa.Engine:
                     conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_ID})
                     conn.commit()
         else:
-            command.upgrade(alembic_config(engine), "head")
+            with warnings.catch_warnings():
+                # Batch migrations on SQLite reflect the tables that new ones point to;
+                # SQLAlchemy cannot reflect the expression index on decisions (and need not:
+                # decisions itself is never copied), and would say so on stderr.
+                warnings.filterwarnings(
+                    "ignore", message="Skipped unsupported reflection of expression-based index"
+                )
+                command.upgrade(alembic_config(engine), "head")
     except sa.exc.DBAPIError as exc:  # unreachable, wrong password, or not a database at all
         raise _store_error(engine.url, exc) from exc
     return engine

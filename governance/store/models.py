@@ -522,6 +522,41 @@ class DeploymentEvent(Base):
         return f"DeploymentEvent({self.model_name!r}, {self.version!r}, {self.state})"
 
 
+class MlflowAliasEvent(Base):
+    """One observed move of an alias in an MLflow model registry, which keeps only each
+    alias's current version (no history): the ledger keeps the history.
+
+    ``via`` says how the move was seen or made: ``poll`` (``govern models sync`` found the
+    alias elsewhere than last recorded), ``webhook`` (a registry webhook reported it) or
+    ``governance`` (we moved it, after a passed check). ``version`` is None when the alias was
+    removed; ``previous_version`` is what the ledger had last recorded. ``action`` says what
+    the move meant for us (e.g. ``proposed``, ``promoted``, ``deployed unchecked``).
+    Rows are appended and never changed.
+    """
+
+    __tablename__ = "mlflow_alias_events"
+    __table_args__ = (Index("ix_mlflow_alias_events_alias", "registered_model", "alias"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tracking_uri: Mapped[str] = mapped_column(String(256))  # password masked
+    registered_model: Mapped[str] = mapped_column(String(NAME_LEN))
+    alias: Mapped[str] = mapped_column(String(NAME_LEN))
+    version: Mapped[str | None] = mapped_column(String(NAME_LEN))  # None: alias removed
+    previous_version: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    observed_at: Mapped[datetime] = mapped_column(Stamp)
+    via: Mapped[str] = mapped_column(String(16))  # poll, webhook, governance
+    actor: Mapped[str] = mapped_column(String(128))
+    model_name: Mapped[str] = mapped_column(String(NAME_LEN))  # the governed model
+    action: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        return (
+            f"MlflowAliasEvent({self.registered_model!r}@{self.alias}: "
+            f"{self.previous_version} -> {self.version})"
+        )
+
+
 class DeletionRequest(Base):
     """A request to erase a subject (GDPR Art. 17), due one month after receipt.
 
@@ -591,7 +626,14 @@ class Tombstone(Base):
 
 
 class RecourseFragility(Base):
-    """Worst-case fragility of an issued recourse: the fewest training deletions that flip it."""
+    """Deletion fragility of an issued recourse: how few training deletions flip it.
+
+    ``k`` is always the size of a deletion set whose retrained (or, for the approximate
+    logistic-regression greedy outside its band, estimated) score breaks the recourse, an upper
+    bound on the fewest. ``k`` None means, for ``method`` "approximate" or "exact", that the
+    greedy path did not break it within ``budget`` deletions, and for "screen" only that no
+    deletion set among those tried broke it; neither proves it survives ``budget`` deletions.
+    """
 
     __tablename__ = "recourse_fragility"
 
@@ -601,9 +643,9 @@ class RecourseFragility(Base):
     model_version_id: Mapped[int] = mapped_column(
         ForeignKey("model_versions.id"), primary_key=True
     )
-    k: Mapped[int | None]  # None: more than K deletions needed
+    k: Mapped[int | None]  # None: not broken within K by the sets tried (see the docstring)
     budget: Mapped[int]  # K
-    method: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(16))  # approximate, exact or screen
     final_score: Mapped[float | None] = mapped_column(Float)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
     computed_at: Mapped[datetime] = mapped_column(Stamp)

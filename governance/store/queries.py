@@ -230,15 +230,22 @@ def subject_recourse(session: Session, subject_id: str) -> list[dict[str, Any]]:
 
 
 def chunk_totals(session: Session, run_id: int) -> dict[str, int]:
-    """Per-chunk counts summed over the run's committed chunks."""
+    """Per-chunk counts summed over the run's committed chunks: integers exactly, floats with
+    :func:`math.fsum` (correctly rounded, so the total does not depend on the order in which
+    chunks were committed, as a rerun's must not)."""
+    import math
+
     from governance.store.models import RunChunk
 
-    totals: dict[str, int] = {}
+    parts: dict[str, list[int | float]] = {}
     for counts in session.scalars(sa.select(RunChunk.counts).where(RunChunk.run_id == run_id)):
         for k, v in (counts or {}).items():
-            if isinstance(v, int | float):
-                totals[k] = totals.get(k, 0) + v
-    return totals
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                parts.setdefault(k, []).append(v)
+    return {
+        k: sum(v) if all(isinstance(x, int) for x in v) else math.fsum(v)
+        for k, v in parts.items()
+    }
 
 
 def slice_bounds(session: Session, stmt: sa.Select, rows: int) -> list[tuple[Any, Any]]:

@@ -389,7 +389,12 @@ def check_json(stdout: str) -> object:
 JSON_COMMANDS = {
     "demo", "nightly", "history", "recourse", "runs", "deploy", "redeploy-check", "forget",
     "deletions", "fragility", "models list", "models show", "models register", "models codebook",
+    "models sync", "models aliases", "models webhook",
+    "models import", "log check", "action-set draft", "action-set check", "explainers compare",
+    "explainers show", "explainers quality", "notices", "reasons list",
 }
+# Commands that print no data: they write a document (report, notice), record a reviewed
+# statement (reasons set) or serve pages (serve), and say where in one line.
 
 
 def test_every_command_that_prints_data_has_json():
@@ -578,7 +583,13 @@ def test_json_of_the_flow_commands(ledger_home, prefect_server):
                      "--k", "1", "--workers", "1", "--json", home=ledger_home,
                      server=prefect_server)
     assert fragile.returncode == 0, fragile.stderr
-    assert check_json(fragile.stdout)["counts"]["recourses"] == 3
+    screened = check_json(fragile.stdout)
+    assert screened["counts"]["recourses"] == 3
+    # the demo's boosting model is screened with shared deletion sets, and says what that proves
+    assert screened["method"] == "screen"
+    assert 1 <= screened["counts"]["deletion_sets_retrained"] <= 3 * 4
+    assert "no tried set breaks the other" in screened["claim"]
+    assert "does not prove they survive 1 deletions" in screened["claim"]
     deployed = govern("deploy", "credit-default", "v2", "--check", "--gate", "1", "--workers",
                       "1", "--json", home=ledger_home, server=prefect_server)
     assert deployed.returncode == 0, deployed.stderr

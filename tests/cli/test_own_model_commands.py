@@ -112,3 +112,23 @@ def test_action_set_draft_check_and_attach(imported, govern):
     out.write_text(json.dumps(d))
     bad = govern("action-set", "check", str(out), "--model", "m", "v1", home=home)
     assert bad.returncode == 2 and "features/0/step_direction" in bad.stderr
+
+
+def test_import_takes_a_file_or_an_mlflow_uri_and_says_what_is_missing(
+    imported, govern, monkeypatch
+):
+    folder, home = imported
+    sample = str(folder / "sample.csv")
+    both = govern("models", "import", "m", "v3", "--artifact", str(folder / "model.skops"),
+                  "--from", "models:/m@champion", "--reference-data", sample, home=home)
+    assert both.returncode == 2 and "exactly one of --artifact" in both.stderr
+    bad = govern("models", "import", "m", "v3", "--from", "runs:/abc/model",
+                 "--reference-data", sample, home=home)
+    assert bad.returncode == 2 and "not an MLflow model URI" in bad.stderr
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    no_server = govern("models", "import", "m", "v3", "--from", "models:/m@champion",
+                       "--reference-data", sample, home=home)
+    assert no_server.returncode == 2 and "set MLFLOW_TRACKING_URI" in no_server.stderr
+    for result in (both, bad, no_server):
+        assert result.stderr.count("\n") == 1, result.stderr
+    assert not (home / "registry" / "m" / "v3").exists()

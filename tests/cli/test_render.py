@@ -75,3 +75,29 @@ def test_the_nightly_summary_names_the_grid_claim():
     text = console.export_text()
     assert "minimal on grid" in text and "minimal in action set" in text
     assert "cheapest" not in text
+
+
+def test_fragility_line_claims_only_what_each_method_proves():
+    counts = {"recourses": 10, "flippable": 7, "fragile": 5, "fragile_share": 0.5,
+              "deletion_sets_retrained": 40}
+    screened = render.fragility_line("m", "v1", 5, {"method": "screen", "counts": counts})
+    assert "40 deletion sets of at most 5 rows, each retrained exactly" in screened
+    assert "7 are broken by a tried set, 5 (50.0%) by 1 or 2 rows" in screened
+    assert "no tried set breaks the other 3, which does not prove they survive 5" in screened
+    greedy = render.fragility_line("m", "v1", 5, {"method": "exact", "counts": counts})
+    assert "7 can be invalidated by at most 5 deletions" in greedy
+    assert "exact greedy: an upper bound on the fewest deletions" in greedy
+
+
+def test_subject_page_fragility_sentence_claims_no_more_than_the_row():
+    from govern_cli.web.documents import environment
+
+    page = environment().from_string('{% from "_macros.html" import fragility %}{{ fragility(f) }}')
+    row = {"model_version": "credit-default v1", "budget": 5}
+    screened = page.render(f={**row, "k": None, "method": "screen"})
+    assert "no deletion set of at most 5 rows among those tried breaks it" in screened
+    assert "not a proof that none does" in screened and "more than" not in screened
+    greedy = page.render(f={**row, "k": None, "method": "exact"})
+    assert "the greedy search found no 5 or fewer deletions" in greedy
+    broken = page.render(f={**row, "k": 2, "method": "screen"})
+    assert "deleting 2 training row(s) found by the search would break it" in broken

@@ -98,3 +98,14 @@ def test_a_chunks_identity_is_its_rows_contents():
     corrected = log.copy()
     corrected.loc[1, "x"] = 2.5  # the same decision id, a corrected value
     assert chunk_sha256(corrected) != base
+
+
+def test_a_chunks_identity_ignores_the_columns_validation_adds():
+    """The out-of-range flags (a list per row) and the row position are validation's, not the
+    log's: they neither break the hash nor change it."""
+    from governance.intake.validation import OUT_OF_RANGE, ROW
+
+    log = pd.DataFrame({"decision_id": ["D1", "D2"], "income": [1.0, 9e9]})
+    flagged = log.assign(**{OUT_OF_RANGE: [None, ["income"]], ROW: [0, 1]})
+    assert chunk_sha256(flagged) == chunk_sha256(log)
+    assert chunk_sha256(log.assign(income=[1.0, 2.0])) != chunk_sha256(log)

@@ -123,20 +123,6 @@ def test_a_corrected_log_row_is_recomputed_under_its_old_id(run_nightly, home, t
     assert _json(features["features"][0])["loan_amount"] == frame.loc[row, "loan_amount"]
 
 
-def _drop_worker_caches(cluster) -> None:
-    """What a fresh worker would load: the caches here are keyed on the model artifact."""
-    from distributed import Client
-
-    def drop() -> None:
-        from tasks import worker
-
-        for cached in (worker.model, worker.explainer, worker.recourse_inputs):
-            cached.cache_clear()
-
-    with Client(cluster.scheduler_address) as client:
-        client.run(drop)
-
-
 def test_an_erasure_that_rewrites_training_data_recomputes_the_night(
     run_nightly, dask_cluster, home, tmp_path
 ):
@@ -158,7 +144,8 @@ def test_an_erasure_that_rewrites_training_data_recomputes_the_night(
         registry, "credit-default", [subject], request_id="R-test", erased_at=datetime.now(UTC)
     )
     after_sha = registry.manifest("credit-default", "v1").training_data.sha256
-    _drop_worker_caches(dask_cluster)
+    # The same long-lived workers: their caches are keyed on the training data's hash, so
+    # nothing fitted on the erased rows is reused.
     again = run_nightly(DEMO_NIGHT, home, url, chunk_rows=CHUNK, max_points=8)
     assert again["counts"]["chunks_skipped"] == 0
     chunks = _chunk_settings(url)

@@ -44,7 +44,7 @@ def test_each_staged_chunk_reads_back_exactly_its_planned_rows(demo_home, tmp_pa
 
 
 def test_a_purge_erases_a_subject_from_a_staged_night(demo_home, tmp_path):
-    from tasks.deletion import purge_files
+    from tasks.deletion import plan_purge, purge_files
     from tasks.staging import read_chunk, stage_chunks, staged_file
 
     home = tmp_path / "home"
@@ -55,7 +55,9 @@ def test_a_purge_erases_a_subject_from_a_staged_night(demo_home, tmp_path):
 
     plan = stage_chunks(todo, staged_file(config.staging_dir(home), DEMO_NIGHT, run_id))
     subject = str(todo[1]["chunk"]["subject_id"].iloc[0])
-    purge_files.fn(str(home / "registry"), None, [], [subject], "del-x", datetime.now(UTC))
+    registry = str(home / "registry")
+    erasure, _ = plan_purge.fn(registry, None, [], [subject], str(home), [])
+    purge_files.fn(erasure, registry, [subject], "del-x", datetime.now(UTC), str(home))
     back = read_chunk(plan[1]["staged"])
     assert subject not in set(back["subject_id"])
     theirs = int((todo[1]["chunk"]["subject_id"] == subject).sum())
