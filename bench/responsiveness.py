@@ -1,10 +1,11 @@
 """Side-by-side benchmark: our responsiveness scores and recourse verdicts against reachml.
 
-For each case (German credit with logistic regression and a random forest; the synthetic lending
-population with a gradient-boosting model) it trains a seeded model, samples denied rows, runs
-our ``responsiveness`` + ``find_recourse`` on them, then reachml 0.2.0a1 on the same model file,
-action set and rows (bench/reachml/runner.py in bench/.reachml-venv, one subprocess per case),
-and prints one table:
+For each case (German credit with logistic regression and a random forest; HELOC with logistic
+regression and a gradient-boosting ensemble; the synthetic lending population with a
+gradient-boosting model) it trains a seeded model, samples denied rows, runs our
+``responsiveness`` + ``find_recourse`` on them, then reachml 0.2.0a1 on the same model file,
+action set and rows (bench/reachml/runner.py in bench/.reachml-venv, one subprocess per case and
+semantics), and prints one table per semantics:
 
     persons, persons/s (ours, reachml), ratio of seconds per person (reachml / ours), share of our
     wall time inside the model's predict (DecisionModel.stats), agreement of mu (max |diff|, share
@@ -14,12 +15,22 @@ reachml's time is its own per-person loop (scores + reachable-set enumeration), 
 start-up or model loading. Aims: identical verdicts, >= 50x faster per person, >= half
 of our wall time inside model calls.
 
-Usage:
-    .venv/bin/python bench/responsiveness.py [--n-rows 40] [--n-synthetic-rows 10] [--cases ...]
-        [--reachml-solver cplex] [--reachml-semantics paper] [--no-reachml] [--out DIR]
+HELOC: every actionable feature is an integer, so reachml enumerates each single-feature set
+exactly and the scores must agree exactly. reachml cannot give verdicts there: its
+``ReachableSetEnumerator`` materialises the product of the per-part reachable sets (about 10^15
+points per person for this action set), so the runner is asked for scores only, and the
+verdict check is the one reachml's scores imply: a feature with mu > 0 proves that an approved
+point is reachable, so every such person must get ``recourse`` from our search ("implied").
+The ratio is then taken on scores alone (reachml's scores against our ``responsiveness``).
 
-Needs bench/reachml/setup_env.sh for the reachml side (run automatically when missing) and
-$GOVERNANCE_SHARED_DATA (or ../shared/data) for German credit.
+Usage:
+    .venv/bin/python bench/responsiveness.py [--n-rows 40] [--n-heloc-rows 12]
+        [--n-synthetic-rows 10] [--cases ...] [--reachml-solver cplex]
+        [--semantics paper,release] [--reachml-python PATH] [--no-reachml] [--out FILE]
+
+Needs bench/reachml/setup_env.sh for the reachml side (run automatically when missing; or
+``--reachml-python`` / $REACHML_PYTHON naming another such venv's python) and
+$GOVERNANCE_SHARED_DATA (or ../shared/data) for German credit and HELOC.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -57,7 +69,7 @@ RECIPES = {
     ),
     "hgb": TrainingRecipe("hist_gradient_boosting", {"max_iter": 100}, seed=SEED),
 }
-CASES = ("german_lr", "german_rf", "synthetic_hgb")
+CASES = ("german_lr", "german_rf", "heloc_lr", "heloc_hgb", "synthetic_hgb")
 
 
 @dataclass
@@ -70,6 +82,7 @@ class Case:
     X: np.ndarray
     row_ids: np.ndarray
     reference: np.ndarray  # training rows, for the cost
+    reachml_what: str = "both"  # "scores" where reachml cannot enumerate full reachable sets
     notes: list[str] = field(default_factory=list)
 
 
@@ -96,6 +109,20 @@ def german_case(kind: str, n_rows: int) -> Case:
                 M[train])
 
 
+def heloc_case(kind: str, n_rows: int) -> Case:
+    from governance.data.real import load_heloc
+
+    ds = load_heloc()
+    rng = np.random.default_rng(SEED)
+    train = np.sort(rng.permutation(len(ds.X))[: int(0.8 * len(ds.X))])
+    pipe = RECIPES[kind].fit(ds.schema, ds.X.iloc[train], ds.y[train])
+    model = DecisionModel(pipe, ds.schema, favourable_class=1, threshold=0.5, name=f"heloc_{kind}")
+    M = model.matrix(ds.X)
+    rows = _denied_sample(model, M, n_rows, SEED)
+    return Case(f"heloc_{kind}", model, ACTION_SETS / "heloc.json", M[rows], rows, M[train],
+                reachml_what="scores")
+
+
 def synthetic_case(kind: str, n_rows: int, n_train: int) -> Case:
     from governance.data.synthetic import LABEL, SYNTHETIC_SCHEMA, generate_population
 
@@ -113,7 +140,8 @@ def synthetic_case(kind: str, n_rows: int, n_train: int) -> Case:
 # -- the two tools ---------------------------------------------------------------------------------
 
 
-def run_ours(case: Case, n_samples: int, max_points: int, seed: int) -> dict:
+def run_ours(case: Case, n_samples: int, max_points: int, seed: int,
+             semantics: str = "paper") -> dict:
     """Our scores and verdicts, timed, with the share of time inside the model's predict."""
     # imported by name: governance.recourse may not exist yet when this script is written
     ActionSet = importlib.import_module("governance.recourse.action_set").ActionSet
@@ -124,11 +152,12 @@ def run_ours(case: Case, n_samples: int, max_points: int, seed: int) -> dict:
     A = ActionSet.from_json(case.action_set_path)
     cost = PercentileShiftCost.fit(case.reference, case.model.schema)
     warm = case.X[:2]  # first calls pay one-off costs (compilation caches, lazy imports)
-    responsiveness(case.model, A, warm, n_samples=n_samples, seed=seed)
+    responsiveness(case.model, A, warm, n_samples=n_samples, seed=seed, semantics=semantics)
     find_recourse(case.model, A, warm, cost, max_points=max_points)
     case.model.stats.reset()
     t0 = time.perf_counter()
-    r = responsiveness(case.model, A, case.X, n_samples=n_samples, seed=seed)
+    r = responsiveness(case.model, A, case.X, n_samples=n_samples, seed=seed,
+                       semantics=semantics)
     t1 = time.perf_counter()
     rc = find_recourse(case.model, A, case.X, cost, max_points=max_points)
     t2 = time.perf_counter()
@@ -147,9 +176,11 @@ def run_ours(case: Case, n_samples: int, max_points: int, seed: int) -> dict:
 
 
 def run_reachml(case: Case, solver: str, semantics: str, timeout: float, n_samples: int,
-                max_points: int, seed: int) -> dict:
+                max_points: int, seed: int, python: Path = VENV_PY) -> dict:
     """reachml on the same model file, action set and rows; {'error': ...} when it cannot run."""
-    if not VENV_PY.exists():
+    if not python.exists():
+        if python != VENV_PY:
+            return {"error": f"no reachml python at {python}"}
         print("bench: reachml venv missing, running setup_env.sh", flush=True)
         subprocess.run(["bash", str(SETUP)], check=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,9 +195,9 @@ def run_reachml(case: Case, solver: str, semantics: str, timeout: float, n_sampl
         data = pd.DataFrame(case.X, columns=case.model.schema.names)
         data.insert(0, "row", case.row_ids)
         data.to_csv(ex / "data.csv", index=False, float_format="%.17g")
-        cmd = [str(VENV_PY), str(RUNNER), str(ex), str(out), "--solver", solver,
+        cmd = [str(python), str(RUNNER), str(ex), str(out), "--solver", solver,
                "--semantics", semantics, "--n-samples", str(n_samples), "--seed", str(seed),
-               "--max-points", str(max_points)]
+               "--max-points", str(max_points), "--what", case.reachml_what]
         try:
             res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -176,10 +207,14 @@ def run_reachml(case: Case, solver: str, semantics: str, timeout: float, n_sampl
             return {"error": last}
         timing = json.loads((out / "timing.json").read_text())
         scores = pd.read_csv(out / "scores.csv")
-        verdicts = pd.read_csv(out / "verdicts.csv")
+        verdicts = pd.read_csv(out / "verdicts.csv") if "verdicts" in timing else None
     names = case.model.schema.names
     mu = scores.pivot(index="row", columns="feature", values="mu").loc[case.row_ids, names]
-    status = verdicts.set_index("row").loc[case.row_ids, "status"].to_numpy().astype(str)
+    if verdicts is None:
+        timing["verdicts"] = {"method": "not_run_enumeration"}
+        status = np.full(len(case.row_ids), "not_run")
+    else:
+        status = verdicts.set_index("row").loc[case.row_ids, "status"].to_numpy().astype(str)
     return {"timing": timing, "mu": mu.to_numpy(dtype=float), "status": status}
 
 
@@ -198,7 +233,7 @@ def compare(case: Case, ours: dict | None, peer: dict | None) -> dict:
         t = peer["timing"]
         out["reachml_per_s"] = n / t["seconds_total"]
         out["reachml_method"] = t.get("scores", {}).get("method", "")
-        verdicts_run = t.get("verdicts", {}).get("method") != "not_run"
+        verdicts_run = not t.get("verdicts", {}).get("method", "").startswith("not_run")
         out["reachml_verdicts"] = t.get("verdicts", {}).get("method", "")
         if verdicts_run:
             out["reachml_fixed"] = int(np.sum(peer["status"] == "fixed"))
@@ -215,12 +250,18 @@ def compare(case: Case, ours: dict | None, peer: dict | None) -> dict:
                 out["status_share_equal"] = float(np.mean(ours["status"] == peer["status"]))
             else:  # reachml computed scores only: compare like with like
                 out["ratio_scores_only"] = (t["seconds_total"] / n) / (ours["seconds_scores"] / n)
+                # a feature reachml scores mu > 0 proves an approved reachable point exists
+                implied = np.any(peer["mu"] > 0, axis=1)
+                out["implied_recourse"] = int(implied.sum())
+                out["implied_agree"] = int(np.sum(ours["status"][implied] == "recourse"))
+                out["ours_recourse"] = int(np.sum(ours["status"] == "recourse"))
     elif peer is not None:
         out["reachml_error"] = peer["error"]
     return out
 
 
 def print_table(rows: list[dict], solver: str, semantics: str) -> None:
+    """One line per case for one reachml semantics."""
     def f(v, fmt):
         width = int(fmt.split(".")[0]) if fmt[0].isdigit() else 0
         return "-".rjust(width) if v is None else format(v, fmt)
@@ -244,6 +285,13 @@ def print_table(rows: list[dict], solver: str, semantics: str) -> None:
         if r.get("reachml_method") == "sample":
             print(f"{'':<15} reachml sampled float features (its own random draws, continuous "
                   "rather than on our step grid): mu agrees only roughly")
+        if r.get("reachml_verdicts") == "not_run_enumeration":
+            print(f"{'':<15} reachml verdicts not run (its enumerator builds the product of the "
+                  "per-part reachable sets, ~10^15 points per person); ratio on scores alone: "
+                  f"{f(r.get('ratio_scores_only'), '.1f')}")
+            print(f"{'':<15} implied by reachml's scores (some mu > 0): recourse for "
+                  f"{r.get('implied_recourse')}; ours 'recourse' for {r.get('implied_agree')} of "
+                  f"them ({r.get('ours_recourse')} of {r['persons']} in all)")
         if r.get("reachml_verdicts") == "not_run":
             print(f"{'':<15} reachml verdicts not run (float features: reachml can only sample "
                   "reachable sets, and its sampler does not finish on linked parts); ratio "
@@ -257,13 +305,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", default=",".join(CASES),
                     help=f"comma-separated subset of {', '.join(CASES)}")
     ap.add_argument("--n-rows", type=int, default=40, help="denied rows per German case")
+    ap.add_argument("--n-heloc-rows", type=int, default=12,
+                    help="denied rows per HELOC case (reachml needs seconds per person there)")
     ap.add_argument("--n-synthetic-rows", type=int, default=10)
     ap.add_argument("--n-synthetic-train", type=int, default=5000)
     ap.add_argument("--n-samples", type=int, default=500, help="draws per float feature")
     ap.add_argument("--max-points", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reachml-solver", default="cplex", choices=("cplex", "scip"))
-    ap.add_argument("--reachml-semantics", default="paper", choices=("paper", "release"))
+    ap.add_argument("--semantics", "--reachml-semantics", dest="semantics", default="paper",
+                    help="comma-separated: paper, release (ours and reachml's, run alike)")
+    ap.add_argument("--reachml-python", type=Path,
+                    default=Path(os.environ.get("REACHML_PYTHON", VENV_PY)),
+                    help="python of a venv made by bench/reachml/setup_env.sh")
     ap.add_argument("--reachml-timeout", type=float, default=600.0, help="seconds per case")
     ap.add_argument("--no-reachml", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "responsiveness.json")
@@ -285,7 +339,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_reachml:
             return 2
 
-    rows = []
+    semantics = [m.strip() for m in args.semantics.split(",") if m.strip()]
+    if not semantics or set(semantics) - {"paper", "release"}:
+        raise SystemExit(f"--semantics takes paper and/or release; got {args.semantics!r}")
+    rows: dict[str, list[dict]] = {m: [] for m in semantics}
     for name in [c.strip() for c in args.cases.split(",") if c.strip()]:
         if name not in CASES:
             raise SystemExit(f"unknown case {name!r}; expected one of {', '.join(CASES)}")
@@ -293,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if source == "german":
                 case = german_case(kind, args.n_rows)
+            elif source == "heloc":
+                case = heloc_case(kind, args.n_heloc_rows)
             else:
                 case = synthetic_case(kind, args.n_synthetic_rows, args.n_synthetic_train)
         except Exception as exc:  # a missing data folder or action set skips the case
@@ -302,23 +361,28 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: {name} skipped: no action set {case.action_set_path}")
             continue
         print(f"bench: {name}: {len(case.X)} denied rows", flush=True)
-        ours, ours_error = None, None
-        if not missing:
-            try:
-                ours = run_ours(case, args.n_samples, args.max_points, args.seed)
-            except Exception as exc:  # report and go on with the other cases and with reachml
-                ours_error = f"{type(exc).__name__}: {exc}"
-                print(f"bench: {name}: our implementation failed: {ours_error}", flush=True)
-        peer = None
-        if not args.no_reachml:
-            peer = run_reachml(case, args.reachml_solver, args.reachml_semantics,
-                               args.reachml_timeout, args.n_samples, args.max_points, args.seed)
-        row = compare(case, ours, peer)
-        if ours_error:
-            row["ours_error"] = ours_error
-        row["notes"] = case.notes
-        rows.append(row)
-    print_table(rows, args.reachml_solver, args.reachml_semantics)
+        for sem in semantics:
+            ours, ours_error = None, None
+            if not missing:
+                try:
+                    ours = run_ours(case, args.n_samples, args.max_points, args.seed, sem)
+                except Exception as exc:  # report and go on with the other cases and reachml
+                    ours_error = f"{type(exc).__name__}: {exc}"
+                    print(f"bench: {name}: our implementation failed: {ours_error}", flush=True)
+            peer = None
+            if not args.no_reachml:
+                peer = run_reachml(case, args.reachml_solver, sem, args.reachml_timeout,
+                                   args.n_samples, args.max_points, args.seed,
+                                   args.reachml_python)
+            row = compare(case, ours, peer)
+            row["semantics"] = sem
+            if ours_error:
+                row["ours_error"] = ours_error
+            row["notes"] = case.notes
+            rows[sem].append(row)
+            print(f"bench: {name} ({sem}) done", flush=True)
+    for sem in semantics:
+        print_table(rows[sem], args.reachml_solver, sem)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=1, default=float) + "\n")
     print(f"\nbench: results in {args.out}")

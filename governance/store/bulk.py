@@ -12,10 +12,15 @@ of the chunk or not at all:
   is done before the transaction when the caller prepares the rows
   (:func:`prepare`), so the single writer lock is held only for the inserts.
 
-Reading large result sets goes through ADBC (Arrow in, Arrow out: about 3M rows/s on either
-backend here, 3x psycopg's ``fetchall``), on a connection of its own per process and URL, so a
-bulk read sees committed data, not the caller's open transaction. Bound parameters only: the
-statement is compiled by SQLAlchemy and its parameters are passed to the driver.
+Reading large result sets goes through ADBC on PostgreSQL (Arrow in, Arrow out: about 3M rows/s
+here, 3x psycopg's ``fetchall``), on a connection of its own per process and URL, so a bulk
+read sees committed data, not the caller's open transaction. SQLite is read through Python's
+own ``sqlite3``, column by column into Arrow: ADBC's SQLite driver links a second copy of the
+SQLite library, and two copies in one process do not see each other's POSIX locks, so closing
+one copy's file drops the other's write lock (SQLite's "How To Corrupt" section 2.2.1; here it
+surfaced as ``locking protocol`` errors under load, and a second process could take the write
+lock while this one held it). Bound parameters only: the statement is compiled by SQLAlchemy
+and its parameters are passed to the driver.
 """
 
 from __future__ import annotations
@@ -387,30 +392,21 @@ _adbc_lock = threading.Lock()
 
 def _adbc_connection(url: sa.URL) -> Any | None:
     """This process's ADBC connection for ``url`` (opened on first use), or None where ADBC
-    cannot serve it (an in-memory SQLite database, another backend)."""
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        if not url.database or url.database == ":memory:":
-            return None
-        key = f"sqlite:{url.database}"
-    elif backend == "postgresql":
-        key = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    else:
+    does not serve it: every backend but PostgreSQL. Never SQLite: ADBC's driver carries its
+    own copy of the SQLite library, whose file handles would release the locks that the
+    writers' ``sqlite3`` holds in the same process (see the module docstring)."""
+    if url.get_backend_name() != "postgresql":
         return None
+    key = url.set(drivername="postgresql").render_as_string(hide_password=False)
     slot = (key, threading.get_ident())  # a DBAPI connection serves one thread at a time
     with _adbc_lock:
         conn = _adbc.get(slot)
     if conn is None:
-        # Autocommit: no transaction is left open between reads, so no snapshot goes stale
-        # (SQLite) and no lock is held that a schema change or a purge would wait on.
-        if backend == "sqlite":
-            import adbc_driver_sqlite.dbapi as driver
+        # Autocommit: no transaction is left open between reads, so no lock is held that a
+        # schema change or a purge would wait on.
+        import adbc_driver_postgresql.dbapi as driver
 
-            conn = driver.connect(url.database, autocommit=True)
-        else:
-            import adbc_driver_postgresql.dbapi as driver
-
-            conn = driver.connect(key, autocommit=True)
+        conn = driver.connect(key, autocommit=True)
         with _adbc_lock:
             _adbc[slot] = conn
     return conn
@@ -418,11 +414,7 @@ def _adbc_connection(url: sa.URL) -> Any | None:
 
 def _forget(url: sa.URL) -> None:
     """Close this thread's bulk-read connection to ``url``, if any."""
-    key = (
-        f"sqlite:{url.database}"
-        if url.get_backend_name() == "sqlite"
-        else url.set(drivername="postgresql").render_as_string(hide_password=False)
-    )
+    key = url.set(drivername="postgresql").render_as_string(hide_password=False)
     with _adbc_lock:
         conn = _adbc.pop((key, threading.get_ident()), None)
     if conn is not None:
@@ -485,9 +477,11 @@ def read_arrow(bind: sa.Engine | str, stmt: sa.Select) -> pa.Table:
         return table.rename_columns(names)
     with engine.connect() as c:
         rows = c.exec_driver_sql(sql, tuple(params)).all()
-    return pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in rows]) if rows else (
-        pa.table({n: pa.array([], pa.null()) for n in names})
-    )
+    if not rows:
+        return pa.table({n: pa.array([], pa.null()) for n in names})
+    # column-wise: one Python list per column, not a dict per row
+    columns = zip(*rows, strict=True)
+    return pa.table({n: pa.array(col) for n, col in zip(names, columns, strict=True)})
 
 
 def to_frame(table: pa.Table, stmt: sa.Select) -> pd.DataFrame:

@@ -3,6 +3,9 @@ do, inside the caller's transaction, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 
 import numpy as np
@@ -249,6 +252,44 @@ def test_read_frame_returns_what_a_select_returns(engine):
     assert got["x_after"].tolist() == [r.x_after for r in want]
     assert [None if pd.isna(v) else v for v in got["stability"]] == [r.stability for r in want]
     assert got["alternative_valid"].tolist() == [r.alternative_valid for r in want]
+
+
+_TRY_WRITE = """
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)
+try:
+    con.execute("BEGIN IMMEDIATE")
+    print("got the write lock")
+except sqlite3.OperationalError as exc:
+    print(exc)
+"""
+
+
+def test_a_bulk_read_keeps_this_process_sqlite_write_lock(tmp_path):
+    # A second SQLite library in the process (ADBC's driver links its own) drops this
+    # process's POSIX locks when it closes the file: another process could then write while
+    # this one holds the write lock.
+    path = tmp_path / "ledger.db"
+    engine = init_store(f"sqlite:///{path}")
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+
+        def other_process() -> str:
+            res = subprocess.run([sys.executable, "-c", _TRY_WRITE, str(path)],
+                                 capture_output=True, text=True, timeout=60, check=True)
+            return res.stdout.strip()
+
+        assert other_process() == "database is locked"
+        got = bulk.read_frame(engine, sa.select(T["runs"].c.id))
+        bulk.forget_connections()  # closes whatever the read opened
+        assert got.empty
+        assert other_process() == "database is locked"
+    finally:
+        writer.rollback()
+        writer.close()
+        bulk.forget_connections()
+        engine.dispose()
 
 
 def test_binary_matrix_decodes_fixed_width_rows_and_marks_the_rest():
