@@ -18,6 +18,7 @@ from governance.store.models import (
     DeploymentCheck,
     DeploymentEvent,
     IssuedRecourse,
+    MlflowAliasEvent,
     ModelVersion,
     Notice,
     Quarantine,
@@ -248,6 +249,15 @@ def build(url: str, n: int = 12) -> dict:
                 checked_at=T0 + timedelta(days=2),
             )
         )
+        # champion moved to v2 in the MLflow registry, as `govern models sync` records it
+        s.add(
+            MlflowAliasEvent(
+                tracking_uri="http://127.0.0.1:5000", registered_model="credit-mlflow",
+                alias="champion", version="2", previous_version="1",
+                observed_at=T0 + timedelta(days=2), via="poll", actor="reviewer",
+                model_name="credit", action="recorded",
+            )
+        )  # fmt: skip
         # v2 deployed over its failed check: only a deployed version fills v_recontact
         common = {"model_name": "credit", "actor": "reviewer", "via": "govern deploy"}
         s.add_all(

@@ -112,6 +112,7 @@ def create_app(
         subject's tombstone by id) and the notice settings are read from it, never written.
     """
     from governance.store import review, subjects
+    from governance.store.aliases import alias_history
 
     ledger = Ledger(db_url)
     if home is not None:
@@ -285,11 +286,18 @@ def create_app(
     def model(request: Request, mv_id: int) -> HTMLResponse:
         with ledger.sessions() as s:
             m = review.model_version(s, mv_id)
+            # MLflow alias moves of the governed model (a ledger from before they were
+            # recorded has no such table)
+            aliases = (
+                [a for a in alias_history(s) if m and a["model_name"] == m["name"]]
+                if "mlflow_alias_events" in ledger.tables
+                else []
+            )
         if m is None:
             return not_found(request, "no such model version", f"No model version #{mv_id}.")
         # the registry's history only where the ledger records no deployment states
         history = registry_deployments(m["name"]) if m["states"] is None else None
-        return page(request, "model.html", m=m, deployments=history)
+        return page(request, "model.html", m=m, deployments=history, aliases=aliases)
 
     @app.get("/deletions", response_class=HTMLResponse)
     def deletions(request: Request, page_no: int = Query(1, alias="page", ge=1)) -> HTMLResponse:

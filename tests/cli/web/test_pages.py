@@ -176,6 +176,8 @@ def test_model_page_shows_checks_calibration_and_statements(client, ledger):
     v1 = client.get(f"/models/{info['versions']['v1']}").text
     assert "Income insufficient for amount of credit requested" in v1
     assert "&lt;script&gt;" in v1 and "aaaaaaaaaaaaaaaa" in v1
+    # the MLflow alias history the ledger recorded for the model
+    assert "alias-history" in v2 and "credit-mlflow" in v2 and "champion" in v2
 
 
 def test_deletions_list_overdue_first_with_tombstone(client):
