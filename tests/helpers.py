@@ -59,3 +59,44 @@ def read_sql(url: str, sql: str, **params: object) -> pd.DataFrame:
         frame = pd.read_sql(sa.text(sql), conn, params=params or None)
     engine.dispose()
     return frame
+
+
+def serve_script(module: str, flow: str, name: str) -> str:
+    """Python source that serves ``module:flow`` as deployment ``name`` with its trigger exactly
+    as deploy/prefect.yaml declares it (only the checks' size is cut), for ``python -c``."""
+    return f"""
+import yaml
+from prefect.events import DeploymentEventTrigger
+
+from {module} import {flow}
+
+raw = yaml.safe_load(open("deploy/prefect.yaml"))
+spec = next(d for d in raw["deployments"] if d["name"] == {name!r})["triggers"][0]
+trigger = DeploymentEventTrigger(
+    expect=set(spec["expect"]), match=spec["match"], parameters=spec["parameters"]
+)
+{flow}.serve(
+    name={name!r},
+    triggers=[trigger],
+    parameters={{"variants": 0, "recent_days": 0, "window_months": 1000}},
+    print_starting_message=False,
+)
+"""
+
+
+def finished_runs(client, deployment_id, n: int, deadline: float) -> list:  # noqa: ANN001
+    """The deployment's first ``n`` flow runs in a final state, oldest first; fails at
+    ``deadline`` (a time.time() value) if fewer have finished."""
+    import time
+
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    while time.time() < deadline:
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+        )
+        done = [r for r in runs if r.state is not None and r.state.is_final()]
+        if len(done) >= n:
+            return sorted(done, key=lambda r: r.created)
+        time.sleep(1)
+    raise AssertionError(f"the served deployment did not finish {n} run(s) in time")

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.helpers import finished_runs, serve_script
 from tests.mlflow_server import mlflow_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,39 +163,7 @@ def test_a_pickled_mlflow_model_needs_trust_pickle(world):
     assert (reg.path("pickled", "p1") / "model.skops").is_file()  # our copy is skops
 
 
-SERVE = """
-import yaml
-from prefect.events import DeploymentEventTrigger
-
-from flows.mlflow_sync import mlflow_sync
-
-raw = yaml.safe_load(open("deploy/prefect.yaml"))
-spec = next(d for d in raw["deployments"] if d["name"] == "mlflow-sync")["triggers"][0]
-trigger = DeploymentEventTrigger(
-    expect=set(spec["expect"]), match=spec["match"], parameters=spec["parameters"]
-)
-# the trigger exactly as deploy/prefect.yaml declares it; only the checks' size is cut
-mlflow_sync.serve(
-    name="mlflow-sync",
-    triggers=[trigger],
-    parameters={"variants": 0, "recent_days": 0, "window_months": 1000},
-    print_starting_message=False,
-)
-"""
-
-
-def _finished_runs(client, deployment_id, n, deadline):
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
-
-    while time.time() < deadline:
-        runs = client.read_flow_runs(
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
-        )
-        done = [r for r in runs if r.state is not None and r.state.is_final()]
-        if len(done) >= n:
-            return sorted(done, key=lambda r: r.created)
-        time.sleep(1)
-    raise AssertionError(f"the served mlflow sync did not finish {n} run(s) in time")
+SERVE = serve_script("flows.mlflow_sync", "mlflow_sync", "mlflow-sync")
 
 
 def test_challenger_is_checked_before_champion_moves_and_a_hand_move_alarms(
@@ -253,7 +222,7 @@ def test_challenger_is_checked_before_champion_moves_and_a_hand_move_alarms(
             client.set_registered_model_alias(NAME, "challenger", v2)
             # two runs: the challenger's webhook, then the webhook of our own champion move,
             # which finds nothing new
-            runs = _finished_runs(prefect, deployment.id, 2, time.time() + 300)
+            runs = finished_runs(prefect, deployment.id, 2, time.time() + 300)
             assert all(r.state.is_completed() for r in runs), [r.state for r in runs]
             assert runs[0].parameters["models"] == [NAME]
             assert runs[0].parameters["via"] == "webhook"

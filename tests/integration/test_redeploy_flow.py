@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.conftest import DEMO_NIGHT, reset_pg
-from tests.helpers import read_sql
+from tests.helpers import finished_runs, read_sql, serve_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -142,41 +142,7 @@ def test_deploy_definitions_load_with_prefects_own_loader():
     assert trigger["triggers"][0]["parameters"]["deploy"] is True
 
 
-SERVE = """
-import sys
-
-import yaml
-from prefect.events import DeploymentEventTrigger
-
-from flows.redeploy import redeploy_check
-
-raw = yaml.safe_load(open("deploy/prefect.yaml"))
-spec = next(d for d in raw["deployments"] if d["name"] == "redeploy-check")["triggers"][0]
-trigger = DeploymentEventTrigger(
-    expect=set(spec["expect"]), match=spec["match"], parameters=spec["parameters"]
-)
-# the trigger exactly as deploy/prefect.yaml declares it; only the checks' size is cut
-redeploy_check.serve(
-    name="redeploy-check",
-    triggers=[trigger],
-    parameters={"variants": 0, "recent_days": 0, "window_months": 1000},
-    print_starting_message=False,
-)
-"""
-
-
-def _served_runs(client, deployment_id, n, deadline):
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
-
-    while time.time() < deadline:
-        runs = client.read_flow_runs(
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
-        )
-        done = [r for r in runs if r.state is not None and r.state.is_final()]
-        if len(done) >= n:
-            return sorted(done, key=lambda r: r.created)
-        time.sleep(1)
-    raise AssertionError(f"the served redeploy check did not finish {n} run(s) in time")
+SERVE = serve_script("flows.redeploy", "redeploy_check", "redeploy-check")
 
 
 def _events(client, name, since):
@@ -245,7 +211,7 @@ def test_served_redeploy_check_gates_a_proposed_version(
             assert strict.returncode == 0, strict.stderr
             assert "emitted governance.model.proposed" in " ".join(strict.stdout.split())
 
-            (failed,) = _served_runs(client, deployment.id, 1, time.time() + 300)
+            (failed,) = finished_runs(client, deployment.id, 1, time.time() + 300)
             assert failed.state.is_failed(), failed.state
             assert failed.parameters["gate"] == 0.0 and failed.parameters["deploy"] is True
             sessions = session_factory(init_store(url))
@@ -270,7 +236,7 @@ def test_served_redeploy_check_gates_a_proposed_version(
                 capture_output=True, text=True, env=env, timeout=300,
             )
             assert lenient.returncode == 0, lenient.stderr
-            runs = _served_runs(client, deployment.id, 2, time.time() + 300)
+            runs = finished_runs(client, deployment.id, 2, time.time() + 300)
             assert runs[-1].state.is_completed(), runs[-1].state
             with sessions() as session:
                 assert deployments.deployed_version(session, "credit-default") == "v2"
