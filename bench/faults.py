@@ -450,9 +450,18 @@ def run_backend(backend: str, nights: list[date], made: dict[date, Any], ctx: di
         fault["seconds"] = round(time.perf_counter() - t0, 1)
         figures = night_figures(url, night, made[night])
         if ref_url:
-            ours, clean = digest(ledger_rows(url)), digest(ledger_rows(ref_url))
+            ours_rows, clean_rows = ledger_rows(url), ledger_rows(ref_url)
+            ours, clean = digest(ours_rows), digest(clean_rows)
             figures["checksum_is_clean"] = ours == clean
             figures["tables_differing"] = sorted(t for t in ours if ours[t] != clean.get(t))
+            # a few rows each side, to say what differs (in the JSON under bench/out)
+            figures["rows_differing"] = {
+                t: {
+                    "faulted_only": sorted(set(ours_rows[t]) - set(clean_rows.get(t, [])))[:3],
+                    "clean_only": sorted(set(clean_rows.get(t, [])) - set(ours_rows[t]))[:3],
+                }
+                for t in figures["tables_differing"]
+            }
         record = {"backend": backend, **figures, **fault, "clean_run_error": ref_error,
                   "clean_run_seconds": clean_seconds if ref_url else None}
         records.append(record)

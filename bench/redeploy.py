@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,9 @@ import pandas as pd
 import flows  # noqa: F401 - quiet Prefect defaults before it is imported
 
 NIGHT = date(2026, 11, 2)
+# The seeded recourses were issued months before the recent night, so that the re-examination
+# of recent denials covers that night alone and not the million seeded decisions.
+SEEDED = datetime(2026, 5, 4, 12, tzinfo=UTC)
 PG_ADMIN_URL = os.environ.get(
     "GOVERNANCE_TEST_PG_URL", "postgresql+psycopg://governance:governance@127.0.0.1:5432/postgres"
 )
@@ -89,7 +92,7 @@ def seed_ledger(url: str, home: Path, n: int) -> None:
     people = generate_population(n, seed=77, start_id=20_000_000)
     X = model.matrix(people)
     names = model.schema.names
-    stamps = datetime(2026, 11, 2, 12, tzinfo=UTC)
+    stamps = SEEDED
     with sessions.begin() as session:
         mv = writes.ensure_model_version(session, reg.manifest("credit-default", "v1"))
         run = writes.start_run(session, "bench:redeploy", "bench").id
@@ -111,7 +114,7 @@ def seed_ledger(url: str, home: Path, n: int) -> None:
                         "decision_id": ids[sl],
                         "subject_id": people["subject_id"].to_numpy()[sl],
                         "decided_at": stamps,
-                        "decision_date": NIGHT,
+                        "decision_date": SEEDED.date(),
                         "model_version_id": mv,
                         "score": 0.4,
                         "decision": "denied",
@@ -248,6 +251,14 @@ def recent_night(url: str, home: Path, workers: int) -> int:
     return int(summary["counts"].get("denied", 0))
 
 
+def recent_days() -> int:
+    """A window of recent denials that holds the recent night and none of the seeded ones."""
+    days = (datetime.now(UTC).date() - NIGHT).days + 2
+    if datetime.now(UTC) - timedelta(days=days) <= SEEDED:
+        raise SystemExit("the recent night is too far from the seeded recourses: move SEEDED")
+    return days
+
+
 def stability_rate(home: Path, n: int) -> dict[str, float]:
     from governance.registry.model_registry import ModelRegistry
     from governance.retraining.stability_score import feature_scale, stability
@@ -302,7 +313,7 @@ def main() -> None:
                 denied = recent_night(url, home, args.workers) if args.recent_rows else 0
                 extra = flow_path(
                     url, home, args.workers, args.chunk_rows,
-                    variants=args.variants, recent_days=100_000,
+                    variants=args.variants, recent_days=recent_days(),
                 )
                 extra["recent_denied"] = denied
         st = stability_rate(home, args.stability_points)

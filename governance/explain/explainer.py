@@ -11,6 +11,7 @@ feature they encode (attributions are additive, so the sum is exact).
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,11 @@ BACKGROUND_SIZE = 100  # training rows sampled as background for linear and perm
 ADDITIVITY_TOL = 1e-6
 # XGBoost sums trees in float32, so its attributions only add up to about 1e-6 relative.
 _FLOAT32_TOL = 1e-4
+
+# SHAP's permutation explainer draws from NumPy's global generator: one seeded row at a time
+# per process, or two threads (a chunk still running after its flow died, beside the rerun's)
+# would interleave their draws.
+_GLOBAL_RNG = threading.Lock()
 
 _TREE_MODELS = {
     "HistGradientBoostingClassifier": "log_odds",
@@ -343,13 +349,14 @@ class Explainer:
 
         SHAP draws them from NumPy's global generator, seeded once when the explainer is built,
         so without this a row's attributions would depend on every row a worker explained
-        before it.
+        before it; a lock keeps threads of one process from drawing between a seed and its row.
         """
         values = np.empty_like(M)
         base = np.empty(len(M))
         for i, s in enumerate(row_seeds(M, self.seed)):
-            np.random.seed(int(s) % 2**32)
-            res = self._shap(M[i : i + 1], max_evals=max(500, self._max_evals), silent=True)
+            with _GLOBAL_RNG:
+                np.random.seed(int(s) % 2**32)
+                res = self._shap(M[i : i + 1], max_evals=max(500, self._max_evals), silent=True)
             values[i] = np.asarray(res.values, dtype=float)[0]
             base[i] = np.asarray(res.base_values, dtype=float).reshape(-1)[0]
         return values, base

@@ -1,8 +1,9 @@
 """Helpers of the reliability tests: a checksum over every ledger table and small SQL probes.
 
 The checksum ignores what legitimately differs between two runs of the same night (surrogate
-ids, run ids, timestamps of the run itself, seconds, attempt counters) and nothing else, so two
-ledgers with equal checksums hold the same decisions, explanations, quarantine and chunks.
+ids, run ids, timestamps of the run itself, seconds, attempt counters; a quality-settings id is
+compared by its settings' hash) and nothing else, so two ledgers with equal checksums hold the
+same decisions, explanations, quarantine and chunks.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ VOLATILE = {
 # Keys of runs.counts that describe the attempt, not the night.
 VOLATILE_COUNTS = {"chunks_skipped"}
 VERSION_COLUMNS = {"model_version_id", "old_model_version_id"}
+# Surrogate keys of content-addressed rows: compared by the content hash they point to, since
+# chunks written concurrently (or a rerun's) can number the same settings differently.
+SETTINGS_COLUMNS = {"settings_id"}
 
 
 def _norm(value: Any) -> Any:
@@ -68,6 +72,10 @@ def ledger_rows(url: str) -> dict[str, list[str]]:
             if "model_versions" in names:
                 found = conn.execute(sa.text("SELECT id, name, version FROM model_versions"))
                 versions = {i: f"{n}/{v}" for i, n, v in found}
+            settings = {}
+            if "quality_settings" in names:
+                found = conn.execute(sa.text("SELECT id, sha256 FROM quality_settings"))
+                settings = dict(found.all())
             for table in Base.metadata.sorted_tables:
                 if table.name not in names:
                     continue
@@ -77,6 +85,8 @@ def ledger_rows(url: str) -> dict[str, list[str]]:
                     row = dict(record)
                     for col in VERSION_COLUMNS & row.keys():
                         row[col] = versions.get(row[col], row[col])
+                    for col in SETTINGS_COLUMNS & row.keys():
+                        row[col] = settings.get(row[col], row[col])
                     if table.name == "runs":
                         row["counts"] = {
                             k: v

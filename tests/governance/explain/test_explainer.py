@@ -162,6 +162,24 @@ def test_permutation_attributions_do_not_depend_on_what_the_worker_explained_bef
     np.testing.assert_array_equal(together.values[2:], fresh.values)
 
 
+def test_permutation_attributions_hold_with_two_threads_explaining_at_once(data):
+    """A chunk still running on a worker after its flow was killed explains beside the rerun's
+    chunk in the same process: their seeded draws from the global generator must not mix."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y, schema = data
+    est = TrainingRecipe("mlp", {"hidden_layer_sizes": [8], "max_iter": 300}, seed=0).fit(
+        schema, X, y)
+    model = DecisionModel(est, schema)
+    parts = [X.iloc[0:25], X.iloc[25:50]]
+    alone = [Explainer(model, X, background_size=20, seed=7).explain(p).values for p in parts]
+    explainers = [Explainer(model, X, background_size=20, seed=7) for _ in parts]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda e, p: e.explain(p).values, explainers, parts))
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("family", ["hist_gradient_boosting", "logistic_regression"])
 def test_schema_order_other_than_the_fit_order_is_mapped_as_score_maps_it(data, family):
     """A bare estimator fitted on the schema's columns in another order: score() and the
