@@ -101,6 +101,7 @@ from governance.deletion.influence import (
     LogisticProblem,
     supports_influence,
 )
+from governance.deletion.retrain import refit_scores
 from governance.exceptions import FragilityError
 from governance.registry.model import DecisionModel
 from governance.registry.training import TrainingRecipe
@@ -252,13 +253,10 @@ def fragility(
     >>> res = fragility(model, recipe, X_train, y_train, X_recourse, K=3)  # doctest: +SKIP
     >>> res.k, res.fragile_share  # doctest: +SKIP
     """
-    if isinstance(K, bool) or not isinstance(K, int | np.integer) or K < 1:
-        raise FragilityError(f"K must be a positive integer; got {K!r}")
+    positive_int(K, "K")
     if method not in METHODS:
         raise FragilityError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    bad_candidates = not isinstance(candidates, int | np.integer) or isinstance(candidates, bool)
-    if bad_candidates or candidates < 1:
-        raise FragilityError(f"candidates must be a positive integer; got {candidates!r}")
+    positive_int(candidates, "candidates")
     y = np.asarray(y_train)
     if y.ndim != 1 or len(y) != len(X_train):
         raise FragilityError(
@@ -304,6 +302,14 @@ def fragility(
         return run(K, int(candidates))
     generic = _ProxySearch(model, recipe, frame_train, y, frame_q, base, int(candidates), seed)
     return generic.exact(K) if method == "exact" else generic.approximate(K)
+
+
+def positive_int(value: object, name: str) -> int:
+    """``value`` as an int, or a FragilityError naming ``name`` when it is not a positive
+    integer (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise FragilityError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
 
 
 def resolve_method(estimator: object, method: str) -> str:
@@ -531,12 +537,10 @@ class _ProxySearch:
             self.order[active] = ranked
 
     def _refit_scores(self, key: frozenset[int], js: list[int]) -> np.ndarray:
-        keep = np.ones(len(self.frame_train), dtype=bool)
-        keep[list(key)] = False
-        pipe = self.recipe.fit(self.model.schema, self.frame_train[keep], self.y[keep])
         self.book.refits += 1
-        fav = list(pipe.classes_).index(self.model.favourable_class)
-        return pipe.predict_proba(self.frame_q.iloc[js])[:, fav]
+        return refit_scores(
+            self.model, self.recipe, self.frame_train, self.y, key, self.frame_q.iloc[js]
+        )
 
     def _step(self, choose: Callable[[int], list[int]]) -> bool:
         """Retrain every (recourse, candidate) child once; keep each recourse's lowest score."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from governance.registry.model_registry import (
     check_name,
     missing_training_data,
 )
+from governance.registry.training import TrainingRecipe
 
 # Parent metrics key that records the holdout rule of governance.registration (test share).
 HOLDOUT_KEY = "holdout_test_size"
@@ -369,3 +370,20 @@ def recourse_validity(
             "invalidated": v0 & ~v1,
         }
     )
+
+
+def refit_scores(
+    model: DecisionModel,
+    recipe: TrainingRecipe,
+    frame_train: pd.DataFrame,
+    y: np.ndarray,
+    removed: Iterable[int],
+    frame_q: pd.DataFrame,
+) -> np.ndarray:
+    """Favourable-class scores of ``frame_q`` under the recipe retrained without the training
+    rows at positions ``removed``: one exact retrain, one ``predict_proba`` call."""
+    keep = np.ones(len(frame_train), dtype=bool)
+    keep[list(removed)] = False
+    pipe = recipe.fit(model.schema, frame_train[keep], y[keep])
+    fav = list(pipe.classes_).index(model.favourable_class)
+    return pipe.predict_proba(frame_q)[:, fav]

@@ -55,7 +55,8 @@ import pandas as pd
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
-from governance.deletion.fragility_search import FragilityResult, proxy_order
+from governance.deletion.fragility_search import FragilityResult, positive_int, proxy_order
+from governance.deletion.retrain import refit_scores
 from governance.exceptions import FragilityError
 from governance.registry.model import DecisionModel
 from governance.registry.training import TrainingRecipe
@@ -68,12 +69,6 @@ WIDTH = 4
 VOTERS = 50
 # Open recourses per group at least: a handful of recourses need no more sets than that.
 MIN_GROUP = 4
-
-
-def _check(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise FragilityError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)
 
 
 class _Retrainer:
@@ -94,11 +89,7 @@ class _Retrainer:
         self.refits = 0
 
     def _one(self, key: tuple[int, ...]) -> np.ndarray:
-        keep = np.ones(len(self.frame_train), dtype=bool)
-        keep[list(key)] = False
-        pipe = self.recipe.fit(self.model.schema, self.frame_train[keep], self.y[keep])
-        fav = list(pipe.classes_).index(self.model.favourable_class)
-        return pipe.predict_proba(self.frame_q)[:, fav]
+        return refit_scores(self.model, self.recipe, self.frame_train, self.y, key, self.frame_q)
 
     def scores(self, keys: list[tuple[int, ...]]) -> Iterator[np.ndarray]:
         """Scores of every query point under the model retrained without each set, in order."""
@@ -184,9 +175,9 @@ def screen(
         On a bad ``K``, ``groups``, ``width``, ``candidates`` or ``n_jobs``, or mismatched
         lengths.
     """
-    K = _check(K, "K")
-    groups, width = _check(groups, "groups"), _check(width, "width")
-    candidates, n_jobs = _check(candidates, "candidates"), _check(n_jobs, "n_jobs")
+    K = positive_int(K, "K")
+    groups, width = positive_int(groups, "groups"), positive_int(width, "width")
+    candidates, n_jobs = positive_int(candidates, "candidates"), positive_int(n_jobs, "n_jobs")
     frame_train, y, frame_q = _frames(model, X_train, y_train, X_recourse)
     threshold = float(model.threshold)
     base = model.score(frame_q)
@@ -301,7 +292,7 @@ def exhaustive_greedy(
     FragilityResult
         ``method="exhaustive"``; ``refits`` counts the retrains.
     """
-    K, n_jobs = _check(K, "K"), _check(n_jobs, "n_jobs")
+    K, n_jobs = positive_int(K, "K"), positive_int(n_jobs, "n_jobs")
     frame_train, y, frame_q = _frames(model, X_train, y_train, X_recourse)
     threshold = float(model.threshold)
     base = model.score(frame_q)
@@ -315,7 +306,8 @@ def exhaustive_greedy(
         for j in np.flatnonzero(k == -1):
             by_prefix[tuple(removed[j])].append(int(j))
         for prefix, js in by_prefix.items():
-            rest = [i for i in range(n) if i not in set(prefix)]
+            gone = set(prefix)
+            rest = [i for i in range(n) if i not in gone]
             retrain = _Retrainer(model, recipe, frame_train, y, frame_q.iloc[js], n_jobs)
             S = np.vstack(list(retrain.scores([(*prefix, i) for i in rest])))  # (rows, |js|)
             refits += retrain.refits
