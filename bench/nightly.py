@@ -60,7 +60,8 @@ def main() -> None:
         outer = time.perf_counter() - t
     c, s = summary["counts"], summary["timings"]
     n = c["pulled"]
-    worker_s = s["explain"] + s.get("recourse", 0) + s["store"] + s.get("load", 0)
+    quality = sum(s.get(k, 0) for k in ("faithfulness", "stability", "agreement"))
+    worker_s = s["explain"] + s.get("recourse", 0) + s["store"] + s.get("load", 0) + quality
     inside = s["pull"] + s["validate"] + worker_s / args.workers
     overhead = max(0.0, s["wall"] - inside)
 
@@ -97,6 +98,7 @@ def main() -> None:
         ("explain (worker-seconds)", s["explain"], c["decisions"]),
         ("recourse (worker-seconds)", s.get("recourse", 0), c["decisions"]),
         ("store (worker-seconds)", s["store"], c["decisions"]),
+        *([("quality (worker-seconds)", quality, c["decisions"])] if quality else []),
         ("fan-out wall (all above)", s["fanout_wall"], c["decisions"]),
         ("flow wall", s["wall"], n),
     ]
@@ -116,7 +118,6 @@ def main() -> None:
         print(f"  {label:<17} {per_row * 1e3:8.2f} ms/row  ratio {ratio:6.1f}x{note}")
 
     denied = c.get("denied", 0)
-    quality = sum(s.get(k, 0) for k in ("faithfulness", "stability", "agreement"))
     if quality:
         print(
             f"explanation quality (faithfulness, stability sample, agreement): {quality:.1f} "
