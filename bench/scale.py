@@ -227,11 +227,15 @@ def main() -> None:
               f"{r['load_average']:>5.1f}")
     # Measured inputs of the capacity model (docs/scaling.md), from the one-worker run.
     s, c = base["timings"], base["counts"]
-    worker_s = {k: s.get(k, 0.0) for k in ("explain", "recourse", "store", "load")}
+    grows = ("explain", "recourse", "faithfulness", "store", "load")
+    worker_s = {k: s.get(k, 0.0) for k in grows}
     print("\ninputs for docs/scaling.md (one worker):")
     for k, v in worker_s.items():
-        print(f"  {k:<10} {v:8.1f} worker-s  {c['decisions'] / v if v else float('nan'):>10,.0f}"
+        print(f"  {k:<12} {v:8.1f} worker-s  {c['decisions'] / v if v else float('nan'):>10,.0f}"
               " decisions per worker-second")
+    print(f"  fixed-size samples: stability {s.get('stability', 0.0):.1f} worker-s for "
+          f"{c.get('stability_sampled', 0):,} denials, agreement {s.get('agreement', 0.0):.1f} "
+          f"worker-s for {c.get('explainer_agreement_sampled', 0):,}")
     print(f"  rows written {base['rows_written']:,} in {s['store']:.1f} worker-s of store: "
           f"{base['rows_written'] / s['store']:,.0f} rows/s per writer")
     print(f"  Prefect tasks: {c['chunks'] + 3} (open, stage, close + one per chunk)")
