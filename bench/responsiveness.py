@@ -46,6 +46,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -95,32 +96,31 @@ def _denied_sample(model: DecisionModel, M: np.ndarray, n: int, seed: int) -> np
     return np.sort(rng.choice(denied, size=min(n, len(denied)), replace=False))
 
 
-def german_case(kind: str, n_rows: int) -> Case:
-    from governance.data.real import load_german
-
-    ds = load_german("processed")
+def real_case(
+    name: str, ds: Any, action_set: str, kind: str, n_rows: int, **extra: Any
+) -> Case:
+    """A real data set's case: the recipe fitted on a seeded 80% split, a seeded sample of the
+    rows it denies."""
     rng = np.random.default_rng(SEED)
     train = np.sort(rng.permutation(len(ds.X))[: int(0.8 * len(ds.X))])
     pipe = RECIPES[kind].fit(ds.schema, ds.X.iloc[train], ds.y[train])
-    model = DecisionModel(pipe, ds.schema, favourable_class=1, threshold=0.5, name=f"german_{kind}")
+    model = DecisionModel(pipe, ds.schema, favourable_class=1, threshold=0.5, name=f"{name}_{kind}")
     M = model.matrix(ds.X)
     rows = _denied_sample(model, M, n_rows, SEED)
-    return Case(f"german_{kind}", model, ACTION_SETS / "german_credit.json", M[rows], rows,
-                M[train])
+    return Case(f"{name}_{kind}", model, ACTION_SETS / action_set, M[rows], rows, M[train],
+                **extra)
+
+
+def german_case(kind: str, n_rows: int) -> Case:
+    from governance.data.real import load_german
+
+    return real_case("german", load_german("processed"), "german_credit.json", kind, n_rows)
 
 
 def heloc_case(kind: str, n_rows: int) -> Case:
     from governance.data.real import load_heloc
 
-    ds = load_heloc()
-    rng = np.random.default_rng(SEED)
-    train = np.sort(rng.permutation(len(ds.X))[: int(0.8 * len(ds.X))])
-    pipe = RECIPES[kind].fit(ds.schema, ds.X.iloc[train], ds.y[train])
-    model = DecisionModel(pipe, ds.schema, favourable_class=1, threshold=0.5, name=f"heloc_{kind}")
-    M = model.matrix(ds.X)
-    rows = _denied_sample(model, M, n_rows, SEED)
-    return Case(f"heloc_{kind}", model, ACTION_SETS / "heloc.json", M[rows], rows, M[train],
-                reachml_what="scores")
+    return real_case("heloc", load_heloc(), "heloc.json", kind, n_rows, reachml_what="scores")
 
 
 def synthetic_case(kind: str, n_rows: int, n_train: int) -> Case:
